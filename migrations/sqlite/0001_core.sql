@@ -1,0 +1,116 @@
+-- The delivery core: org tree, contacts, guardian links, templates, campaigns, runs, deliveries.
+-- Times are Unix milliseconds (INTEGER).
+
+CREATE TABLE orgs (
+    id          INTEGER PRIMARY KEY,
+    parent_id   INTEGER REFERENCES orgs(id),
+    kind        TEXT NOT NULL CHECK (kind IN ('ministry','province','district','school','class')),
+    code        TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    -- Materialised path of ids, '/1/4/9/': a subtree is a prefix match.
+    path        TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX orgs_parent ON orgs(parent_id);
+CREATE INDEX orgs_path ON orgs(path);
+
+CREATE TABLE contacts (
+    id             INTEGER PRIMARY KEY,
+    org_id         INTEGER NOT NULL REFERENCES orgs(id),
+    -- Nearest school at or above org_id (NULL for people of a Phòng or Sở): reports group by it.
+    school_id      INTEGER REFERENCES orgs(id),
+    role           TEXT NOT NULL CHECK (role IN ('parent','student','staff')),
+    full_name      TEXT NOT NULL,
+    phone          TEXT,
+    email          TEXT,
+    zalo_user_id   TEXT,
+    facebook_psid  TEXT,
+    student_code   TEXT,
+    -- One bit per channel the person has stopped (email 1, sms 2, zalo 4, messenger 8).
+    opt_out        INTEGER NOT NULL DEFAULT 0,
+    -- Random token in unsubscribe links: knowing it is the proof of being the recipient.
+    unsub_token    TEXT NOT NULL UNIQUE,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+CREATE INDEX contacts_org_role ON contacts(org_id, role);
+CREATE UNIQUE INDEX contacts_student_code ON contacts(school_id, student_code) WHERE student_code IS NOT NULL;
+
+CREATE TABLE guardian_links (
+    parent_id   INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    student_id  INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    relation    TEXT,
+    PRIMARY KEY (parent_id, student_id)
+);
+CREATE INDEX guardian_links_student ON guardian_links(student_id);
+
+CREATE TABLE templates (
+    id              INTEGER PRIMARY KEY,
+    org_id          INTEGER NOT NULL REFERENCES orgs(id),
+    name            TEXT NOT NULL,
+    email_subject   TEXT,
+    email_text      TEXT,
+    email_html      TEXT,
+    sms_text        TEXT,
+    zalo_text       TEXT,
+    messenger_text  TEXT,
+    created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE campaigns (
+    id           INTEGER PRIMARY KEY,
+    org_id       INTEGER NOT NULL REFERENCES orgs(id),
+    name         TEXT NOT NULL,
+    template_id  INTEGER NOT NULL REFERENCES templates(id),
+    audience     TEXT NOT NULL,   -- JSON domain::campaign::Audience
+    channels     TEXT NOT NULL,   -- JSON array, order of preference
+    state        TEXT NOT NULL,
+    send_at      INTEGER,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+CREATE INDEX campaigns_state ON campaigns(state, send_at);
+
+-- One run per firing of a campaign. pending = audience still being fanned out.
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    campaign_id  INTEGER NOT NULL REFERENCES campaigns(id),
+    slot         TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('pending','running','done','cancelled')),
+    created_at   INTEGER NOT NULL,
+    finished_at  INTEGER,
+    UNIQUE (campaign_id, slot)
+);
+CREATE INDEX runs_state ON runs(state);
+
+CREATE TABLE deliveries (
+    id                   INTEGER PRIMARY KEY,
+    run_id               INTEGER NOT NULL REFERENCES runs(id),
+    campaign_id          INTEGER NOT NULL,
+    contact_id           INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
+    -- The school (or office) the person was reached through, for per-school reports.
+    org_id               INTEGER NOT NULL,
+    channel              TEXT,
+    channel_index        INTEGER NOT NULL DEFAULT 0,
+    state                TEXT NOT NULL,
+    attempts             INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at      INTEGER NOT NULL,
+    lease_until          INTEGER,
+    provider_message_id  TEXT,
+    segments             INTEGER,
+    reason_code          TEXT,
+    reason               TEXT,
+    vars                 TEXT NOT NULL,   -- JSON render::PersonVars
+    updated_at           INTEGER NOT NULL,
+    UNIQUE (run_id, contact_id)
+);
+-- The dispatcher's work list; settled deliveries leave it.
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state IN ('queued','retrying');
+CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE state = 'sending';
+CREATE INDEX deliveries_campaign ON deliveries(campaign_id, state);
+CREATE INDEX deliveries_run_state ON deliveries(run_id, state);
+
+CREATE TABLE settings (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

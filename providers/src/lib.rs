@@ -1,0 +1,154 @@
+//! Loa's delivery providers: the one `Provider` trait every channel adapter implements, the message it
+//! takes, and the classified error it returns (the dispatcher alone decides what to do with the class).
+
+pub mod email;
+pub mod kannel;
+pub mod sink;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A way of reaching a person. The order of a campaign's channels is its order of preference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+    Zalo,
+    Messenger,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Zalo, Channel::Messenger];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Zalo => "zalo",
+            Channel::Messenger => "messenger",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// One bit per channel, used for opt-out masks.
+    pub fn bit(self) -> i64 {
+        1 << (self as i64)
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an SMS body will travel: the adapter needs the coding, Loa stores the segment count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SmsShape {
+    pub ucs2: bool,
+    pub segments: u32,
+}
+
+/// Links a recipient can use to stop this channel (RFC 8058 one-click for email).
+#[derive(Clone, Debug, Serialize)]
+pub struct Unsubscribe {
+    pub url: String,
+    pub mailto: Option<String>,
+}
+
+/// One rendered message for one person on one channel.
+#[derive(Clone, Debug, Serialize)]
+pub struct Message {
+    /// The delivery id: the idempotency key wherever a provider accepts one.
+    pub id: String,
+    pub channel: Channel,
+    /// Address on the channel: E.164 phone, email address, Zalo user id or Messenger PSID.
+    pub to: String,
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+    pub sms: Option<SmsShape>,
+    pub unsubscribe: Option<Unsubscribe>,
+    /// Where the provider should report delivery (Kannel dlr-url), already signed by Loa.
+    pub callback_url: Option<String>,
+}
+
+/// The provider took the message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub provider_message_id: Option<String>,
+    /// True when acceptance already means the person has it (local sinks); otherwise a receipt follows.
+    pub delivered: bool,
+}
+
+/// A failure, classified once by the adapter that saw it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying later (network error, 4xx SMTP, 5xx HTTP).
+    #[error("transient: {reason}")]
+    Transient { reason: String, retry_after: Option<Duration> },
+    /// The provider asks us to slow down; not the recipient's fault.
+    #[error("rate limited: {reason}")]
+    RateLimited { reason: String, retry_after: Option<Duration> },
+    /// Will never succeed for this person on this channel.
+    #[error("permanent: {reason}")]
+    Permanent { reason: String },
+}
+
+impl SendError {
+    pub fn transient(reason: impl Into<String>) -> Self {
+        SendError::Transient { reason: reason.into(), retry_after: None }
+    }
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        SendError::Permanent { reason: reason.into() }
+    }
+}
+
+/// A channel adapter. Implementations classify every error they can see; they never retry themselves.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &str;
+    fn channel(&self) -> Channel;
+    async fn send(&self, msg: &Message) -> Result<Accepted, SendError>;
+}
+
+/// Masks an address for logs: `+8490****567`, `ng***@example.vn`.
+pub fn mask_address(addr: &str) -> String {
+    if let Some((user, domain)) = addr.split_once('@') {
+        let keep: String = user.chars().take(2).collect();
+        return format!("{keep}***@{domain}");
+    }
+    let chars: Vec<char> = addr.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..5].iter().collect();
+    let tail: String = chars[chars.len() - 3..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_phone_and_email() {
+        assert_eq!(mask_address("+84901234567"), "+8490****567");
+        assert_eq!(mask_address("nguyen.lan@example.vn"), "ng***@example.vn");
+        assert_eq!(mask_address("12345"), "*****");
+    }
+
+    #[test]
+    fn channel_round_trips() {
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Channel::parse("fax"), None);
+    }
+}

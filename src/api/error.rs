@@ -1,0 +1,105 @@
+//! The one API error type: every failure becomes `{"error":{"code","message","details"}}` with the
+//! right status, and the JSON/path/query extractors that reject malformed requests the same way.
+
+use axum::extract::FromRequest;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::domain::validation::ValidationError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        AppError { status, code, message: message.into(), details: Value::Null }
+    }
+    pub fn not_found(what: &str) -> Self {
+        AppError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ValidationError::one(field, message).into()
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        AppError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ValidationError> for AppError {
+    fn from(e: ValidationError) -> Self {
+        AppError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+            message: e.to_string(),
+            details: serde_json::to_value(&e.errors).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => AppError::not_found(what),
+            StoreError::Conflict(m) => AppError::conflict(m),
+            StoreError::InvalidReference(m) => AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reference", m),
+            StoreError::Invalid(m) => AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            e @ (StoreError::Db(_) | StoreError::Corrupt(_)) => {
+                tracing::error!(error = %e, "store failure");
+                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, see the server log")
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(r: JsonRejection) -> Self {
+        let status = match r {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        AppError::new(status, "bad_request", r.body_text())
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(r: PathRejection) -> Self {
+        AppError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(r: QueryRejection) -> Self {
+        AppError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+    }
+}
+
+/// `axum::Json` with JSON errors.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Path` with JSON errors.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query` with JSON errors.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);

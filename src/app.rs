@@ -1,0 +1,143 @@
+//! Wiring: opens the store, builds providers and links from the config, and runs the HTTP server,
+//! the scheduler and the dispatcher in one process until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::registry::Registry;
+use crate::links::Links;
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+pub struct App {
+    pub state: AppState,
+    pub addr: SocketAddr,
+    pub dispatcher: Arc<Dispatcher>,
+    pub scheduler: Arc<Scheduler>,
+    listener: TcpListener,
+}
+
+/// Opens the database named in the config and brings its schema up to date.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &cfg.database.url;
+    if !url.starts_with("sqlite:") && url.contains("://") {
+        anyhow::bail!("database url {url:?}: only sqlite is supported in this version");
+    }
+    let store = SqliteStore::open(url).await?;
+    store.migrate().await?;
+    Ok(Arc::new(store))
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+impl App {
+    pub async fn build(cfg: &Config) -> anyhow::Result<App> {
+        let store = open_store(cfg).await?;
+        let registry = Arc::new(Registry::from_config(cfg)?);
+        let listener = TcpListener::bind(cfg.server.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
+        let addr = listener.local_addr()?;
+        // Kept in the database so callback URLs handed out before a restart stay valid.
+        let secret = store.setting_or_insert("callback_secret", &random_secret()).await?;
+        let links = Arc::new(Links::new(&cfg.server.public_url(addr), secret.as_bytes(), cfg.server.unsubscribe_mailto.clone()));
+        let dispatch_wake = Arc::new(Notify::new());
+        let scheduler_wake = Arc::new(Notify::new());
+        let dispatcher = Arc::new(Dispatcher::new(store.clone(), registry.clone(), links.clone(), cfg.dispatch.clone(), dispatch_wake.clone()));
+        let scheduler = Arc::new(Scheduler::new(store.clone(), scheduler_wake.clone(), dispatch_wake.clone()));
+        let state = AppState { store, registry, links, scheduler_wake, dispatch_wake };
+        Ok(App { state, addr, dispatcher, scheduler, listener })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the server, scheduler and dispatcher; they stop when `shutdown` is cancelled.
+    pub fn spawn(self, shutdown: CancellationToken) -> Running {
+        let router = router(self.state.clone());
+        let server = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+        };
+        let scheduler = tokio::spawn(self.scheduler.clone().run(shutdown.clone()));
+        let dispatcher = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
+        Running { state: self.state, addr: self.addr, server, scheduler, dispatcher }
+    }
+}
+
+pub struct Running {
+    pub state: AppState,
+    pub addr: SocketAddr,
+    server: JoinHandle<anyhow::Result<()>>,
+    scheduler: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for everything to stop after shutdown was requested.
+    pub async fn join(self) -> anyhow::Result<()> {
+        let _ = self.scheduler.await;
+        let _ = self.dispatcher.await;
+        match tokio::time::timeout(Duration::from_secs(5), self.server).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", api::router())
+        .merge(crate::webhooks::router())
+        .merge(crate::web::router())
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(2 * 1024 * 1024))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

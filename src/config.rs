@@ -1,0 +1,330 @@
+//! One `Config` struct: the TOML file (`loa.toml`) with `LOA__SECTION__KEY` environment overrides.
+//! Secrets come from the file, the environment or a `*_file` path, and never appear in Debug output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use providers::Channel;
+use providers::email::TlsMode;
+use serde::Deserialize;
+
+/// A secret string: deserialises like a string, prints as `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+    /// Channel -> name of the provider that carries it. A channel not listed is not available.
+    #[serde(default)]
+    pub channels: BTreeMap<Channel, String>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_db_url")]
+    pub url: String,
+}
+
+fn default_db_url() -> String {
+    "sqlite://loa-data/loa.db".into()
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: default_db_url() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Base URL the outside world reaches Loa at: unsubscribe links and delivery-report callbacks.
+    /// Defaults to `http://<listen>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Address for the `mailto:` form of List-Unsubscribe, if the school has one.
+    #[serde(default)]
+    pub unsubscribe_mailto: Option<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: default_listen(), public_url: None, unsubscribe_mailto: None }
+    }
+}
+
+impl ServerConfig {
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Deliveries claimed per transaction.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Sends in flight at once, across providers.
+    #[serde(default = "d_concurrency")]
+    pub concurrency: usize,
+    /// How long a claim holds a delivery before another instance may take it.
+    #[serde(default = "d_lease")]
+    pub lease_seconds: u64,
+    /// Attempts per channel before a transient failure counts as permanent.
+    #[serde(default = "d_attempts")]
+    pub max_attempts: i64,
+    #[serde(default = "d_retry_base")]
+    pub retry_base_ms: u64,
+    #[serde(default = "d_retry_max")]
+    pub retry_max_ms: u64,
+    /// Backstop poll when nothing wakes the dispatcher.
+    #[serde(default = "d_poll")]
+    pub poll_interval_ms: u64,
+    /// Time given to in-flight sends on shutdown; their leases cover anything cut off.
+    #[serde(default = "d_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn d_batch() -> usize {
+    256
+}
+fn d_concurrency() -> usize {
+    64
+}
+fn d_lease() -> u64 {
+    60
+}
+fn d_attempts() -> i64 {
+    5
+}
+fn d_retry_base() -> u64 {
+    2_000
+}
+fn d_retry_max() -> u64 {
+    3_600_000
+}
+fn d_poll() -> u64 {
+    1_000
+}
+fn d_grace() -> u64 {
+    20
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch_size: d_batch(),
+            concurrency: d_concurrency(),
+            lease_seconds: d_lease(),
+            max_attempts: d_attempts(),
+            retry_base_ms: d_retry_base(),
+            retry_max_ms: d_retry_max(),
+            poll_interval_ms: d_poll(),
+            shutdown_grace_seconds: d_grace(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProviderConfig {
+    #[serde(flatten)]
+    pub kind: ProviderKind,
+    /// Sustained sends per second allowed by the provider contract (absent = unlimited).
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    /// Sends allowed at once above the sustained rate (default: one second's worth).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// SMS only: strip Vietnamese diacritics (brandname contracts often require "không dấu").
+    #[serde(default)]
+    pub unaccent: bool,
+    /// SMS only: refuse texts longer than this many parts, when the campaign is created.
+    #[serde(default)]
+    pub max_segments: Option<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderKind {
+    Smtp {
+        host: String,
+        #[serde(default = "d_smtp_port")]
+        port: u16,
+        #[serde(default)]
+        tls: TlsMode,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<Secret>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        from: String,
+        #[serde(default = "d_pool")]
+        pool_size: u32,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
+    Kannel {
+        base_url: String,
+        username: String,
+        #[serde(default)]
+        password: Option<Secret>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        smsc: Option<String>,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
+    /// Writes messages to files (development and the demo).
+    Sink {
+        dir: PathBuf,
+        channel: Channel,
+        #[serde(default)]
+        simulate_failure_per_mille: u32,
+    },
+}
+
+fn d_smtp_port() -> u16 {
+    587
+}
+fn d_pool() -> u32 {
+    4
+}
+fn d_timeout() -> u64 {
+    30
+}
+
+/// Reads a secret given inline or as a file path (trailing newline dropped).
+pub fn load_secret(inline: &Option<Secret>, file: &Option<PathBuf>, what: &str) -> anyhow::Result<Option<String>> {
+    match (inline, file) {
+        (Some(s), _) => Ok(Some(s.expose().to_string())),
+        (None, Some(path)) => {
+            let s = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{what}: cannot read secret file {}: {e}", path.display()))?;
+            Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+impl Config {
+    /// Loads `path` (if any) then `LOA__...` environment overrides. Without a file and without any
+    /// provider configured, every channel goes to a local sink under `loa-data/outbox`, and says so.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::new();
+        if let Some(p) = path {
+            if !p.exists() {
+                anyhow::bail!("config file {} does not exist", p.display());
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        fig = fig.merge(Env::prefixed("LOA__").split("__"));
+        let mut cfg: Config = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if path.is_none() && cfg.providers.is_empty() && cfg.channels.is_empty() {
+            cfg.use_sinks(Path::new("loa-data/outbox"), 0);
+        }
+        Ok(cfg)
+    }
+
+    /// Routes every channel to a file sink under `dir`.
+    pub fn use_sinks(&mut self, dir: &Path, zalo_failure_per_mille: u32) {
+        for c in Channel::ALL {
+            let name = format!("{c}-sink");
+            let fail = if c == Channel::Zalo { zalo_failure_per_mille } else { 0 };
+            self.providers.insert(
+                name.clone(),
+                ProviderConfig {
+                    kind: ProviderKind::Sink { dir: dir.to_path_buf(), channel: c, simulate_failure_per_mille: fail },
+                    rate_per_second: None,
+                    burst: None,
+                    unaccent: false,
+                    max_segments: if c == Channel::Sms { Some(5) } else { None },
+                },
+            );
+            self.channels.insert(c, name);
+        }
+    }
+
+    pub fn embedded() -> Config {
+        Config {
+            database: DatabaseConfig::default(),
+            server: ServerConfig::default(),
+            dispatch: DispatchConfig::default(),
+            channels: BTreeMap::new(),
+            providers: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_example_and_hides_secrets() {
+        let cfg: Config = Figment::new().merge(Toml::file(concat!(env!("CARGO_MANIFEST_DIR"), "/loa.example.toml"))).extract().unwrap();
+        assert_eq!(cfg.channels.get(&Channel::Sms).map(String::as_str), Some("kannel"));
+        let kannel = &cfg.providers["kannel"];
+        assert!(kannel.unaccent);
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("change-me"), "secrets must not print: {dbg}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("loa.toml", "[dispatch]\nconcurrency = 3\n")?;
+            jail.set_env("LOA__DISPATCH__CONCURRENCY", "9");
+            let cfg = Config::load(Some(Path::new("loa.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.dispatch.concurrency, 9);
+            assert!(cfg.providers.is_empty(), "a config file never gets silent sinks");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("loa.toml", "[dispatch]\nconcurency = 3\n")?;
+            assert!(Config::load(Some(Path::new("loa.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

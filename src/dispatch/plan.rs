@@ -1,0 +1,97 @@
+//! Per-campaign send plan (channel order + compiled template), built once and shared by every delivery
+//! of the campaign, and the step that turns a claimed delivery into a provider message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use providers::{Channel, Message, Unsubscribe};
+
+use super::decide::Attempt;
+use super::registry::Route;
+use crate::domain::delivery::Reason;
+use crate::links::Links;
+use crate::render::sms::{shape, unaccent};
+use crate::render::{CompiledTemplate, PersonVars};
+use crate::store::{Claimed, Store};
+
+pub struct Plan {
+    pub channels: Vec<Channel>,
+    pub template: CompiledTemplate,
+}
+
+#[derive(Default)]
+pub struct Plans {
+    cache: Mutex<HashMap<i64, Arc<Plan>>>,
+}
+
+impl Plans {
+    pub async fn get(&self, store: &dyn Store, campaign_id: i64) -> Result<Arc<Plan>, String> {
+        if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&campaign_id).cloned()) {
+            return Ok(p);
+        }
+        let campaign = store.get_campaign(campaign_id).await.map_err(|e| e.to_string())?;
+        let template = store.get_template(campaign.template_id).await.map_err(|e| e.to_string())?;
+        let org = store.get_org(campaign.org_id).await.map_err(|e| e.to_string())?;
+        let compiled = CompiledTemplate::compile(&template.bodies, &org.name, &campaign.name).map_err(|e| e.to_string())?;
+        let plan = Arc::new(Plan { channels: campaign.channels, template: compiled });
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(campaign_id, plan.clone());
+        }
+        Ok(plan)
+    }
+}
+
+/// Renders and shapes one delivery for its current channel, or says why it cannot go on that channel.
+pub fn prepare(d: &Claimed, plan: &Plan, route: Option<&Route>, links: &Links, provider_name: &str) -> Result<Message, Attempt> {
+    let unsendable = |reason, detail: String| Attempt::Unsendable { reason, detail };
+    let channel = d.channel.ok_or_else(|| unsendable(Reason::NoAddress, "no channel".into()))?;
+    let route = route.ok_or_else(|| unsendable(Reason::ChannelUnavailable, format!("no provider configured for {channel}")))?;
+    let to = d
+        .addresses
+        .for_channel(channel)
+        .ok_or_else(|| unsendable(Reason::NoAddress, format!("no {channel} address")))?
+        .to_string();
+    let vars: PersonVars =
+        serde_json::from_str(&d.vars).map_err(|e| unsendable(Reason::RenderFailed, format!("stored variables unreadable: {e}")))?;
+    let unsubscribe_url = d.unsub_token.as_deref().map(|t| links.unsubscribe(t, channel)).unwrap_or_default();
+    let rendered = plan
+        .template
+        .render(channel, &vars, &unsubscribe_url)
+        .map_err(|e| unsendable(Reason::RenderFailed, e))?;
+    let mut msg = Message {
+        id: d.id.to_string(),
+        channel,
+        to,
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        sms: None,
+        unsubscribe: None,
+        callback_url: None,
+    };
+    match channel {
+        Channel::Sms => {
+            if route.unaccent {
+                msg.text = unaccent(&msg.text);
+            }
+            let s = shape(&msg.text);
+            if let Some(max) = route.max_segments {
+                if s.segments > max {
+                    return Err(unsendable(
+                        Reason::MessageTooLong,
+                        format!("SMS needs {} parts, the provider allows {max}", s.segments),
+                    ));
+                }
+            }
+            msg.sms = Some(s);
+        }
+        Channel::Email if !unsubscribe_url.is_empty() => {
+            msg.unsubscribe = Some(Unsubscribe { url: unsubscribe_url, mailto: links.unsubscribe_mailto.clone() });
+        }
+        _ => {}
+    }
+    if route.wants_callback {
+        msg.callback_url = Some(links.sms_report(provider_name, d.id));
+    }
+    Ok(msg)
+}

@@ -1,0 +1,244 @@
+//! Campaigns: what is sent (a template), to whom (an audience), on which channels in which order, and
+//! the campaign's state machine. Also the message template's per-channel bodies.
+
+use serde::{Deserialize, Serialize};
+
+use super::Channel;
+use super::contact::Role;
+use super::validation::ValidationError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignState {
+    Draft,
+    Submitted,
+    Approved,
+    Rejected,
+    Scheduled,
+    Running,
+    Done,
+    Cancelled,
+}
+
+impl CampaignState {
+    pub const ALL: [CampaignState; 8] = [
+        CampaignState::Draft,
+        CampaignState::Submitted,
+        CampaignState::Approved,
+        CampaignState::Rejected,
+        CampaignState::Scheduled,
+        CampaignState::Running,
+        CampaignState::Done,
+        CampaignState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignState::Draft => "draft",
+            CampaignState::Submitted => "submitted",
+            CampaignState::Approved => "approved",
+            CampaignState::Rejected => "rejected",
+            CampaignState::Scheduled => "scheduled",
+            CampaignState::Running => "running",
+            CampaignState::Done => "done",
+            CampaignState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CampaignState> {
+        CampaignState::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The allowed moves. Approval (submitted -> approved) arrives with the governance issue; until
+    /// then a draft may be started directly.
+    pub fn can_move_to(self, to: CampaignState) -> bool {
+        use CampaignState::*;
+        matches!(
+            (self, to),
+            (Draft, Submitted | Scheduled | Running | Cancelled)
+                | (Submitted, Approved | Rejected | Draft | Cancelled)
+                | (Rejected, Draft)
+                | (Approved, Scheduled | Running | Draft | Cancelled)
+                | (Scheduled, Running | Cancelled)
+                | (Running, Done | Cancelled)
+        )
+    }
+
+    /// States from which `start` may be called.
+    pub fn startable(self) -> bool {
+        self.can_move_to(CampaignState::Running) && self != CampaignState::Scheduled
+    }
+}
+
+/// Who a campaign reaches: everyone with one of `roles` in the subtree of `org_id`, optionally only in
+/// some classes of it. Parents are reached through their children.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audience {
+    pub org_id: i64,
+    pub roles: Vec<Role>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_ids: Vec<i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    pub org_id: i64,
+    pub name: String,
+    pub template_id: i64,
+    pub audience: Audience,
+    pub channels: Vec<Channel>,
+    pub state: CampaignState,
+    pub send_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewCampaign {
+    pub org_id: i64,
+    pub name: String,
+    pub template_id: i64,
+    pub audience: Audience,
+    pub channels: Vec<Channel>,
+    /// Unix milliseconds; absent = when started.
+    #[serde(default)]
+    pub send_at: Option<i64>,
+}
+
+impl NewCampaign {
+    /// Checks what can be checked without the store (the org tree and templates are checked by callers).
+    pub fn validate(mut self) -> Result<NewCampaign, ValidationError> {
+        let mut errs = ValidationError::default();
+        self.name = self.name.trim().to_string();
+        if self.name.is_empty() {
+            errs.push("name", "tên chiến dịch không được để trống");
+        }
+        if self.channels.is_empty() {
+            errs.push("channels", "cần ít nhất một kênh gửi");
+        }
+        let mut seen = Vec::new();
+        for c in &self.channels {
+            if seen.contains(c) {
+                errs.push("channels", format!("kênh \"{c}\" bị lặp lại"));
+            }
+            seen.push(*c);
+        }
+        if self.audience.roles.is_empty() {
+            errs.push("audience.roles", "cần chọn ít nhất một đối tượng nhận (phụ huynh, học sinh, cán bộ)");
+        }
+        self.audience.roles.sort_by_key(|r| r.as_str());
+        self.audience.roles.dedup();
+        errs.into_result(self)
+    }
+}
+
+/// A message template: one body per channel. Bodies are minijinja templates over the variables listed
+/// in `render::VARIABLES`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateBodies {
+    #[serde(default)]
+    pub email_subject: Option<String>,
+    #[serde(default)]
+    pub email_text: Option<String>,
+    #[serde(default)]
+    pub email_html: Option<String>,
+    #[serde(default)]
+    pub sms_text: Option<String>,
+    #[serde(default)]
+    pub zalo_text: Option<String>,
+    #[serde(default)]
+    pub messenger_text: Option<String>,
+}
+
+impl TemplateBodies {
+    /// The body that must exist for a channel to be usable.
+    pub fn has_channel(&self, c: Channel) -> bool {
+        let present = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match c {
+            Channel::Email => present(&self.email_subject) && (present(&self.email_text) || present(&self.email_html)),
+            Channel::Sms => present(&self.sms_text),
+            Channel::Zalo => present(&self.zalo_text),
+            Channel::Messenger => present(&self.messenger_text),
+        }
+    }
+
+    /// Every (field name, source) pair, for validation.
+    pub fn fields(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("email_subject", &self.email_subject),
+            ("email_text", &self.email_text),
+            ("email_html", &self.email_html),
+            ("sms_text", &self.sms_text),
+            ("zalo_text", &self.zalo_text),
+            ("messenger_text", &self.messenger_text),
+        ]
+        .into_iter()
+        .filter_map(|(n, s)| s.as_deref().map(|s| (n, s)))
+        .collect()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Template {
+    pub id: i64,
+    pub org_id: i64,
+    pub name: String,
+    #[serde(flatten)]
+    pub bodies: TemplateBodies,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewTemplate {
+    pub org_id: i64,
+    pub name: String,
+    #[serde(flatten)]
+    pub bodies: TemplateBodies,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CampaignState::*;
+    use super::*;
+
+    #[test]
+    fn campaign_moves() {
+        assert!(Draft.can_move_to(Running));
+        assert!(Running.can_move_to(Done));
+        assert!(Running.can_move_to(Cancelled));
+        assert!(!Done.can_move_to(Running));
+        assert!(!Cancelled.can_move_to(Running));
+        assert!(!Rejected.can_move_to(Running), "a rejected campaign never sends");
+        assert!(!Draft.can_move_to(Done));
+        assert!(Draft.startable() && Approved.startable() && !Done.startable() && !Running.startable());
+    }
+
+    fn new_campaign(channels: Vec<Channel>) -> NewCampaign {
+        NewCampaign {
+            org_id: 1,
+            name: " Tuần 1 ".into(),
+            template_id: 1,
+            audience: Audience { org_id: 1, roles: vec![Role::Parent, Role::Parent], class_ids: vec![] },
+            channels,
+            send_at: None,
+        }
+    }
+
+    #[test]
+    fn campaign_validation() {
+        let c = new_campaign(vec![Channel::Zalo, Channel::Sms]).validate().unwrap();
+        assert_eq!(c.name, "Tuần 1");
+        assert_eq!(c.audience.roles, vec![Role::Parent]);
+        let e = new_campaign(vec![Channel::Sms, Channel::Sms]).validate().unwrap_err();
+        assert_eq!(e.errors[0].field, "channels");
+        assert!(new_campaign(vec![]).validate().is_err());
+    }
+
+    #[test]
+    fn template_channels() {
+        let b = TemplateBodies { email_subject: Some("S".into()), email_text: Some("T".into()), sms_text: Some(" ".into()), ..Default::default() };
+        assert!(b.has_channel(Channel::Email));
+        assert!(!b.has_channel(Channel::Sms));
+    }
+}

@@ -1,0 +1,140 @@
+//! A delivery is one person in one run of a campaign: its state machine and the reasons a delivery can
+//! end without reaching the person.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Queued,
+    Sending,
+    Retrying,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 9] = [
+        DeliveryState::Queued,
+        DeliveryState::Sending,
+        DeliveryState::Retrying,
+        DeliveryState::Sent,
+        DeliveryState::Delivered,
+        DeliveryState::Read,
+        DeliveryState::Failed,
+        DeliveryState::Skipped,
+        DeliveryState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Read => "read",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Skipped => "skipped",
+            DeliveryState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        DeliveryState::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// The dispatcher has nothing more to do (receipts may still move sent -> delivered -> read).
+    pub fn is_settled(self) -> bool {
+        !matches!(self, DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Retrying)
+    }
+
+    /// The allowed moves. Receipts only move forward: a late "delivered" after "read" changes nothing.
+    pub fn can_move_to(self, to: DeliveryState) -> bool {
+        use DeliveryState::*;
+        matches!(
+            (self, to),
+            (Queued, Sending | Skipped | Failed | Cancelled)
+                | (Retrying, Sending | Cancelled)
+                // A lease that expired is claimed again: sending -> sending.
+                | (Sending, Sending | Sent | Delivered | Retrying | Queued | Failed)
+                | (Sent, Delivered | Read | Failed | Queued)
+                | (Delivered, Read)
+        )
+    }
+}
+
+/// Why a delivery did not (or not yet) reach its person. Stable codes, shown to staff through labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    OptedOut,
+    NoAddress,
+    ChannelUnavailable,
+    ProviderRejected,
+    RetriesExhausted,
+    Undelivered,
+    MessageTooLong,
+    RenderFailed,
+    Cancelled,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OptedOut => "opted_out",
+            Reason::NoAddress => "no_address",
+            Reason::ChannelUnavailable => "channel_unavailable",
+            Reason::ProviderRejected => "provider_rejected",
+            Reason::RetriesExhausted => "retries_exhausted",
+            Reason::Undelivered => "undelivered",
+            Reason::MessageTooLong => "message_too_long",
+            Reason::RenderFailed => "render_failed",
+            Reason::Cancelled => "cancelled",
+        }
+    }
+
+    /// Vietnamese label for school staff.
+    pub fn label_vi(code: &str) -> &'static str {
+        match code {
+            "opted_out" => "đã từ chối nhận tin trên mọi kênh",
+            "no_address" => "không có địa chỉ liên lạc cho kênh nào",
+            "channel_unavailable" => "kênh chưa được cấu hình",
+            "provider_rejected" => "nhà cung cấp từ chối",
+            "retries_exhausted" => "thử lại nhiều lần không thành công",
+            "undelivered" => "tin không đến được máy người nhận",
+            "message_too_long" => "tin nhắn quá dài",
+            "render_failed" => "lỗi soạn nội dung tin",
+            "cancelled" => "chiến dịch đã bị huỷ",
+            _ => "lý do khác",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryState::*;
+
+    #[test]
+    fn forward_only() {
+        assert!(Sent.can_move_to(Delivered));
+        assert!(Delivered.can_move_to(Read));
+        assert!(!Read.can_move_to(Delivered));
+        assert!(!Delivered.can_move_to(Sent));
+        assert!(!Failed.can_move_to(Sending));
+        assert!(!Skipped.can_move_to(Queued));
+        assert!(Sending.can_move_to(Sending), "expired leases are reclaimed");
+    }
+
+    #[test]
+    fn settled_states() {
+        assert!(!Queued.is_settled());
+        assert!(!Retrying.is_settled());
+        assert!(Sent.is_settled());
+        assert!(Failed.is_settled());
+    }
+}

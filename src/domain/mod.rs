@@ -1,0 +1,15 @@
+//! Plain types and rules of Loa, without I/O: the org tree, contacts, campaigns, deliveries and the
+//! state machines that say which moves are allowed.
+
+pub mod campaign;
+pub mod channel_choice;
+pub mod contact;
+pub mod delivery;
+pub mod org;
+pub mod phone;
+pub mod validation;
+
+pub use providers::Channel;
+
+/// Milliseconds since the Unix epoch: the one time unit stored in the database.
+pub type Millis = i64;

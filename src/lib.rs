@@ -1,0 +1,18 @@
+//! Loa: a message broadcasting gateway for Vietnamese education (the electronic contact book).
+//! Contacts and campaigns in a SQL store -> runs -> deliveries -> dispatcher -> providers -> receipts.
+
+pub mod api;
+pub mod app;
+pub mod audience;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod dispatch;
+pub mod domain;
+pub mod links;
+pub mod render;
+pub mod report;
+pub mod scheduler;
+pub mod store;
+pub mod web;
+pub mod webhooks;

@@ -1,0 +1,89 @@
+//! The `loa` command line: serve, migrate, demo, report.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use loa::app::{App, open_store, shutdown_signal};
+use loa::config::Config;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "loa", version, about = "Message broadcasting gateway for Vietnamese education")]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded defaults: SQLite in ./loa-data, local sinks.
+    #[arg(long, short, global = true, env = "LOA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: HTTP API, scheduler and dispatcher.
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Generate a demo district, run two campaigns through local sinks and print a summary.
+    Demo {
+        /// Folder for the demo database and the sinks' output (emptied first).
+        #[arg(long, default_value = "loa-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Exit 0 once every delivery reached a final state, instead of serving the API.
+        #[arg(long)]
+        exit_when_done: bool,
+    },
+    /// Print the per-school summary of a campaign.
+    Report { campaign_id: i64 },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("loa=info,warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { dir, listen, exit_when_done } => loa::demo::run(loa::demo::DemoOptions { dir, listen, exit_when_done }).await,
+        Command::Migrate => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            open_store(&cfg).await?;
+            println!("database schema is up to date ({})", cfg.database.url);
+            Ok(())
+        }
+        Command::Serve => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let app = App::build(&cfg).await?;
+            for (c, p) in &app.state.registry.sink_locations {
+                tracing::warn!(channel = %c, path = %p.display(), "channel goes to a local sink, nothing is really sent");
+            }
+            tracing::info!(addr = %app.addr, channels = ?app.state.registry.channels(), "loa serving");
+            let shutdown = CancellationToken::new();
+            let running = app.spawn(shutdown.clone());
+            shutdown_signal().await;
+            shutdown.cancel();
+            running.join().await
+        }
+        Command::Report { campaign_id } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let store = open_store(&cfg).await?;
+            let c = store.get_campaign(campaign_id).await.map_err(|_| anyhow::anyhow!("không tìm thấy chiến dịch {campaign_id}"))?;
+            let rows = store.summary_by_org(&[campaign_id]).await?;
+            print!("{}", loa::report::render_table(&format!("Chiến dịch #{campaign_id}: {} ({})", c.name, c.state.as_str()), &loa::report::by_org(&rows)));
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    init_tracing();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("loa: {e:#}");
+        std::process::exit(1);
+    }
+}

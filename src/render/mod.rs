@@ -1,0 +1,220 @@
+//! Message rendering: per-channel minijinja templates compiled once per campaign, the variables a
+//! template may use, and the checks made when a template or campaign is created.
+
+pub mod sms;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Channel;
+use crate::domain::campaign::TemplateBodies;
+use crate::domain::validation::ValidationError;
+
+/// The variables a template may use. Anything else is refused when the template is created.
+pub const VARIABLES: &[&str] = &[
+    "recipient_name",
+    "given_name",
+    "students",
+    "student_names",
+    "class_name",
+    "school_name",
+    "sender_name",
+    "campaign_name",
+    "unsubscribe_url",
+];
+
+/// What varies per person, stored with each delivery when the audience is fanned out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonVars {
+    /// Full name.
+    #[serde(rename = "n")]
+    pub name: String,
+    /// Children in the audience (parents), or the student themself.
+    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
+    pub students: Vec<String>,
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    #[serde(rename = "o", default, skip_serializing_if = "String::is_empty")]
+    pub school: String,
+}
+
+/// The full context one message is rendered with.
+#[derive(Serialize)]
+struct Context<'a> {
+    recipient_name: &'a str,
+    given_name: &'a str,
+    students: &'a [String],
+    student_names: String,
+    class_name: String,
+    school_name: &'a str,
+    sender_name: &'a str,
+    campaign_name: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+/// "An", "An và Bình", "An, Bình và Chi".
+fn join_vi(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} và {}", init.join(", "), last),
+    }
+}
+
+/// Text rendered for one channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// A template's bodies compiled once, shared by every delivery of a campaign.
+pub struct CompiledTemplate {
+    env: Environment<'static>,
+    pub sender_name: String,
+    pub campaign_name: String,
+}
+
+fn new_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    // An unknown variable must be an error, never an empty gap in a message to a parent.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env
+}
+
+impl CompiledTemplate {
+    pub fn compile(bodies: &TemplateBodies, sender_name: &str, campaign_name: &str) -> Result<Self, ValidationError> {
+        check_template(bodies)?;
+        let mut env = new_env();
+        for (name, src) in bodies.fields() {
+            // Auto-escaping only where the output is HTML.
+            env.add_template_owned(name.to_string(), src.to_string())
+                .map_err(|e| ValidationError::one(name, e.to_string()))?;
+        }
+        env.set_auto_escape_callback(|name| {
+            if name == "email_html" { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
+        });
+        Ok(CompiledTemplate { env, sender_name: sender_name.into(), campaign_name: campaign_name.into() })
+    }
+
+    fn render_one(&self, name: &str, ctx: &Context) -> Result<Option<String>, String> {
+        match self.env.get_template(name) {
+            Ok(t) => t.render(ctx).map(Some).map_err(|e| format!("{name}: {e}")),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Renders the bodies of one channel for one person.
+    pub fn render(&self, channel: Channel, p: &PersonVars, unsubscribe_url: &str) -> Result<Rendered, String> {
+        let ctx = Context {
+            recipient_name: &p.name,
+            given_name: crate::domain::contact::given_name(&p.name),
+            students: &p.students,
+            student_names: join_vi(&p.students),
+            class_name: p.classes.join(", "),
+            school_name: &p.school,
+            sender_name: &self.sender_name,
+            campaign_name: &self.campaign_name,
+            unsubscribe_url,
+        };
+        let text = |name| self.render_one(name, &ctx).map(|s| s.unwrap_or_default());
+        Ok(match channel {
+            Channel::Email => Rendered {
+                subject: self.render_one("email_subject", &ctx)?.map(|s| s.trim().to_string()),
+                text: text("email_text")?,
+                html: self.render_one("email_html", &ctx)?,
+            },
+            Channel::Sms => Rendered { text: text("sms_text")?.trim().to_string(), ..Default::default() },
+            Channel::Zalo => Rendered { text: text("zalo_text")?, ..Default::default() },
+            Channel::Messenger => Rendered { text: text("messenger_text")?, ..Default::default() },
+        })
+    }
+}
+
+/// Syntax and variable names of every body; each error names the body field.
+pub fn check_template(bodies: &TemplateBodies) -> Result<(), ValidationError> {
+    let mut errs = ValidationError::default();
+    let env = new_env();
+    for (name, src) in bodies.fields() {
+        match env.template_from_str(src) {
+            Ok(t) => {
+                let mut unknown: Vec<String> =
+                    t.undeclared_variables(false).into_iter().filter(|v| !VARIABLES.contains(&v.as_str())).collect();
+                unknown.sort();
+                if !unknown.is_empty() {
+                    errs.push(
+                        name,
+                        format!("biến không tồn tại: {} (được dùng: {})", unknown.join(", "), VARIABLES.join(", ")),
+                    );
+                }
+            }
+            Err(e) => errs.push(name, format!("lỗi cú pháp mẫu tin: {e}")),
+        }
+    }
+    errs.into_result(())
+}
+
+/// A plausible long-ish person, used to check lengths when a campaign is created.
+pub fn sample_person() -> PersonVars {
+    PersonVars {
+        name: "Nguyễn Thị Phương Thảo".into(),
+        students: vec!["Nguyễn Hoàng Bảo Ngọc".into(), "Nguyễn Hoàng Minh Khôi".into()],
+        classes: vec!["5A1".into(), "2A3".into()],
+        school: "Trường Tiểu học Nguyễn Văn Trỗi".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodies() -> TemplateBodies {
+        TemplateBodies {
+            email_subject: Some("Thông báo từ {{ sender_name }}".into()),
+            email_text: Some("Kính gửi phụ huynh em {{ student_names }} ({{ class_name }}), {{ school_name }}.".into()),
+            email_html: Some("<p>Phụ huynh em {{ student_names }}</p>".into()),
+            sms_text: Some("PH em {{ student_names }}: {{ campaign_name }}".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn renders_both_children() {
+        let t = CompiledTemplate::compile(&bodies(), "Trường TH Mỹ Phú", "Tuần 1").unwrap();
+        let p = PersonVars {
+            name: "Trần Văn Hùng".into(),
+            students: vec!["Trần Minh An".into(), "Trần Thu Bình".into()],
+            classes: vec!["1A".into(), "4B".into()],
+            school: "Trường TH Mỹ Phú".into(),
+        };
+        let r = t.render(Channel::Email, &p, "http://x/u/1").unwrap();
+        assert_eq!(r.subject.as_deref(), Some("Thông báo từ Trường TH Mỹ Phú"));
+        assert_eq!(r.text, "Kính gửi phụ huynh em Trần Minh An và Trần Thu Bình (1A, 4B), Trường TH Mỹ Phú.");
+        let sms = t.render(Channel::Sms, &p, "").unwrap();
+        assert_eq!(sms.text, "PH em Trần Minh An và Trần Thu Bình: Tuần 1");
+    }
+
+    #[test]
+    fn html_is_escaped_text_is_not() {
+        let t = CompiledTemplate::compile(&bodies(), "S", "C").unwrap();
+        let p = PersonVars { name: "A".into(), students: vec!["<b>X</b>".into()], ..Default::default() };
+        assert_eq!(t.render(Channel::Email, &p, "").unwrap().html.as_deref(), Some("<p>Phụ huynh em &lt;b&gt;X&lt;&#x2f;b&gt;</p>"));
+        assert_eq!(t.render(Channel::Sms, &p, "").unwrap().text, "PH em <b>X</b>: C");
+    }
+
+    #[test]
+    fn rejects_unknown_variables_and_bad_syntax() {
+        let b = TemplateBodies { sms_text: Some("{{ parent_phone }}".into()), zalo_text: Some("{% if %}".into()), ..Default::default() };
+        let e = check_template(&b).unwrap_err();
+        assert_eq!(e.errors.len(), 2);
+        assert_eq!(e.errors[0].field, "sms_text");
+        assert!(e.errors[0].message.contains("parent_phone"));
+        assert_eq!(e.errors[1].field, "zalo_text");
+    }
+
+    #[test]
+    fn joins_names_in_vietnamese() {
+        assert_eq!(join_vi(&["A".into(), "B".into(), "C".into()]), "A, B và C");
+    }
+}

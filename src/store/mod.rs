@@ -1,0 +1,209 @@
+//! The only place with SQL: the `Store` trait every caller uses, and its SQLite implementation (the
+//! embedded default). A PostgreSQL implementation plugs in behind the same trait.
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::domain::campaign::{Audience, Campaign, CampaignState, NewCampaign, NewTemplate, Template};
+use crate::domain::contact::{Addresses, Contact, NewContact, OptOuts};
+use crate::domain::delivery::{DeliveryState, Reason};
+use crate::domain::org::{NewOrg, Org};
+use crate::domain::{Channel, Millis};
+use crate::render::PersonVars;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("refers to something that does not exist: {0}")]
+    InvalidReference(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A person in an audience, with what the fan-out needs to pick a channel and render later.
+#[derive(Clone, Debug)]
+pub struct Recipient {
+    pub contact_id: i64,
+    /// School (or office) the person is reached through.
+    pub org_id: i64,
+    pub addresses: Addresses,
+    pub opt_out: OptOuts,
+    pub vars: PersonVars,
+}
+
+/// A delivery row to insert at fan-out.
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    pub run_id: i64,
+    pub campaign_id: i64,
+    pub contact_id: i64,
+    pub org_id: i64,
+    pub channel: Option<Channel>,
+    pub channel_index: i64,
+    pub state: DeliveryState,
+    pub reason_code: Option<Reason>,
+    pub vars: String,
+}
+
+/// A delivery the dispatcher holds a lease on, with the person's addresses.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: i64,
+    pub run_id: i64,
+    pub campaign_id: i64,
+    pub contact_id: Option<i64>,
+    pub channel: Option<Channel>,
+    pub channel_index: i64,
+    pub attempts: i64,
+    pub state: DeliveryState,
+    pub reason: Option<String>,
+    pub vars: String,
+    pub addresses: Addresses,
+    pub opt_out: OptOuts,
+    pub unsub_token: Option<String>,
+}
+
+/// The new state of a delivery after an attempt or a receipt; applied only if the delivery is still
+/// in `expected` (so a late or duplicate writer changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryUpdate {
+    pub id: i64,
+    pub expected: DeliveryState,
+    pub state: DeliveryState,
+    pub channel: Option<Channel>,
+    pub channel_index: i64,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub provider_message_id: Option<String>,
+    pub segments: Option<i64>,
+    pub reason_code: Option<Reason>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Progress {
+    pub total: i64,
+    pub by_state: BTreeMap<String, i64>,
+    /// channel -> state -> count (`none` for deliveries that never had a channel).
+    pub by_channel: BTreeMap<String, BTreeMap<String, i64>>,
+    pub by_reason: BTreeMap<String, i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    pub state: Option<DeliveryState>,
+    pub channel: Option<Channel>,
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub contact_id: Option<i64>,
+    pub full_name: Option<String>,
+    pub role: Option<String>,
+    pub org_id: i64,
+    pub channel: Option<String>,
+    pub to: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub segments: Option<i64>,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub updated_at: Millis,
+}
+
+/// Counts by org (school), channel, state and reason, for reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct SummaryRow {
+    pub org_id: i64,
+    pub org_name: String,
+    pub channel: Option<String>,
+    pub state: String,
+    pub reason_code: Option<String>,
+    pub count: i64,
+}
+
+/// A receipt from a provider moving a delivery forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    Delivered,
+    Read,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn migrate(&self) -> Result<()>;
+
+    async fn create_org(&self, o: &NewOrg, now: Millis) -> Result<Org>;
+    async fn get_org(&self, id: i64) -> Result<Org>;
+    async fn list_orgs(&self, parent_id: Option<i64>) -> Result<Vec<Org>>;
+
+    async fn create_contact(&self, c: &NewContact, now: Millis) -> Result<Contact>;
+    async fn get_contact(&self, id: i64) -> Result<Contact>;
+    async fn contact_by_unsub_token(&self, token: &str) -> Result<Contact>;
+    async fn set_opt_out(&self, id: i64, channel: Channel, out: bool, now: Millis) -> Result<Contact>;
+    async fn link_guardian(&self, parent_id: i64, student_id: i64, relation: Option<&str>) -> Result<()>;
+
+    async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template>;
+    async fn get_template(&self, id: i64) -> Result<Template>;
+
+    async fn create_campaign(&self, c: &NewCampaign, now: Millis) -> Result<Campaign>;
+    async fn get_campaign(&self, id: i64) -> Result<Campaign>;
+    async fn list_campaigns(&self, org_id: Option<i64>) -> Result<Vec<Campaign>>;
+    /// Moves a campaign to `to` if it is in one of `from`; false when it was not.
+    async fn transition_campaign(&self, id: i64, from: &[CampaignState], to: CampaignState, now: Millis) -> Result<bool>;
+    /// Scheduled campaigns whose time has come.
+    async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>>;
+    /// Marks the campaign cancelled, its open runs cancelled and every unsent delivery cancelled.
+    async fn cancel_campaign(&self, id: i64, now: Millis) -> Result<u64>;
+
+    /// Creates the run for (campaign, slot) once; returns its id either way.
+    async fn create_run(&self, campaign_id: i64, slot: &str, now: Millis) -> Result<i64>;
+    /// Runs whose audience has not been fully fanned out: (run id, campaign id).
+    async fn pending_runs(&self) -> Result<Vec<(i64, i64)>>;
+    async fn mark_run_fanned_out(&self, run_id: i64) -> Result<()>;
+    /// Streams the audience in batches into `tx`, one row per person; returns rows sent.
+    async fn stream_audience(&self, a: &Audience, batch: usize, tx: mpsc::Sender<Vec<Recipient>>) -> Result<u64>;
+    /// Inserts deliveries, ignoring a person already in the run.
+    async fn insert_deliveries(&self, rows: &[NewDelivery], now: Millis) -> Result<u64>;
+    /// Marks runs with nothing left to send done, then their campaigns; returns the campaigns done.
+    async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>>;
+
+    /// Leases up to `limit` due deliveries (queued or retrying and due, or sending with an expired
+    /// lease) of open runs, skipping the given channels.
+    async fn claim(&self, limit: i64, now: Millis, lease_until: Millis, skip: &[Channel]) -> Result<Vec<Claimed>>;
+    /// Gives leased deliveries back untouched, due again at `at`.
+    async fn release(&self, ids: &[i64], at: Millis) -> Result<()>;
+    /// Applies outcomes in one transaction; returns how many applied.
+    async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64>;
+    /// When the next queued/retrying delivery falls due.
+    async fn next_due_at(&self) -> Result<Option<Millis>>;
+    /// A delivery awaiting a receipt (sending or sent), for a failure report that needs the next channel.
+    async fn load_for_receipt(&self, id: i64) -> Result<Option<Claimed>>;
+    /// Moves a delivery forward on a receipt; false when it was not in a state that allows it.
+    async fn apply_receipt(&self, id: i64, r: Receipt, now: Millis) -> Result<bool>;
+
+    async fn progress(&self, campaign_id: i64) -> Result<Progress>;
+    async fn list_deliveries(&self, campaign_id: i64, f: &DeliveryFilter) -> Result<Vec<DeliveryRow>>;
+    async fn summary_by_org(&self, campaign_ids: &[i64]) -> Result<Vec<SummaryRow>>;
+    /// Deliveries of these campaigns the dispatcher still has to act on.
+    async fn unsettled_count(&self, campaign_ids: &[i64]) -> Result<i64>;
+
+    /// Stores `value` under `key` unless present; returns what is stored.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+}

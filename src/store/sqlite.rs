@@ -1,0 +1,864 @@
+//! SQLite implementation of `Store`: WAL, one writer connection (SQLite allows one writer; a single
+//! connection avoids busy retries) and a small pool of readers.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::domain::campaign::TemplateBodies;
+use crate::domain::contact::Role;
+use crate::domain::org::OrgKind;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row"),
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::InvalidReference(db.message().to_string())
+            }
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Invalid(format!("migration failed: {e}"))
+    }
+}
+
+fn corrupt(what: &str, v: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {v:?}"))
+}
+
+fn channel_col(row: &SqliteRow, col: &str) -> Result<Option<Channel>> {
+    match row.try_get::<Option<String>, _>(col)? {
+        None => Ok(None),
+        Some(s) => Channel::parse(&s).map(Some).ok_or_else(|| corrupt("channel", &s)),
+    }
+}
+
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, created_at";
+const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, state, send_at, created_at, updated_at";
+
+fn org_from(row: &SqliteRow) -> Result<Org> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Org {
+        id: row.try_get("id")?,
+        parent_id: row.try_get("parent_id")?,
+        kind: OrgKind::parse(&kind).ok_or_else(|| corrupt("org kind", &kind))?,
+        code: row.try_get("code")?,
+        name: row.try_get("name")?,
+        path: row.try_get("path")?,
+    })
+}
+
+fn addresses_from(row: &SqliteRow) -> Result<Addresses> {
+    Ok(Addresses {
+        phone: row.try_get("phone")?,
+        email: row.try_get("email")?,
+        zalo_user_id: row.try_get("zalo_user_id")?,
+        facebook_psid: row.try_get("facebook_psid")?,
+    })
+}
+
+fn contact_from(row: &SqliteRow) -> Result<Contact> {
+    let role: String = row.try_get("role")?;
+    Ok(Contact {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+        full_name: row.try_get("full_name")?,
+        student_code: row.try_get("student_code")?,
+        addresses: addresses_from(row)?,
+        opted_out: OptOuts(row.try_get("opt_out")?).channels(),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn campaign_from(row: &SqliteRow) -> Result<Campaign> {
+    let audience: String = row.try_get("audience")?;
+    let channels: String = row.try_get("channels")?;
+    let state: String = row.try_get("state")?;
+    Ok(Campaign {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        name: row.try_get("name")?,
+        template_id: row.try_get("template_id")?,
+        audience: serde_json::from_str(&audience).map_err(|_| corrupt("audience", &audience))?,
+        channels: serde_json::from_str(&channels).map_err(|_| corrupt("channels", &channels))?,
+        state: CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?,
+        send_at: row.try_get("send_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
+    let state: String = row.try_get("state")?;
+    Ok(Claimed {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        campaign_id: row.try_get("campaign_id")?,
+        contact_id: row.try_get("contact_id")?,
+        channel: channel_col(row, "channel")?,
+        channel_index: row.try_get("channel_index")?,
+        attempts: row.try_get("attempts")?,
+        state: DeliveryState::parse(&state).ok_or_else(|| corrupt("delivery state", &state))?,
+        reason: row.try_get("reason")?,
+        vars: row.try_get("vars")?,
+        addresses: addresses_from(row)?,
+        opt_out: OptOuts(row.try_get::<Option<i64>, _>("opt_out")?.unwrap_or(0)),
+        unsub_token: row.try_get("unsub_token")?,
+    })
+}
+
+const CLAIMED_SELECT: &str = "SELECT d.id, d.run_id, d.campaign_id, d.contact_id, d.channel, d.channel_index, d.attempts, \
+     d.state, d.reason, d.vars, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out, c.unsub_token \
+     FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id";
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://` URL or a plain path.
+    pub async fn open(url: &str) -> Result<Self> {
+        let url = if url.starts_with("sqlite:") { url.to_string() } else { format!("sqlite://{url}") };
+        if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .statement_cache_capacity(256);
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    async fn fetch_org(&self, id: i64) -> Result<Org> {
+        let row = sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or(StoreError::NotFound("organisation"))?;
+        org_from(&row)
+    }
+
+    /// Names of the schools (and offices) in a subtree, so streamed rows carry only ids.
+    async fn org_names(&self, path: &str) -> Result<HashMap<i64, String>> {
+        let rows = sqlx::query("SELECT id, name FROM orgs WHERE path LIKE ?1 || '%' AND kind <> 'class'")
+            .bind(path)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?))).collect()
+    }
+}
+
+/// The audience queries, one per role. Parents come through their children so that one parent with
+/// two children is one row naming both (GROUP BY), and first, so their row wins over a direct match.
+const AUDIENCE_PARENTS: &str = "SELECT p.id, p.phone, p.email, p.zalo_user_id, p.facebook_psid, p.opt_out, p.full_name, \
+       group_concat(s.full_name, char(31)) AS students, group_concat(COALESCE(cls.name, ''), char(31)) AS classes, \
+       min(COALESCE(s.school_id, s.org_id)) AS attr \
+     FROM contacts s \
+     JOIN guardian_links g ON g.student_id = s.id \
+     JOIN contacts p ON p.id = g.parent_id \
+     LEFT JOIN orgs cls ON cls.id = s.org_id AND cls.kind = 'class' \
+     WHERE s.role = 'student' AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
+       AND (json_array_length(?2) = 0 OR s.org_id IN (SELECT value FROM json_each(?2))) \
+     GROUP BY p.id";
+const AUDIENCE_DIRECT: &str = "SELECT c.id, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out, c.full_name, \
+       CASE WHEN c.role = 'student' THEN c.full_name END AS students, cls.name AS classes, \
+       COALESCE(c.school_id, c.org_id) AS attr \
+     FROM contacts c LEFT JOIN orgs cls ON cls.id = c.org_id AND cls.kind = 'class' \
+     WHERE c.role = ?3 AND c.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
+       AND (json_array_length(?2) = 0 OR c.org_id IN (SELECT value FROM json_each(?2)))";
+
+fn split_unit_sep(s: Option<String>) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .map(|s| s.split('\u{1f}').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    v.dedup();
+    v
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite").run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn create_org(&self, o: &NewOrg, now: Millis) -> Result<Org> {
+        let parent = match o.parent_id {
+            Some(p) => Some(self.fetch_org(p).await.map_err(|_| StoreError::InvalidReference(format!("parent_id {p}")))?),
+            None => None,
+        };
+        if !o.kind.allowed_parent(parent.as_ref().map(|p| p.kind)) {
+            return Err(StoreError::Invalid(format!(
+                "a {} cannot be placed under {}",
+                o.kind.as_str(),
+                parent.as_ref().map(|p| p.kind.as_str()).unwrap_or("nothing (root)")
+            )));
+        }
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query("INSERT INTO orgs (parent_id, kind, code, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
+            .bind(o.parent_id)
+            .bind(o.kind.as_str())
+            .bind(o.code.trim())
+            .bind(o.name.trim())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let path = format!("{}{id}/", parent.as_ref().map(|p| p.path.as_str()).unwrap_or("/"));
+        sqlx::query("UPDATE orgs SET path = ? WHERE id = ?").bind(&path).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.fetch_org(id).await
+    }
+
+    async fn get_org(&self, id: i64) -> Result<Org> {
+        self.fetch_org(id).await
+    }
+
+    async fn list_orgs(&self, parent_id: Option<i64>) -> Result<Vec<Org>> {
+        let rows = match parent_id {
+            Some(p) => {
+                sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs WHERE parent_id = ? ORDER BY id")
+                    .bind(p)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            None => sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs ORDER BY path")
+                .fetch_all(&self.reader)
+                .await?,
+        };
+        rows.iter().map(org_from).collect()
+    }
+
+    async fn create_contact(&self, c: &NewContact, now: Millis) -> Result<Contact> {
+        let org = self.fetch_org(c.org_id).await.map_err(|_| StoreError::InvalidReference(format!("org_id {}", c.org_id)))?;
+        let school_id = match org.kind {
+            OrgKind::School => Some(org.id),
+            OrgKind::Class => org.parent_id,
+            _ => None,
+        };
+        if c.role == Role::Student && org.kind != OrgKind::Class && org.kind != OrgKind::School {
+            return Err(StoreError::Invalid("a student belongs to a class or a school".into()));
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, facebook_psid, \
+             student_code, unsub_token, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CONTACT_COLS}"
+        ))
+        .bind(c.org_id)
+        .bind(school_id)
+        .bind(c.role.as_str())
+        .bind(&c.full_name)
+        .bind(&c.addresses.phone)
+        .bind(&c.addresses.email)
+        .bind(&c.addresses.zalo_user_id)
+        .bind(&c.addresses.facebook_psid)
+        .bind(&c.student_code)
+        .bind(random_token())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        contact_from(&row)
+    }
+
+    async fn get_contact(&self, id: i64) -> Result<Contact> {
+        let row = sqlx::query(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound("contact"))?;
+        contact_from(&row)
+    }
+
+    async fn contact_by_unsub_token(&self, token: &str) -> Result<Contact> {
+        let row = sqlx::query(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE unsub_token = ?"))
+            .bind(token)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound("contact"))?;
+        contact_from(&row)
+    }
+
+    async fn set_opt_out(&self, id: i64, channel: Channel, out: bool, now: Millis) -> Result<Contact> {
+        let sql = if out {
+            format!("UPDATE contacts SET opt_out = opt_out | ?1, updated_at = ?2 WHERE id = ?3 RETURNING {CONTACT_COLS}")
+        } else {
+            format!("UPDATE contacts SET opt_out = opt_out & ~?1, updated_at = ?2 WHERE id = ?3 RETURNING {CONTACT_COLS}")
+        };
+        let row = sqlx::query(&sql)
+            .bind(channel.bit())
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or(StoreError::NotFound("contact"))?;
+        contact_from(&row)
+    }
+
+    async fn link_guardian(&self, parent_id: i64, student_id: i64, relation: Option<&str>) -> Result<()> {
+        let roles = sqlx::query("SELECT id, role FROM contacts WHERE id IN (?, ?)")
+            .bind(parent_id)
+            .bind(student_id)
+            .fetch_all(&self.writer)
+            .await?;
+        let role_of = |id: i64| roles.iter().find(|r| r.get::<i64, _>("id") == id).map(|r| r.get::<String, _>("role"));
+        match role_of(parent_id).as_deref() {
+            None => return Err(StoreError::InvalidReference(format!("parent_id {parent_id}"))),
+            Some("parent") => {}
+            Some(_) => return Err(StoreError::Invalid("parent_id is not a parent".into())),
+        }
+        match role_of(student_id).as_deref() {
+            None => return Err(StoreError::InvalidReference(format!("student_id {student_id}"))),
+            Some("student") => {}
+            Some(_) => return Err(StoreError::Invalid("student_id is not a student".into())),
+        }
+        sqlx::query("INSERT INTO guardian_links (parent_id, student_id, relation) VALUES (?, ?, ?) \
+                     ON CONFLICT (parent_id, student_id) DO UPDATE SET relation = excluded.relation")
+            .bind(parent_id)
+            .bind(student_id)
+            .bind(relation)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template> {
+        let b = &t.bodies;
+        let id: i64 = sqlx::query(
+            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(t.org_id)
+        .bind(t.name.trim())
+        .bind(&b.email_subject)
+        .bind(&b.email_text)
+        .bind(&b.email_html)
+        .bind(&b.sms_text)
+        .bind(&b.zalo_text)
+        .bind(&b.messenger_text)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?
+        .try_get(0)?;
+        self.get_template(id).await
+    }
+
+    async fn get_template(&self, id: i64) -> Result<Template> {
+        let r = sqlx::query("SELECT * FROM templates WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or(StoreError::NotFound("template"))?;
+        Ok(Template {
+            id: r.try_get("id")?,
+            org_id: r.try_get("org_id")?,
+            name: r.try_get("name")?,
+            bodies: TemplateBodies {
+                email_subject: r.try_get("email_subject")?,
+                email_text: r.try_get("email_text")?,
+                email_html: r.try_get("email_html")?,
+                sms_text: r.try_get("sms_text")?,
+                zalo_text: r.try_get("zalo_text")?,
+                messenger_text: r.try_get("messenger_text")?,
+            },
+            created_at: r.try_get("created_at")?,
+        })
+    }
+
+    async fn create_campaign(&self, c: &NewCampaign, now: Millis) -> Result<Campaign> {
+        let audience = serde_json::to_string(&c.audience).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let channels = serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, state, send_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
+        ))
+        .bind(c.org_id)
+        .bind(&c.name)
+        .bind(c.template_id)
+        .bind(audience)
+        .bind(channels)
+        .bind(c.send_at)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        campaign_from(&row)
+    }
+
+    async fn get_campaign(&self, id: i64) -> Result<Campaign> {
+        let row = sqlx::query(&format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or(StoreError::NotFound("campaign"))?;
+        campaign_from(&row)
+    }
+
+    async fn list_campaigns(&self, org_id: Option<i64>) -> Result<Vec<Campaign>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE ?1 IS NULL OR org_id = ?1 ORDER BY id DESC LIMIT 500"
+        ))
+        .bind(org_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(campaign_from).collect()
+    }
+
+    async fn transition_campaign(&self, id: i64, from: &[CampaignState], to: CampaignState, now: Millis) -> Result<bool> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let n = sqlx::query(
+            "UPDATE campaigns SET state = ?1, updated_at = ?2 WHERE id = ?3 AND state IN (SELECT value FROM json_each(?4))",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(id)
+        .bind(serde_json::to_string(&from).unwrap_or_default())
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM campaigns WHERE state = 'scheduled' AND COALESCE(send_at, 0) <= ?")
+            .bind(now)
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn cancel_campaign(&self, id: i64, now: Millis) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE campaigns SET state = 'cancelled', updated_at = ?1 WHERE id = ?2 \
+             AND state IN ('draft','submitted','approved','scheduled','running')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Err(StoreError::Invalid("campaign cannot be cancelled in its current state".into()));
+        }
+        sqlx::query("UPDATE runs SET state = 'cancelled', finished_at = ?1 WHERE campaign_id = ?2 AND state IN ('pending','running')")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', updated_at = ?1 \
+             WHERE campaign_id = ?2 AND state IN ('queued','retrying')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn create_run(&self, campaign_id: i64, slot: &str, now: Millis) -> Result<i64> {
+        sqlx::query("INSERT INTO runs (campaign_id, slot, state, created_at) VALUES (?, ?, 'pending', ?) ON CONFLICT DO NOTHING")
+            .bind(campaign_id)
+            .bind(slot)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(sqlx::query("SELECT id FROM runs WHERE campaign_id = ? AND slot = ?")
+            .bind(campaign_id)
+            .bind(slot)
+            .fetch_one(&self.writer)
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn pending_runs(&self) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query("SELECT id, campaign_id FROM runs WHERE state = 'pending' ORDER BY id")
+            .fetch_all(&self.writer)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn mark_run_fanned_out(&self, run_id: i64) -> Result<()> {
+        sqlx::query("UPDATE runs SET state = 'running' WHERE id = ? AND state = 'pending'")
+            .bind(run_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn stream_audience(&self, a: &Audience, batch: usize, tx: mpsc::Sender<Vec<Recipient>>) -> Result<u64> {
+        let root = self.fetch_org(a.org_id).await?;
+        let names = self.org_names(&root.path).await?;
+        let classes = serde_json::to_string(&a.class_ids).unwrap_or_else(|_| "[]".into());
+        let mut sent = 0u64;
+        // Parents through children first: their rows carry the children's names.
+        let mut queries: Vec<(&str, Option<&str>)> = Vec::new();
+        if a.roles.contains(&Role::Parent) {
+            queries.push((AUDIENCE_PARENTS, None));
+            if a.class_ids.is_empty() {
+                queries.push((AUDIENCE_DIRECT, Some("parent")));
+            }
+        }
+        if a.roles.contains(&Role::Student) {
+            queries.push((AUDIENCE_DIRECT, Some("student")));
+        }
+        if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
+            queries.push((AUDIENCE_DIRECT, Some("staff")));
+        }
+        for (sql, role) in queries {
+            let mut rows = sqlx::query(sql).bind(&root.path).bind(&classes).bind(role).fetch(&self.reader);
+            let mut buf = Vec::with_capacity(batch);
+            while let Some(row) = rows.try_next().await? {
+                let attr: i64 = row.try_get("attr")?;
+                buf.push(Recipient {
+                    contact_id: row.try_get("id")?,
+                    org_id: attr,
+                    addresses: addresses_from(&row)?,
+                    opt_out: OptOuts(row.try_get("opt_out")?),
+                    vars: PersonVars {
+                        name: row.try_get("full_name")?,
+                        students: split_unit_sep(row.try_get("students")?),
+                        classes: split_unit_sep(row.try_get("classes")?),
+                        school: names.get(&attr).cloned().unwrap_or_default(),
+                    },
+                });
+                if buf.len() >= batch {
+                    sent += buf.len() as u64;
+                    if tx.send(std::mem::replace(&mut buf, Vec::with_capacity(batch))).await.is_err() {
+                        return Ok(sent);
+                    }
+                }
+            }
+            if !buf.is_empty() {
+                sent += buf.len() as u64;
+                if tx.send(buf).await.is_err() {
+                    return Ok(sent);
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn insert_deliveries(&self, rows: &[NewDelivery], now: Millis) -> Result<u64> {
+        let mut total = 0;
+        let mut tx = self.writer.begin().await?;
+        // 11 parameters a row; 500 rows stay far below SQLite's 32766-parameter limit.
+        for chunk in rows.chunks(500) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO deliveries (run_id, campaign_id, contact_id, org_id, channel, channel_index, \
+                 state, reason_code, vars, next_attempt_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, d| {
+                b.push_bind(d.run_id)
+                    .push_bind(d.campaign_id)
+                    .push_bind(d.contact_id)
+                    .push_bind(d.org_id)
+                    .push_bind(d.channel.map(|c| c.as_str()))
+                    .push_bind(d.channel_index)
+                    .push_bind(d.state.as_str())
+                    .push_bind(d.reason_code.map(|r| r.as_str()))
+                    .push_bind(&d.vars)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            total += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(total)
+    }
+
+    async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>> {
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE runs SET state = 'done', finished_at = ?1 WHERE state = 'running' AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.run_id = runs.id AND d.state IN ('queued','sending','retrying')) \
+             RETURNING campaign_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = Vec::new();
+        for r in rows {
+            let cid: i64 = r.try_get(0)?;
+            let n = sqlx::query(
+                "UPDATE campaigns SET state = 'done', updated_at = ?1 WHERE id = ?2 AND state = 'running' \
+                 AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running'))",
+            )
+            .bind(now)
+            .bind(cid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                done.push(cid);
+            }
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn claim(&self, limit: i64, now: Millis, lease_until: Millis, skip: &[Channel]) -> Result<Vec<Claimed>> {
+        let skip: Vec<&str> = skip.iter().map(|c| c.as_str()).collect();
+        let skip = serde_json::to_string(&skip).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.writer.begin().await?;
+        // Deliveries of a cancelled run whose sender died mid-send end cancelled, not stuck in sending.
+        sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
+             WHERE state = 'sending' AND lease_until <= ?1 AND run_id IN (SELECT id FROM runs WHERE state = 'cancelled')",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Expired leases first (a crashed sender's work), then due deliveries in due order. Each statement
+        // walks one partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the inner SELECT.
+        let mut ids: Vec<i64> = Vec::new();
+        for (cond, order) in [
+            ("d.state = 'sending' AND d.lease_until <= ?2", "d.lease_until"),
+            ("d.state IN ('queued','retrying') AND d.next_attempt_at <= ?2", "d.next_attempt_at"),
+        ] {
+            let want = limit - ids.len() as i64;
+            if want <= 0 {
+                break;
+            }
+            let sql = format!(
+                "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2 WHERE id IN ( \
+                   SELECT d.id FROM deliveries d JOIN runs r ON r.id = d.run_id \
+                   WHERE {cond} AND r.state IN ('pending','running') \
+                     AND COALESCE(d.channel, '') NOT IN (SELECT value FROM json_each(?3)) \
+                   ORDER BY {order} LIMIT ?4) \
+                 RETURNING id"
+            );
+            let rows = sqlx::query(&sql).bind(lease_until).bind(now).bind(&skip).bind(want).fetch_all(&mut *tx).await?;
+            for r in rows {
+                ids.push(r.try_get(0)?);
+            }
+        }
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!("{CLAIMED_SELECT} WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id"))
+            .bind(json_ids(&ids))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(claimed_from).collect()
+    }
+
+    async fn release(&self, ids: &[i64], at: Millis) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, \
+             lease_until = NULL, next_attempt_at = ?1 WHERE state = 'sending' AND id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(at)
+        .bind(json_ids(ids))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let mut n = 0;
+        for u in updates {
+            n += sqlx::query(
+                "UPDATE deliveries SET state = ?1, channel = ?2, channel_index = ?3, attempts = ?4, next_attempt_at = ?5, \
+                 lease_until = NULL, provider_message_id = ?6, segments = ?7, reason_code = ?8, reason = ?9, updated_at = ?10 \
+                 WHERE id = ?11 AND state = ?12",
+            )
+            .bind(u.state.as_str())
+            .bind(u.channel.map(|c| c.as_str()))
+            .bind(u.channel_index)
+            .bind(u.attempts)
+            .bind(u.next_attempt_at)
+            .bind(&u.provider_message_id)
+            .bind(u.segments)
+            .bind(u.reason_code.map(|r| r.as_str()))
+            .bind(&u.reason)
+            .bind(now)
+            .bind(u.id)
+            .bind(u.expected.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Millis>> {
+        let due: Option<i64> = sqlx::query(
+            "SELECT min(due) FROM (SELECT min(next_attempt_at) AS due FROM deliveries WHERE state IN ('queued','retrying') \
+             UNION ALL SELECT min(lease_until) FROM deliveries WHERE state = 'sending')",
+        )
+        .fetch_one(&self.reader)
+        .await?
+        .try_get(0)?;
+        Ok(due)
+    }
+
+    async fn load_for_receipt(&self, id: i64) -> Result<Option<Claimed>> {
+        let row = sqlx::query(&format!("{CLAIMED_SELECT} WHERE d.id = ? AND d.state IN ('sending','sent')"))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.as_ref().map(claimed_from).transpose()
+    }
+
+    async fn apply_receipt(&self, id: i64, r: Receipt, now: Millis) -> Result<bool> {
+        let (to, from) = match r {
+            Receipt::Delivered => ("delivered", "('sending','sent')"),
+            Receipt::Read => ("read", "('sending','sent','delivered')"),
+        };
+        let n = sqlx::query(&format!(
+            "UPDATE deliveries SET state = ?1, lease_until = NULL, updated_at = ?2 WHERE id = ?3 AND state IN {from}"
+        ))
+        .bind(to)
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn progress(&self, campaign_id: i64) -> Result<Progress> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(channel, 'none') AS channel, state, reason_code, count(*) AS n FROM deliveries \
+             WHERE campaign_id = ? GROUP BY 1, 2, 3",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut p = Progress::default();
+        for r in rows {
+            let channel: String = r.try_get("channel")?;
+            let state: String = r.try_get("state")?;
+            let reason: Option<String> = r.try_get("reason_code")?;
+            let n: i64 = r.try_get("n")?;
+            p.total += n;
+            *p.by_state.entry(state.clone()).or_default() += n;
+            *p.by_channel.entry(channel).or_default().entry(state).or_default() += n;
+            if let Some(reason) = reason {
+                *p.by_reason.entry(reason).or_default() += n;
+            }
+        }
+        Ok(p)
+    }
+
+    async fn list_deliveries(&self, campaign_id: i64, f: &DeliveryFilter) -> Result<Vec<DeliveryRow>> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.contact_id, c.full_name, c.role, d.org_id, d.channel, d.state, d.attempts, d.segments, \
+                    d.reason_code, d.reason, d.updated_at, c.phone, c.email, c.zalo_user_id, c.facebook_psid \
+             FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id \
+             WHERE d.campaign_id = ?1 AND (?2 IS NULL OR d.state = ?2) AND (?3 IS NULL OR d.channel = ?3) AND d.id > ?4 \
+             ORDER BY d.id LIMIT ?5",
+        )
+        .bind(campaign_id)
+        .bind(f.state.map(|s| s.as_str()))
+        .bind(f.channel.map(|c| c.as_str()))
+        .bind(f.after_id.unwrap_or(0))
+        .bind(f.limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let channel = channel_col(r, "channel")?;
+                let addresses = addresses_from(r)?;
+                Ok(DeliveryRow {
+                    id: r.try_get("id")?,
+                    contact_id: r.try_get("contact_id")?,
+                    full_name: r.try_get("full_name")?,
+                    role: r.try_get("role")?,
+                    org_id: r.try_get("org_id")?,
+                    channel: channel.map(|c| c.as_str().to_string()),
+                    to: channel.and_then(|c| addresses.for_channel(c).map(providers::mask_address)),
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    segments: r.try_get("segments")?,
+                    reason_code: r.try_get("reason_code")?,
+                    reason: r.try_get("reason")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn summary_by_org(&self, campaign_ids: &[i64]) -> Result<Vec<SummaryRow>> {
+        let rows = sqlx::query(
+            "SELECT d.org_id, o.name, d.channel, d.state, d.reason_code, count(*) AS n \
+             FROM deliveries d JOIN orgs o ON o.id = d.org_id \
+             WHERE d.campaign_id IN (SELECT value FROM json_each(?)) GROUP BY 1, 2, 3, 4, 5 ORDER BY o.path",
+        )
+        .bind(json_ids(campaign_ids))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SummaryRow {
+                    org_id: r.try_get("org_id")?,
+                    org_name: r.try_get("name")?,
+                    channel: r.try_get("channel")?,
+                    state: r.try_get("state")?,
+                    reason_code: r.try_get("reason_code")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unsettled_count(&self, campaign_ids: &[i64]) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT count(*) FROM deliveries WHERE campaign_id IN (SELECT value FROM json_each(?)) \
+             AND state IN ('queued','sending','retrying')",
+        )
+        .bind(json_ids(campaign_ids))
+        .fetch_one(&self.reader)
+        .await?
+        .try_get(0)?)
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key).fetch_one(&self.writer).await?.try_get(0)?)
+    }
+}
