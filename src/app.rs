@@ -71,6 +71,11 @@ impl App {
 
     /// Starts the server, scheduler and dispatcher; they stop when `shutdown` is cancelled.
     pub fn spawn(self, shutdown: CancellationToken) -> Running {
+        self.spawn_with(shutdown, true)
+    }
+
+    /// As `spawn`, optionally without the dispatcher (tests drive their own, to crash it on purpose).
+    pub fn spawn_with(self, shutdown: CancellationToken, with_dispatcher: bool) -> Running {
         let router = router(self.state.clone());
         let server = {
             let shutdown = shutdown.clone();
@@ -82,7 +87,11 @@ impl App {
             })
         };
         let scheduler = tokio::spawn(self.scheduler.clone().run(shutdown.clone()));
-        let dispatcher = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
+        let dispatcher = if with_dispatcher {
+            tokio::spawn(self.dispatcher.clone().run(shutdown.clone()))
+        } else {
+            tokio::spawn(async {})
+        };
         Running { state: self.state, addr: self.addr, server, scheduler, dispatcher }
     }
 }

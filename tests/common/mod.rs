@@ -1,0 +1,198 @@
+//! Test harness: the real app on port 0 against a temporary SQLite file, HTTP helpers, fixtures.
+#![allow(dead_code)]
+
+pub mod kannel_double;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use loa::api::AppState;
+use loa::app::{App, Running};
+use loa::config::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub app_dispatcher: std::sync::Arc<loa::dispatch::Dispatcher>,
+    pub cfg: Config,
+    shutdown: CancellationToken,
+    running: Option<Running>,
+    pub dir: TempDir,
+}
+
+pub fn test_config(dir: &Path) -> Config {
+    let mut cfg = Config::embedded();
+    cfg.database.url = format!("sqlite://{}", dir.join("loa.db").display());
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.dispatch.poll_interval_ms = 50;
+    cfg.dispatch.retry_base_ms = 40;
+    cfg.dispatch.retry_max_ms = 400;
+    cfg.dispatch.lease_seconds = 2;
+    cfg.dispatch.shutdown_grace_seconds = 2;
+    cfg.use_sinks(&dir.join("outbox"), 0);
+    cfg
+}
+
+/// Starts Loa with sinks on every channel, after `tweak` adjusts the config.
+pub async fn spawn_app(tweak: impl FnOnce(&mut Config, &Path)) -> TestApp {
+    spawn_app_with(tweak, true).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config, &Path), with_dispatcher: bool) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    tweak(&mut cfg, dir.path());
+    let app = App::build(&cfg).await.expect("app builds");
+    let base = app.base_url();
+    let app_dispatcher = app.dispatcher.clone();
+    let shutdown = CancellationToken::new();
+    let running = app.spawn_with(shutdown.clone(), with_dispatcher);
+    TestApp { base, state: running.state.clone(), http: reqwest::Client::new(), app_dispatcher, cfg, shutdown, running: Some(running), dir }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs and expects 201, returning the created object's id.
+    pub async fn create(&self, path: &str, body: Value) -> i64 {
+        let (s, v) = self.post(path, body).await;
+        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
+        v["id"].as_i64().unwrap()
+    }
+
+    pub async fn org(&self, parent: Option<i64>, kind: &str, code: &str, name: &str) -> i64 {
+        self.create("/api/v1/orgs", json!({"parent_id": parent, "kind": kind, "code": code, "name": name})).await
+    }
+
+    pub async fn contact(&self, body: Value) -> i64 {
+        self.create("/api/v1/contacts", body).await
+    }
+
+    pub async fn link(&self, parent: i64, student: i64) {
+        let (s, v) = self.post("/api/v1/guardian-links", json!({"parent_id": parent, "student_id": student})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+
+    pub async fn start(&self, campaign: i64) {
+        let (s, v) = self.post(&format!("/api/v1/campaigns/{campaign}/start"), json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    /// Waits until the campaign is done and every delivery settled; returns its progress.
+    pub async fn wait_done(&self, campaign: i64) -> Value {
+        wait_for(Duration::from_secs(30), || async {
+            let (_, p) = self.get(&format!("/api/v1/campaigns/{campaign}/progress")).await;
+            (p["state"] == "done").then_some(p)
+        })
+        .await
+        .unwrap_or_else(|| panic!("campaign {campaign} not done in time"))
+    }
+
+    pub async fn deliveries(&self, campaign: i64) -> Vec<Value> {
+        let (s, v) = self.get(&format!("/api/v1/campaigns/{campaign}/deliveries?limit=1000")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["deliveries"].as_array().unwrap().clone()
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    /// Lines the sink of a channel wrote.
+    pub fn sink_lines(&self, channel: &str) -> Vec<Value> {
+        let p = self.outbox().join(format!("{channel}.jsonl"));
+        std::fs::read_to_string(p).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(r) = self.running.take() {
+            r.join().await.unwrap();
+        }
+    }
+}
+
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+/// Sở -> Phòng -> school -> two classes.
+pub struct Tree {
+    pub province: i64,
+    pub district: i64,
+    pub school: i64,
+    pub class_a: i64,
+    pub class_b: i64,
+}
+
+pub async fn tree(app: &TestApp) -> Tree {
+    let province = app.org(None, "province", "SGD", "Sở GD&ĐT Hòa Bình").await;
+    let district = app.org(Some(province), "district", "PGD", "Phòng GD&ĐT Lạc Sơn").await;
+    let school = app.org(Some(district), "school", "TH1", "Trường Tiểu học Mỹ Phú").await;
+    let class_a = app.org(Some(school), "class", "TH1-1A", "1A").await;
+    let class_b = app.org(Some(school), "class", "TH1-4B", "4B").await;
+    Tree { province, district, school, class_a, class_b }
+}
+
+/// A template with a body for every channel naming the children.
+pub async fn template(app: &TestApp, org: i64) -> i64 {
+    app.create(
+        "/api/v1/templates",
+        json!({
+            "org_id": org,
+            "name": "Mẹo tuần 1",
+            "email_subject": "Mẹo an toàn trên mạng - {{ school_name }}",
+            "email_text": "Kính gửi phụ huynh em {{ student_names }} ({{ class_name }}). Huỷ: {{ unsubscribe_url }}",
+            "sms_text": "PH em {{ student_names }}: khong chia se mat khau cua con.",
+            "zalo_text": "Kính gửi phụ huynh em {{ student_names }}: không chia sẻ mật khẩu của con."
+        }),
+    )
+    .await
+}
+
+pub async fn campaign(app: &TestApp, org: i64, template: i64, roles: &[&str], channels: &[&str]) -> i64 {
+    app.create(
+        "/api/v1/campaigns",
+        json!({"org_id": org, "name": "Tuần 1", "template_id": template,
+               "audience": {"org_id": org, "roles": roles}, "channels": channels}),
+    )
+    .await
+}
+
+/// `n` parents with one child each in class A, with phones 0912000000 + i.
+pub async fn parents_with_children(app: &TestApp, t: &Tree, n: usize) -> Vec<i64> {
+    let mut parents = Vec::new();
+    for i in 0..n {
+        let s = app.contact(json!({"org_id": t.class_a, "role": "student", "full_name": format!("Học Sinh {i}"), "student_code": format!("HS{i:04}")})).await;
+        let p = app.contact(json!({"org_id": t.school, "role": "parent", "full_name": format!("Phụ Huynh {i}"), "phone": format!("0912{i:06}"), "email": format!("ph{i}@example.vn")})).await;
+        app.link(p, s).await;
+        parents.push(p);
+    }
+    parents
+}
