@@ -61,12 +61,14 @@ impl CampaignState {
                 | (Approved, Scheduled | Running | Draft | Cancelled)
                 | (Scheduled, Running | Cancelled)
                 | (Running, Done | Cancelled)
+                // A late failure report re-queues someone on their next channel.
+                | (Done, Running)
         )
     }
 
-    /// States from which `start` may be called.
+    /// States from which a person may call `start` (approval will narrow this to `Approved`).
     pub fn startable(self) -> bool {
-        self.can_move_to(CampaignState::Running) && self != CampaignState::Scheduled
+        matches!(self, CampaignState::Draft | CampaignState::Approved)
     }
 }
 
@@ -207,7 +209,6 @@ mod tests {
         assert!(Draft.can_move_to(Running));
         assert!(Running.can_move_to(Done));
         assert!(Running.can_move_to(Cancelled));
-        assert!(!Done.can_move_to(Running));
         assert!(!Cancelled.can_move_to(Running));
         assert!(!Rejected.can_move_to(Running), "a rejected campaign never sends");
         assert!(!Draft.can_move_to(Done));

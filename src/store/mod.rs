@@ -181,6 +181,8 @@ pub trait Store: Send + Sync + 'static {
     async fn stream_audience(&self, a: &Audience, batch: usize, tx: mpsc::Sender<Vec<Recipient>>) -> Result<u64>;
     /// Inserts deliveries, ignoring a person already in the run.
     async fn insert_deliveries(&self, rows: &[NewDelivery], now: Millis) -> Result<u64>;
+    /// Reopens a finished run (and its campaign) because a late receipt re-queued one of its deliveries.
+    async fn reopen_run(&self, run_id: i64, now: Millis) -> Result<()>;
     /// Marks runs with nothing left to send done, then their campaigns; returns the campaigns done.
     async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>>;
 

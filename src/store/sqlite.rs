@@ -602,6 +602,23 @@ impl Store for SqliteStore {
         Ok(total)
     }
 
+    async fn reopen_run(&self, run_id: i64, now: Millis) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let reopened = sqlx::query("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ? AND state = 'done' RETURNING campaign_id")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = reopened {
+            sqlx::query("UPDATE campaigns SET state = 'running', updated_at = ? WHERE id = ? AND state = 'done'")
+                .bind(now)
+                .bind(row.try_get::<i64, _>(0)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>> {
         let mut tx = self.writer.begin().await?;
         let rows = sqlx::query(

@@ -58,6 +58,8 @@ async fn undelivered(s: &AppState, id: i64, reply: &str) -> Result<(), crate::st
     let requeued = u.state == crate::domain::delivery::DeliveryState::Queued;
     s.store.record(&[u], now_ms()).await?;
     if requeued {
+        // The run may already be done: the person being tried again keeps it (and its campaign) open.
+        s.store.reopen_run(d.run_id, now_ms()).await?;
         s.dispatch_wake.notify_one();
     }
     Ok(())
