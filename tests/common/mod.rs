@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kannel_double;
+pub mod peers;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
