@@ -55,14 +55,42 @@ impl App {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
         let addr = listener.local_addr()?;
         // Kept in the database so callback URLs handed out before a restart stay valid.
-        let secret = store.setting_or_insert("callback_secret", &random_secret()).await?;
-        let links = Arc::new(Links::new(&cfg.server.public_url(addr), secret.as_bytes(), cfg.server.unsubscribe_mailto.clone()));
+        let secret = store
+            .setting_or_insert("callback_secret", &random_secret())
+            .await?;
+        let links = Arc::new(Links::new(
+            &cfg.server.public_url(addr),
+            secret.as_bytes(),
+            cfg.server.unsubscribe_mailto.clone(),
+        ));
         let dispatch_wake = Arc::new(Notify::new());
         let scheduler_wake = Arc::new(Notify::new());
-        let dispatcher = Arc::new(Dispatcher::new(store.clone(), registry.clone(), links.clone(), cfg.dispatch.clone(), dispatch_wake.clone()));
-        let scheduler = Arc::new(Scheduler::new(store.clone(), scheduler_wake.clone(), dispatch_wake.clone()));
-        let state = AppState { store, registry, links, scheduler_wake, dispatch_wake };
-        Ok(App { state, addr, dispatcher, scheduler, listener })
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            registry.clone(),
+            links.clone(),
+            cfg.dispatch.clone(),
+            dispatch_wake.clone(),
+        ));
+        let scheduler = Arc::new(Scheduler::new(
+            store.clone(),
+            scheduler_wake.clone(),
+            dispatch_wake.clone(),
+        ));
+        let state = AppState {
+            store,
+            registry,
+            links,
+            scheduler_wake,
+            dispatch_wake,
+        };
+        Ok(App {
+            state,
+            addr,
+            dispatcher,
+            scheduler,
+            listener,
+        })
     }
 
     pub fn base_url(&self) -> String {
@@ -92,7 +120,13 @@ impl App {
         } else {
             tokio::spawn(async {})
         };
-        Running { state: self.state, addr: self.addr, server, scheduler, dispatcher }
+        Running {
+            state: self.state,
+            addr: self.addr,
+            server,
+            scheduler,
+            dispatcher,
+        }
     }
 }
 
@@ -123,7 +157,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::webhooks::router())
         .merge(crate::web::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(2 * 1024 * 1024))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            2 * 1024 * 1024,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -13,7 +13,8 @@ use crate::store::{NewDelivery, Recipient, Store, StoreError};
 const BATCH: usize = 1000;
 
 fn to_delivery(run_id: i64, c: &Campaign, r: Recipient) -> NewDelivery {
-    let (channel, channel_index, state, reason_code) = initial(&c.channels, &r.addresses, r.opt_out);
+    let (channel, channel_index, state, reason_code) =
+        initial(&c.channels, &r.addresses, r.opt_out);
     NewDelivery {
         run_id,
         campaign_id: c.id,
@@ -29,7 +30,12 @@ fn to_delivery(run_id: i64, c: &Campaign, r: Recipient) -> NewDelivery {
 
 /// Fans a run out and marks it running. Safe to repeat after a crash: a person already in the run is
 /// not inserted twice. Wakes the dispatcher after each batch so sending starts before fan-out ends.
-pub async fn fan_out(store: &Arc<dyn Store>, run_id: i64, campaign: &Campaign, wake: &Notify) -> Result<u64, StoreError> {
+pub async fn fan_out(
+    store: &Arc<dyn Store>,
+    run_id: i64,
+    campaign: &Campaign,
+    wake: &Notify,
+) -> Result<u64, StoreError> {
     let (tx, mut rx) = mpsc::channel::<Vec<Recipient>>(4);
     let producer = {
         let store = store.clone();
@@ -38,7 +44,10 @@ pub async fn fan_out(store: &Arc<dyn Store>, run_id: i64, campaign: &Campaign, w
     };
     let mut inserted = 0;
     while let Some(batch) = rx.recv().await {
-        let rows: Vec<NewDelivery> = batch.into_iter().map(|r| to_delivery(run_id, campaign, r)).collect();
+        let rows: Vec<NewDelivery> = batch
+            .into_iter()
+            .map(|r| to_delivery(run_id, campaign, r))
+            .collect();
         inserted += store.insert_deliveries(&rows, now_ms()).await?;
         wake.notify_one();
     }

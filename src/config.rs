@@ -58,7 +58,9 @@ fn default_db_url() -> String {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: default_db_url() }
+        DatabaseConfig {
+            url: default_db_url(),
+        }
     }
 }
 
@@ -82,13 +84,21 @@ fn default_listen() -> SocketAddr {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen(), public_url: None, unsubscribe_mailto: None }
+        ServerConfig {
+            listen: default_listen(),
+            public_url: None,
+            unsubscribe_mailto: None,
+        }
     }
 }
 
 impl ServerConfig {
     pub fn public_url(&self, bound: SocketAddr) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string()
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .to_string()
     }
 }
 
@@ -232,12 +242,17 @@ fn d_timeout() -> u64 {
 }
 
 /// Reads a secret given inline or as a file path (trailing newline dropped).
-pub fn load_secret(inline: &Option<Secret>, file: &Option<PathBuf>, what: &str) -> anyhow::Result<Option<String>> {
+pub fn load_secret(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
     match (inline, file) {
         (Some(s), _) => Ok(Some(s.expose().to_string())),
         (None, Some(path)) => {
-            let s = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("{what}: cannot read secret file {}: {e}", path.display()))?;
+            let s = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("{what}: cannot read secret file {}: {e}", path.display())
+            })?;
             Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()))
         }
         (None, None) => Ok(None),
@@ -256,7 +271,9 @@ impl Config {
             fig = fig.merge(Toml::file(p));
         }
         fig = fig.merge(Env::prefixed("LOA__").split("__"));
-        let mut cfg: Config = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let mut cfg: Config = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         if path.is_none() && cfg.providers.is_empty() && cfg.channels.is_empty() {
             cfg.use_sinks(Path::new("loa-data/outbox"), 0);
         }
@@ -267,11 +284,19 @@ impl Config {
     pub fn use_sinks(&mut self, dir: &Path, zalo_failure_per_mille: u32) {
         for c in Channel::ALL {
             let name = format!("{c}-sink");
-            let fail = if c == Channel::Zalo { zalo_failure_per_mille } else { 0 };
+            let fail = if c == Channel::Zalo {
+                zalo_failure_per_mille
+            } else {
+                0
+            };
             self.providers.insert(
                 name.clone(),
                 ProviderConfig {
-                    kind: ProviderKind::Sink { dir: dir.to_path_buf(), channel: c, simulate_failure_per_mille: fail },
+                    kind: ProviderKind::Sink {
+                        dir: dir.to_path_buf(),
+                        channel: c,
+                        simulate_failure_per_mille: fail,
+                    },
                     rate_per_second: None,
                     burst: None,
                     unaccent: false,
@@ -294,13 +319,24 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail closures must return figment::Error, which is large; that is its API, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_example_and_hides_secrets() {
-        let cfg: Config = Figment::new().merge(Toml::file(concat!(env!("CARGO_MANIFEST_DIR"), "/loa.example.toml"))).extract().unwrap();
-        assert_eq!(cfg.channels.get(&Channel::Sms).map(String::as_str), Some("kannel"));
+        let cfg: Config = Figment::new()
+            .merge(Toml::file(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/loa.example.toml"
+            )))
+            .extract()
+            .unwrap();
+        assert_eq!(
+            cfg.channels.get(&Channel::Sms).map(String::as_str),
+            Some("kannel")
+        );
         let kannel = &cfg.providers["kannel"];
         assert!(kannel.unaccent);
         let dbg = format!("{cfg:?}");
@@ -314,7 +350,10 @@ mod tests {
             jail.set_env("LOA__DISPATCH__CONCURRENCY", "9");
             let cfg = Config::load(Some(Path::new("loa.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(cfg.dispatch.concurrency, 9);
-            assert!(cfg.providers.is_empty(), "a config file never gets silent sinks");
+            assert!(
+                cfg.providers.is_empty(),
+                "a config file never gets silent sinks"
+            );
             Ok(())
         });
     }

@@ -19,12 +19,29 @@ use crate::domain::{Channel, Millis};
 use crate::report;
 use crate::store::Store;
 
-const FAMILY: &[&str] = &["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý", "Trương", "Đinh"];
-const MIDDLE_M: &[&str] = &["Văn", "Minh", "Quốc", "Đức", "Hoàng", "Gia", "Thành", "Hữu", "Công", "Bảo"];
-const MIDDLE_F: &[&str] = &["Thị", "Ngọc", "Thu", "Thanh", "Mai", "Kim", "Bảo", "Phương", "Diệu", "Hồng"];
-const GIVEN_M: &[&str] = &["An", "Bình", "Dũng", "Hùng", "Khang", "Khôi", "Long", "Minh", "Nam", "Phúc", "Quân", "Sơn", "Tuấn", "Việt", "Đạt", "Huy", "Kiên", "Lâm"];
-const GIVEN_F: &[&str] = &["Chi", "Giang", "Hà", "Hạnh", "Hương", "Lan", "Linh", "Mai", "Ngọc", "Nhung", "Phương", "Quỳnh", "Tâm", "Thảo", "Trang", "Uyên", "Vy", "Yến"];
-const MOBILE_PREFIXES: &[&str] = &["090", "091", "093", "094", "096", "097", "098", "086", "032", "033", "034", "035", "036", "037", "038", "039", "070", "076", "077", "078", "079", "081", "082", "083", "084", "085", "056", "058", "059"];
+const FAMILY: &[&str] = &[
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ",
+    "Hồ", "Ngô", "Dương", "Lý", "Trương", "Đinh",
+];
+const MIDDLE_M: &[&str] = &[
+    "Văn", "Minh", "Quốc", "Đức", "Hoàng", "Gia", "Thành", "Hữu", "Công", "Bảo",
+];
+const MIDDLE_F: &[&str] = &[
+    "Thị", "Ngọc", "Thu", "Thanh", "Mai", "Kim", "Bảo", "Phương", "Diệu", "Hồng",
+];
+const GIVEN_M: &[&str] = &[
+    "An", "Bình", "Dũng", "Hùng", "Khang", "Khôi", "Long", "Minh", "Nam", "Phúc", "Quân", "Sơn",
+    "Tuấn", "Việt", "Đạt", "Huy", "Kiên", "Lâm",
+];
+const GIVEN_F: &[&str] = &[
+    "Chi", "Giang", "Hà", "Hạnh", "Hương", "Lan", "Linh", "Mai", "Ngọc", "Nhung", "Phương",
+    "Quỳnh", "Tâm", "Thảo", "Trang", "Uyên", "Vy", "Yến",
+];
+const MOBILE_PREFIXES: &[&str] = &[
+    "090", "091", "093", "094", "096", "097", "098", "086", "032", "033", "034", "035", "036",
+    "037", "038", "039", "070", "076", "077", "078", "079", "081", "082", "083", "084", "085",
+    "056", "058", "059",
+];
 
 pub struct DemoOptions {
     pub dir: PathBuf,
@@ -37,18 +54,36 @@ fn pick<'a>(rng: &mut StdRng, xs: &[&'a str]) -> &'a str {
 }
 
 fn person_name(rng: &mut StdRng, female: bool) -> String {
-    let (mid, given) = if female { (MIDDLE_F, GIVEN_F) } else { (MIDDLE_M, GIVEN_M) };
-    format!("{} {} {}", pick(rng, FAMILY), pick(rng, mid), pick(rng, given))
+    let (mid, given) = if female {
+        (MIDDLE_F, GIVEN_F)
+    } else {
+        (MIDDLE_M, GIVEN_M)
+    };
+    format!(
+        "{} {} {}",
+        pick(rng, FAMILY),
+        pick(rng, mid),
+        pick(rng, given)
+    )
 }
 
 fn phone(rng: &mut StdRng) -> String {
-    format!("{}{:07}", pick(rng, MOBILE_PREFIXES), rng.random_range(0..10_000_000))
+    format!(
+        "{}{:07}",
+        pick(rng, MOBILE_PREFIXES),
+        rng.random_range(0..10_000_000)
+    )
 }
 
 fn email_for(name: &str, n: u32) -> String {
     let plain = crate::render::sms::unaccent(name).to_lowercase();
     let parts: Vec<&str> = plain.split_whitespace().collect();
-    format!("{}.{}{}@example.vn", parts.last().unwrap_or(&"ph"), parts.first().unwrap_or(&"x"), n)
+    format!(
+        "{}.{}{}@example.vn",
+        parts.last().unwrap_or(&"ph"),
+        parts.first().unwrap_or(&"x"),
+        n
+    )
 }
 
 struct Seeded {
@@ -57,8 +92,19 @@ struct Seeded {
     contacts: usize,
 }
 
-async fn org(store: &dyn Store, parent: Option<i64>, kind: OrgKind, code: &str, name: &str) -> anyhow::Result<i64> {
-    let o = NewOrg { parent_id: parent, kind, code: code.into(), name: name.into() };
+async fn org(
+    store: &dyn Store,
+    parent: Option<i64>,
+    kind: OrgKind,
+    code: &str,
+    name: &str,
+) -> anyhow::Result<i64> {
+    let o = NewOrg {
+        parent_id: parent,
+        kind,
+        code: code.into(),
+        name: name.into(),
+    };
     Ok(store.create_org(&o, now_ms()).await?.id)
 }
 
@@ -67,18 +113,49 @@ async fn seed(store: &dyn Store) -> anyhow::Result<Seeded> {
     let mut rng = StdRng::seed_from_u64(2026);
     let now: Millis = now_ms();
     let so = org(store, None, OrgKind::Province, "SGD-LA", "Sở GD&ĐT Long An").await?;
-    let phong = org(store, Some(so), OrgKind::District, "PGD-TT", "Phòng GD&ĐT Thủ Thừa").await?;
+    let phong = org(
+        store,
+        Some(so),
+        OrgKind::District,
+        "PGD-TT",
+        "Phòng GD&ĐT Thủ Thừa",
+    )
+    .await?;
     let school_defs: [(&str, &str, Vec<String>); 3] = [
-        ("MN-TS", "Trường Mầm non Thanh Sơn", ["Mầm 1", "Mầm 2", "Chồi 1", "Chồi 2", "Lá 1", "Lá 2"].map(String::from).to_vec()),
-        ("TH-MP", "Trường Tiểu học Mỹ Phú", (1..=5).flat_map(|g| (1..=3).map(move |k| format!("{g}A{k}"))).collect()),
-        ("THCS-TT", "Trường THCS Thủ Thừa", (6..=9).flat_map(|g| (1..=3).map(move |k| format!("{g}A{k}"))).collect()),
+        (
+            "MN-TS",
+            "Trường Mầm non Thanh Sơn",
+            ["Mầm 1", "Mầm 2", "Chồi 1", "Chồi 2", "Lá 1", "Lá 2"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "TH-MP",
+            "Trường Tiểu học Mỹ Phú",
+            (1..=5)
+                .flat_map(|g| (1..=3).map(move |k| format!("{g}A{k}")))
+                .collect(),
+        ),
+        (
+            "THCS-TT",
+            "Trường THCS Thủ Thừa",
+            (6..=9)
+                .flat_map(|g| (1..=3).map(move |k| format!("{g}A{k}")))
+                .collect(),
+        ),
     ];
     let mut contacts = 0;
     let mut schools = Vec::new();
     // Parents already created, so that some children share a parent (siblings, across schools too).
     let mut parents: Vec<i64> = Vec::new();
     let mut email_n = 0u32;
-    let new_contact = |org_id, role, full_name: String, phone: Option<String>, email: Option<String>, zalo: Option<String>, code: Option<String>| NewContactInput {
+    let new_contact = |org_id,
+                       role,
+                       full_name: String,
+                       phone: Option<String>,
+                       email: Option<String>,
+                       zalo: Option<String>,
+                       code: Option<String>| NewContactInput {
         org_id,
         role,
         full_name,
@@ -95,9 +172,17 @@ async fn seed(store: &dyn Store) -> anyhow::Result<Seeded> {
             let female = rng.random_bool(0.7);
             let n = person_name(&mut rng, female);
             email_n += 1;
-            let c = new_contact(school, Role::Staff, n.clone(), Some(phone(&mut rng)), rng.random_bool(0.9).then(|| email_for(&n, email_n)), None, None)
-                .validate()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let c = new_contact(
+                school,
+                Role::Staff,
+                n.clone(),
+                Some(phone(&mut rng)),
+                rng.random_bool(0.9).then(|| email_for(&n, email_n)),
+                None,
+                None,
+            )
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let id = store.create_contact(&c, now).await?.id;
             if s == 0 && si == 0 {
                 // One staff member has stopped email: the directive reaches them by SMS instead.
@@ -106,13 +191,28 @@ async fn seed(store: &dyn Store) -> anyhow::Result<Seeded> {
             contacts += 1;
         }
         for (ci, class) in classes.iter().enumerate() {
-            let class_id = org(store, Some(school), OrgKind::Class, &format!("{code}-{ci}"), class).await?;
+            let class_id = org(
+                store,
+                Some(school),
+                OrgKind::Class,
+                &format!("{code}-{ci}"),
+                class,
+            )
+            .await?;
             for k in 0..31 {
                 let female = rng.random_bool(0.5);
                 let student = person_name(&mut rng, female);
-                let sc = new_contact(class_id, Role::Student, student, None, None, None, Some(format!("{code}{ci:02}{k:02}")))
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let sc = new_contact(
+                    class_id,
+                    Role::Student,
+                    student,
+                    None,
+                    None,
+                    None,
+                    Some(format!("{code}{ci:02}{k:02}")),
+                )
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let student_id = store.create_contact(&sc, now).await?.id;
                 contacts += 1;
                 let parent_id = if !parents.is_empty() && rng.random_bool(0.12) {
@@ -128,7 +228,13 @@ async fn seed(store: &dyn Store) -> anyhow::Result<Seeded> {
                         pn.clone(),
                         has_phone.then(|| phone(&mut rng)),
                         rng.random_bool(0.55).then(|| email_for(&pn, email_n)),
-                        rng.random_bool(0.6).then(|| format!("{}", 3_000_000_000_000_000_000u64 + rng.random_range(0..1_000_000_000_000u64))),
+                        rng.random_bool(0.6).then(|| {
+                            format!(
+                                "{}",
+                                3_000_000_000_000_000_000u64
+                                    + rng.random_range(0..1_000_000_000_000u64)
+                            )
+                        }),
                         None,
                     )
                     .validate()
@@ -146,7 +252,13 @@ async fn seed(store: &dyn Store) -> anyhow::Result<Seeded> {
                     parents.push(pid);
                     pid
                 };
-                store.link_guardian(parent_id, student_id, Some(if rng.random_bool(0.5) { "mẹ" } else { "cha" })).await?;
+                store
+                    .link_guardian(
+                        parent_id,
+                        student_id,
+                        Some(if rng.random_bool(0.5) { "mẹ" } else { "cha" }),
+                    )
+                    .await?;
             }
         }
     }
@@ -154,13 +266,25 @@ async fn seed(store: &dyn Store) -> anyhow::Result<Seeded> {
         let female = rng.random_bool(0.5);
         let n = person_name(&mut rng, female);
         email_n += 1;
-        let c = new_contact(phong, Role::Staff, n.clone(), Some(phone(&mut rng)), Some(email_for(&n, email_n)), None, None)
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let c = new_contact(
+            phong,
+            Role::Staff,
+            n.clone(),
+            Some(phone(&mut rng)),
+            Some(email_for(&n, email_n)),
+            None,
+            None,
+        )
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         store.create_contact(&c, now).await?;
         contacts += 1;
     }
-    Ok(Seeded { phong, schools, contacts })
+    Ok(Seeded {
+        phong,
+        schools,
+        contacts,
+    })
 }
 
 async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i64, String)>> {
@@ -209,15 +333,43 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
         )
         .await?;
     let defs = [
-        (school, "Mẹo an toàn trên mạng tuần 1 - phụ huynh Trường TH Mỹ Phú", tip.id, school, vec![Role::Parent], vec![Channel::Zalo, Channel::Sms, Channel::Email]),
-        (seeded.phong, "Chỉ thị về Luật An ninh mạng - cán bộ các trường", directive.id, seeded.phong, vec![Role::Staff], vec![Channel::Email, Channel::Sms]),
+        (
+            school,
+            "Mẹo an toàn trên mạng tuần 1 - phụ huynh Trường TH Mỹ Phú",
+            tip.id,
+            school,
+            vec![Role::Parent],
+            vec![Channel::Zalo, Channel::Sms, Channel::Email],
+        ),
+        (
+            seeded.phong,
+            "Chỉ thị về Luật An ninh mạng - cán bộ các trường",
+            directive.id,
+            seeded.phong,
+            vec![Role::Staff],
+            vec![Channel::Email, Channel::Sms],
+        ),
     ];
     let mut out = Vec::new();
     for (org_id, name, template_id, audience_org, roles, channels) in defs {
-        let c = NewCampaign { org_id, name: name.into(), template_id, audience: Audience { org_id: audience_org, roles, class_ids: vec![] }, channels, send_at: None }
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push((store.create_campaign(&c, now_ms()).await?.id, name.to_string()));
+        let c = NewCampaign {
+            org_id,
+            name: name.into(),
+            template_id,
+            audience: Audience {
+                org_id: audience_org,
+                roles,
+                class_ids: vec![],
+            },
+            channels,
+            send_at: None,
+        }
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.push((
+            store.create_campaign(&c, now_ms()).await?.id,
+            name.to_string(),
+        ));
     }
     Ok(out)
 }
@@ -248,7 +400,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let app = App::build(&cfg).await?;
     let store = app.state.store.clone();
     let seeded = seed(store.as_ref()).await?;
-    println!("Loa demo: {} contacts in {} schools of Phòng GD&ĐT Thủ Thừa ({:.1} s)", seeded.contacts, seeded.schools.len(), started.elapsed().as_secs_f64());
+    println!(
+        "Loa demo: {} contacts in {} schools of Phòng GD&ĐT Thủ Thừa ({:.1} s)",
+        seeded.contacts,
+        seeded.schools.len(),
+        started.elapsed().as_secs_f64()
+    );
     let ids = campaigns(store.as_ref(), &seeded).await?;
     let state = app.state.clone();
     let sinks = app.state.registry.sink_locations.clone();
@@ -256,7 +413,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let running = app.spawn(shutdown.clone());
     for (id, _) in &ids {
-        campaigns_start(&state, *id).await.map_err(|e| anyhow::anyhow!("start campaign {id}: {}", e.message))?;
+        campaigns_start(&state, *id)
+            .await
+            .map_err(|e| anyhow::anyhow!("start campaign {id}: {}", e.message))?;
     }
     let campaign_ids: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -275,13 +434,20 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     for (id, name) in &ids {
         let rows = store.summary_by_org(&[*id]).await?;
-        print!("{}", report::render_table(&format!("Chiến dịch #{id}: {name}"), &report::by_org(&rows)));
+        print!(
+            "{}",
+            report::render_table(&format!("Chiến dịch #{id}: {name}"), &report::by_org(&rows))
+        );
     }
     println!("\nMessages written by the local sinks:");
     for (c, p) in &sinks {
         println!("  {c:<9} {}", p.display());
     }
-    println!("Finished in {:.1} s. API: {base}/api/v1 (e.g. curl {base}/api/v1/campaigns/{}/progress)", started.elapsed().as_secs_f64(), campaign_ids[0]);
+    println!(
+        "Finished in {:.1} s. API: {base}/api/v1 (e.g. curl {base}/api/v1/campaigns/{}/progress)",
+        started.elapsed().as_secs_f64(),
+        campaign_ids[0]
+    );
     if !all_final {
         shutdown.cancel();
         running.join().await?;

@@ -16,7 +16,11 @@ type HmacSha256 = Hmac<Sha256>;
 
 impl Links {
     pub fn new(public_url: &str, secret: &[u8], unsubscribe_mailto: Option<String>) -> Self {
-        Links { public_url: public_url.trim_end_matches('/').to_string(), secret: secret.to_vec(), unsubscribe_mailto }
+        Links {
+            public_url: public_url.trim_end_matches('/').to_string(),
+            secret: secret.to_vec(),
+            unsubscribe_mailto,
+        }
     }
 
     pub fn public_url(&self) -> &str {
@@ -29,7 +33,8 @@ impl Links {
 
     fn mac(&self, id: i64) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.secret).expect("hmac accepts any key length");
+        let mut m =
+            <HmacSha256 as Mac>::new_from_slice(&self.secret).expect("hmac accepts any key length");
         m.update(id.to_string().as_bytes());
         m
     }
@@ -48,7 +53,11 @@ impl Links {
 
     /// Delivery-report callback for an SMS gateway.
     pub fn sms_report(&self, provider: &str, id: i64) -> String {
-        format!("{}/webhooks/{provider}?id={id}&sig={}", self.public_url, self.sign(id))
+        format!(
+            "{}/webhooks/{provider}?id={id}&sig={}",
+            self.public_url,
+            self.sign(id)
+        )
     }
 }
 

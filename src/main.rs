@@ -9,7 +9,11 @@ use loa::config::Config;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "loa", version, about = "Message broadcasting gateway for Vietnamese education")]
+#[command(
+    name = "loa",
+    version,
+    about = "Message broadcasting gateway for Vietnamese education"
+)]
 struct Cli {
     /// Configuration file (TOML). Without it, the embedded defaults: SQLite in ./loa-data, local sinks.
     #[arg(long, short, global = true, env = "LOA_CONFIG")]
@@ -42,12 +46,26 @@ enum Command {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("loa=info,warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { dir, listen, exit_when_done } => loa::demo::run(loa::demo::DemoOptions { dir, listen, exit_when_done }).await,
+        Command::Demo {
+            dir,
+            listen,
+            exit_when_done,
+        } => {
+            loa::demo::run(loa::demo::DemoOptions {
+                dir,
+                listen,
+                exit_when_done,
+            })
+            .await
+        }
         Command::Migrate => {
             let cfg = Config::load(cli.config.as_deref())?;
             open_store(&cfg).await?;
@@ -70,9 +88,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { campaign_id } => {
             let cfg = Config::load(cli.config.as_deref())?;
             let store = open_store(&cfg).await?;
-            let c = store.get_campaign(campaign_id).await.map_err(|_| anyhow::anyhow!("không tìm thấy chiến dịch {campaign_id}"))?;
+            let c = store
+                .get_campaign(campaign_id)
+                .await
+                .map_err(|_| anyhow::anyhow!("không tìm thấy chiến dịch {campaign_id}"))?;
             let rows = store.summary_by_org(&[campaign_id]).await?;
-            print!("{}", loa::report::render_table(&format!("Chiến dịch #{campaign_id}: {} ({})", c.name, c.state.as_str()), &loa::report::by_org(&rows)));
+            print!(
+                "{}",
+                loa::report::render_table(
+                    &format!(
+                        "Chiến dịch #{campaign_id}: {} ({})",
+                        c.name,
+                        c.state.as_str()
+                    ),
+                    &loa::report::by_org(&rows)
+                )
+            );
             Ok(())
         }
     }

@@ -34,7 +34,11 @@ pub fn by_org(rows: &[SummaryRow]) -> Vec<OrgSummary> {
         let idx = match out.iter().position(|o| o.org_id == r.org_id) {
             Some(i) => i,
             None => {
-                out.push(OrgSummary { org_id: r.org_id, org_name: r.org_name.clone(), ..Default::default() });
+                out.push(OrgSummary {
+                    org_id: r.org_id,
+                    org_name: r.org_name.clone(),
+                    ..Default::default()
+                });
                 out.len() - 1
             }
         };
@@ -49,10 +53,12 @@ pub fn by_org(rows: &[SummaryRow]) -> Vec<OrgSummary> {
             Some(DeliveryState::Cancelled) => o.cancelled += r.count,
             _ => o.pending += r.count,
         }
-        if matches!(state, Some(DeliveryState::Delivered | DeliveryState::Read | DeliveryState::Sent)) {
-            if let Some(c) = &r.channel {
-                *o.reached_by_channel.entry(c.clone()).or_default() += r.count;
-            }
+        if matches!(
+            state,
+            Some(DeliveryState::Delivered | DeliveryState::Read | DeliveryState::Sent)
+        ) && let Some(c) = &r.channel
+        {
+            *o.reached_by_channel.entry(c.clone()).or_default() += r.count;
         }
         if matches!(state, Some(DeliveryState::Failed | DeliveryState::Skipped)) {
             let code = r.reason_code.clone().unwrap_or_else(|| "unknown".into());
@@ -69,7 +75,10 @@ pub fn render_table(title: &str, rows: &[OrgSummary]) -> String {
         "{:<40} {:>8} {:>9} {:>6} {:>8} {:>7}  {}\n",
         "Đơn vị", "Mục tiêu", "Đã nhận", "Lỗi", "Bỏ qua", "Đang gửi", "Theo kênh"
     ));
-    let mut total = OrgSummary { org_name: "TỔNG".into(), ..Default::default() };
+    let mut total = OrgSummary {
+        org_name: "TỔNG".into(),
+        ..Default::default()
+    };
     for r in rows {
         s.push_str(&line(r));
         total.targeted += r.targeted;
@@ -92,7 +101,11 @@ pub fn render_table(title: &str, rows: &[OrgSummary]) -> String {
 }
 
 fn line(r: &OrgSummary) -> String {
-    let channels: Vec<String> = r.reached_by_channel.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    let channels: Vec<String> = r
+        .reached_by_channel
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
     let name: String = r.org_name.chars().take(40).collect();
     format!(
         "{:<40} {:>8} {:>9} {:>6} {:>8} {:>7}  {}\n",
@@ -110,7 +123,13 @@ fn line(r: &OrgSummary) -> String {
 mod tests {
     use super::*;
 
-    fn row(org: i64, channel: Option<&str>, state: &str, reason: Option<&str>, n: i64) -> SummaryRow {
+    fn row(
+        org: i64,
+        channel: Option<&str>,
+        state: &str,
+        reason: Option<&str>,
+        n: i64,
+    ) -> SummaryRow {
         SummaryRow {
             org_id: org,
             org_name: format!("T{org}"),
@@ -131,7 +150,10 @@ mod tests {
         ];
         let s = by_org(&rows);
         assert_eq!(s.len(), 2);
-        assert_eq!((s[0].targeted, s[0].delivered, s[0].sent, s[0].skipped), (8, 5, 2, 1));
+        assert_eq!(
+            (s[0].targeted, s[0].delivered, s[0].sent, s[0].skipped),
+            (8, 5, 2, 1)
+        );
         assert_eq!(s[0].reached_by_channel["zalo"], 5);
         assert_eq!(s[1].reasons["provider_rejected"], 3);
     }

@@ -22,7 +22,11 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, dispatch_wake: Arc<Notify>) -> Self {
-        Scheduler { store, wake, dispatch_wake }
+        Scheduler {
+            store,
+            wake,
+            dispatch_wake,
+        }
     }
 
     /// One pass: start due scheduled campaigns, fan out every pending run.
@@ -30,7 +34,11 @@ impl Scheduler {
         let now = now_ms();
         for id in self.store.due_campaigns(now).await? {
             let c = self.store.get_campaign(id).await?;
-            if self.store.transition_campaign(id, &[CampaignState::Scheduled], CampaignState::Running, now).await? {
+            if self
+                .store
+                .transition_campaign(id, &[CampaignState::Scheduled], CampaignState::Running, now)
+                .await?
+            {
                 let slot = format!("once:{}", c.send_at.unwrap_or(0));
                 self.store.create_run(id, &slot, now).await?;
                 tracing::info!(campaign = id, "scheduled campaign started");
@@ -40,7 +48,13 @@ impl Scheduler {
             let campaign = self.store.get_campaign(campaign_id).await?;
             let started = std::time::Instant::now();
             let n = fan_out(&self.store, run_id, &campaign, &self.dispatch_wake).await?;
-            tracing::info!(campaign = campaign_id, run = run_id, deliveries = n, ms = started.elapsed().as_millis() as u64, "run fanned out");
+            tracing::info!(
+                campaign = campaign_id,
+                run = run_id,
+                deliveries = n,
+                ms = started.elapsed().as_millis() as u64,
+                "run fanned out"
+            );
         }
         Ok(())
     }

@@ -10,20 +10,41 @@ use serde_json::json;
 #[tokio::test]
 async fn malformed_requests_get_json_errors() {
     let app = spawn_app(|_, _| {}).await;
-    let r = app.http.post(format!("{}/api/v1/orgs", app.base)).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/api/v1/orgs", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "bad_request");
     assert!(v["error"]["message"].as_str().unwrap().len() > 5);
 
-    let (s, v) = app.post("/api/v1/orgs", json!({"kind": "planet", "code": "x", "name": "y"})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/orgs",
+            json!({"kind": "planet", "code": "x", "name": "y"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("kind"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("kind"),
+        "{v}"
+    );
 
     let (s, v) = app.get("/api/v1/orgs/abc").await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
     let (s, v) = app.get("/api/v1/campaigns/999").await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let (s, _) = app.get("/api/v1/nothing-here").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     app.stop().await;
@@ -35,10 +56,20 @@ async fn bad_contacts_and_tree_shapes_are_refused_with_the_field_named() {
     let t = tree(&app).await;
     let (s, v) = app.post("/api/v1/contacts", json!({"org_id": t.school, "role": "parent", "full_name": "Lê Văn Tám", "phone": "0912 34", "email": "nope"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<&str> = v["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = v["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["phone", "email"], "{v}");
 
-    let (s, v) = app.post("/api/v1/contacts", json!({"org_id": 4242, "role": "parent", "full_name": "Lê Văn Tám"})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts",
+            json!({"org_id": 4242, "role": "parent", "full_name": "Lê Văn Tám"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["details"][0]["field"], "org_id");
 
@@ -47,9 +78,23 @@ async fn bad_contacts_and_tree_shapes_are_refused_with_the_field_named() {
     let (_, c) = app.get(&format!("/api/v1/contacts/{id}")).await;
     assert_eq!(c["phone"], "+84372345678");
 
-    let (s, _) = app.post("/api/v1/orgs", json!({"parent_id": t.district, "kind": "class", "code": "C", "name": "6A"})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a class hangs under a school only");
-    let (s, _) = app.post("/api/v1/orgs", json!({"parent_id": t.district, "kind": "school", "code": "TH1", "name": "dup"})).await;
+    let (s, _) = app
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": t.district, "kind": "class", "code": "C", "name": "6A"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a class hangs under a school only"
+    );
+    let (s, _) = app
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": t.district, "kind": "school", "code": "TH1", "name": "dup"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     app.stop().await;
 }
@@ -58,11 +103,26 @@ async fn bad_contacts_and_tree_shapes_are_refused_with_the_field_named() {
 async fn templates_with_bad_syntax_or_unknown_variables_are_refused() {
     let app = spawn_app(|_, _| {}).await;
     let t = tree(&app).await;
-    let (s, v) = app.post("/api/v1/templates", json!({"org_id": t.school, "name": "x", "sms_text": "{{ phone_number }}"})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/templates",
+            json!({"org_id": t.school, "name": "x", "sms_text": "{{ phone_number }}"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["details"][0]["field"], "sms_text");
-    assert!(v["error"]["details"][0]["message"].as_str().unwrap().contains("phone_number"));
-    let (s, v) = app.post("/api/v1/templates", json!({"org_id": t.school, "name": "x", "zalo_text": "{% if %}"})).await;
+    assert!(
+        v["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("phone_number")
+    );
+    let (s, v) = app
+        .post(
+            "/api/v1/templates",
+            json!({"org_id": t.school, "name": "x", "zalo_text": "{% if %}"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["details"][0]["field"], "zalo_text");
     app.stop().await;
@@ -72,23 +132,57 @@ async fn templates_with_bad_syntax_or_unknown_variables_are_refused() {
 async fn campaign_creation_checks_channels_length_and_scope() {
     let app = spawn_app(|_, _| {}).await;
     let t = tree(&app).await;
-    let other = app.org(Some(t.district), "school", "TH2", "Trường TH Khác").await;
+    let other = app
+        .org(Some(t.district), "school", "TH2", "Trường TH Khác")
+        .await;
     let tpl = template(&app, t.school).await;
-    let body = |org, audience_org, channels: &[&str]| json!({"org_id": org, "name": "T", "template_id": tpl,
-        "audience": {"org_id": audience_org, "roles": ["parent"]}, "channels": channels});
+    let body = |org, audience_org, channels: &[&str]| {
+        json!({"org_id": org, "name": "T", "template_id": tpl,
+        "audience": {"org_id": audience_org, "roles": ["parent"]}, "channels": channels})
+    };
 
-    let (s, v) = app.post("/api/v1/campaigns", body(t.school, other, &["sms"])).await;
+    let (s, v) = app
+        .post("/api/v1/campaigns", body(t.school, other, &["sms"]))
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(v["error"]["details"][0]["field"], "audience.org_id", "a school cannot message another school");
+    assert_eq!(
+        v["error"]["details"][0]["field"], "audience.org_id",
+        "a school cannot message another school"
+    );
 
-    let (s, v) = app.post("/api/v1/campaigns", body(t.school, t.school, &["messenger"])).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/campaigns",
+            body(t.school, t.school, &["messenger"]),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(v["error"]["message"].as_str().unwrap().contains("messenger"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("messenger"),
+        "{v}"
+    );
 
-    let long = app.create("/api/v1/templates", json!({"org_id": t.school, "name": "long", "sms_text": "Thông báo dài ".repeat(40)})).await;
-    let (s, v) = app.post("/api/v1/campaigns", json!({"org_id": t.school, "name": "T", "template_id": long,
-        "audience": {"org_id": t.school, "roles": ["parent"]}, "channels": ["sms"]})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "the sink allows 5 SMS parts: {v}");
+    let long = app
+        .create(
+            "/api/v1/templates",
+            json!({"org_id": t.school, "name": "long", "sms_text": "Thông báo dài ".repeat(40)}),
+        )
+        .await;
+    let (s, v) = app
+        .post(
+            "/api/v1/campaigns",
+            json!({"org_id": t.school, "name": "T", "template_id": long,
+        "audience": {"org_id": t.school, "roles": ["parent"]}, "channels": ["sms"]}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the sink allows 5 SMS parts: {v}"
+    );
     assert_eq!(v["error"]["details"][0]["field"], "sms_text");
     app.stop().await;
 }
@@ -125,22 +219,35 @@ async fn channel_order_fallback_opt_out_and_no_address() {
     let t = tree(&app).await;
     let mut people = Vec::new();
     let specs = [
-        ("Zalo rồi SMS", json!({"zalo_user_id": "1234567890123456789", "phone": "0912000001"})),
+        (
+            "Zalo rồi SMS",
+            json!({"zalo_user_id": "1234567890123456789", "phone": "0912000001"}),
+        ),
         ("Chỉ email", json!({"email": "chi.email@example.vn"})),
-        ("Từ chối hết", json!({"phone": "0912000003", "email": "tu.choi@example.vn"})),
+        (
+            "Từ chối hết",
+            json!({"phone": "0912000003", "email": "tu.choi@example.vn"}),
+        ),
         ("Không địa chỉ", json!({})),
         ("Zalo, không gì khác", json!({"zalo_user_id": "999"})),
     ];
     for (i, (name, addr)) in specs.iter().enumerate() {
         let s = app.contact(json!({"org_id": t.class_a, "role": "student", "full_name": format!("Con {i}"), "student_code": format!("S{i}")})).await;
         let mut body = json!({"org_id": t.school, "role": "parent", "full_name": name});
-        body.as_object_mut().unwrap().extend(addr.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(addr.as_object().unwrap().clone());
         let p = app.contact(body).await;
         app.link(p, s).await;
         people.push(p);
     }
     for ch in ["sms", "email"] {
-        let (s, _) = app.post(&format!("/api/v1/contacts/{}/opt-outs", people[2]), json!({"channel": ch})).await;
+        let (s, _) = app
+            .post(
+                &format!("/api/v1/contacts/{}/opt-outs", people[2]),
+                json!({"channel": ch}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
     }
     let tpl = template(&app, t.school).await;
@@ -150,15 +257,32 @@ async fn channel_order_fallback_opt_out_and_no_address() {
     let ds = app.deliveries(c).await;
     let by = |name: &str| ds.iter().find(|d| d["full_name"] == name).unwrap().clone();
     let d = by("Zalo rồi SMS");
-    assert_eq!((d["state"].as_str(), d["channel"].as_str()), (Some("delivered"), Some("sms")), "{d}");
-    assert!(d["reason"].as_str().unwrap().starts_with("zalo: "), "the path is kept: {d}");
+    assert_eq!(
+        (d["state"].as_str(), d["channel"].as_str()),
+        (Some("delivered"), Some("sms")),
+        "{d}"
+    );
+    assert!(
+        d["reason"].as_str().unwrap().starts_with("zalo: "),
+        "the path is kept: {d}"
+    );
     assert_eq!(by("Chỉ email")["channel"], "email");
     let d = by("Từ chối hết");
-    assert_eq!((d["state"].as_str(), d["reason_code"].as_str()), (Some("skipped"), Some("opted_out")));
+    assert_eq!(
+        (d["state"].as_str(), d["reason_code"].as_str()),
+        (Some("skipped"), Some("opted_out"))
+    );
     let d = by("Không địa chỉ");
-    assert_eq!((d["state"].as_str(), d["reason_code"].as_str()), (Some("failed"), Some("no_address")));
+    assert_eq!(
+        (d["state"].as_str(), d["reason_code"].as_str()),
+        (Some("failed"), Some("no_address"))
+    );
     let d = by("Zalo, không gì khác");
-    assert_eq!((d["state"].as_str(), d["reason_code"].as_str()), (Some("failed"), Some("provider_rejected")), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["reason_code"].as_str()),
+        (Some("failed"), Some("provider_rejected")),
+        "{d}"
+    );
     assert!(app.sink_lines("zalo").is_empty());
 
     let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
@@ -178,13 +302,21 @@ async fn audience_by_class_and_role() {
         let p = app.contact(json!({"org_id": t.school, "role": "parent", "full_name": format!("PH {i}"), "phone": format!("0914{i:06}")})).await;
         app.link(p, s).await;
     }
-    app.contact(json!({"org_id": t.school, "role": "staff", "full_name": "Cô Giáo", "phone": "0915000000"})).await;
+    app.contact(
+        json!({"org_id": t.school, "role": "staff", "full_name": "Cô Giáo", "phone": "0915000000"}),
+    )
+    .await;
     let tpl = template(&app, t.school).await;
     let c = app.create("/api/v1/campaigns", json!({"org_id": t.school, "name": "4B", "template_id": tpl,
         "audience": {"org_id": t.school, "roles": ["parent", "student"], "class_ids": [t.class_b]}, "channels": ["sms"]})).await;
     app.start(c).await;
     app.wait_done(c).await;
-    let mut names: Vec<String> = app.deliveries(c).await.iter().map(|d| d["full_name"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = app
+        .deliveries(c)
+        .await
+        .iter()
+        .map(|d| d["full_name"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["HS 1", "PH 1"]);
 
@@ -196,7 +328,10 @@ async fn audience_by_class_and_role() {
     let ds = app.deliveries(d).await;
     assert_eq!(ds.len(), 1);
     assert_eq!(ds[0]["full_name"], "Cô Giáo");
-    assert_eq!(ds[0]["to"], "+8491****000", "addresses are masked in listings");
+    assert_eq!(
+        ds[0]["to"], "+8491****000",
+        "addresses are masked in listings"
+    );
     app.stop().await;
 }
 
@@ -208,7 +343,9 @@ async fn cancel_stops_unsent_deliveries_and_start_twice_is_refused() {
     let tpl = template(&app, t.school).await;
     let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
     app.start(c).await;
-    let (s, _) = app.post(&format!("/api/v1/campaigns/{c}/start"), json!({})).await;
+    let (s, _) = app
+        .post(&format!("/api/v1/campaigns/{c}/start"), json!({}))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     // No dispatcher runs here: wait until fan-out queued them, then cancel.
     wait_for(std::time::Duration::from_secs(10), || async {
@@ -217,13 +354,34 @@ async fn cancel_stops_unsent_deliveries_and_start_twice_is_refused() {
     })
     .await
     .expect("fanned out");
-    let (s, v) = app.post(&format!("/api/v1/campaigns/{c}/cancel"), json!({})).await;
-    assert_eq!((s, v["deliveries_cancelled"].as_i64()), (StatusCode::OK, Some(5)), "{v}");
+    let (s, v) = app
+        .post(&format!("/api/v1/campaigns/{c}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (s, v["deliveries_cancelled"].as_i64()),
+        (StatusCode::OK, Some(5)),
+        "{v}"
+    );
     let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
-    assert_eq!((p["state"].as_str(), p["progress"]["by_state"]["cancelled"].as_i64()), (Some("cancelled"), Some(5)));
-    let (s, _) = app.post(&format!("/api/v1/campaigns/{c}/cancel"), json!({})).await;
+    assert_eq!(
+        (
+            p["state"].as_str(),
+            p["progress"]["by_state"]["cancelled"].as_i64()
+        ),
+        (Some("cancelled"), Some(5))
+    );
+    let (s, _) = app
+        .post(&format!("/api/v1/campaigns/{c}/cancel"), json!({}))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    assert!(app.state.store.claim(10, loa::clock::now_ms(), loa::clock::now_ms() + 1000, &[]).await.unwrap().is_empty());
+    assert!(
+        app.state
+            .store
+            .claim(10, loa::clock::now_ms(), loa::clock::now_ms() + 1000, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     app.stop().await;
 }
 
@@ -236,25 +394,58 @@ async fn unsubscribe_link_shows_a_page_and_one_click_post_opts_out() {
     let c = campaign(&app, t.school, tpl, &["parent"], &["email"]).await;
     app.start(c).await;
     app.wait_done(c).await;
-    let eml = std::fs::read_dir(app.outbox().join("email")).unwrap().next().unwrap().unwrap().path();
+    let eml = std::fs::read_dir(app.outbox().join("email"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let raw = std::fs::read(&eml).unwrap();
     let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    let header = msg.header_raw("List-Unsubscribe").unwrap().trim().to_string();
-    let url = header.trim_start_matches('<').split('>').next().unwrap().to_string();
+    let header = msg
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .trim()
+        .to_string();
+    let url = header
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(url.starts_with(&app.base), "{url}");
-    assert_eq!(msg.header_raw("List-Unsubscribe-Post").unwrap().trim(), "List-Unsubscribe=One-Click");
+    assert_eq!(
+        msg.header_raw("List-Unsubscribe-Post").unwrap().trim(),
+        "List-Unsubscribe=One-Click"
+    );
 
     let page = app.http.get(&url).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("Xác nhận huỷ nhận tin"));
     let (_, before) = app.get(&format!("/api/v1/contacts/{}", parents[0])).await;
-    assert_eq!(before["opted_out"], json!([]), "GET alone must not unsubscribe");
+    assert_eq!(
+        before["opted_out"],
+        json!([]),
+        "GET alone must not unsubscribe"
+    );
 
-    let r = app.http.post(&url).header("content-type", "application/x-www-form-urlencoded").body("List-Unsubscribe=One-Click").send().await.unwrap();
+    let r = app
+        .http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (_, after) = app.get(&format!("/api/v1/contacts/{}", parents[0])).await;
     assert_eq!(after["opted_out"], json!(["email"]));
-    let bad = app.http.post(format!("{}/u/not-a-token?c=email", app.base)).send().await.unwrap();
+    let bad = app
+        .http
+        .post(format!("{}/u/not-a-token?c=email", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::NOT_FOUND);
     app.stop().await;
 }

@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn transient_errors_are_retried_then_succeed() {
-    let double = KannelDouble { script: Arc::new(std::sync::Mutex::new([503, 503].into())), ..Default::default() };
+    let double = KannelDouble {
+        script: Arc::new(std::sync::Mutex::new([503, 503].into())),
+        ..Default::default()
+    };
     let (server, double) = double.start().await;
     let app = spawn_app(|cfg, _| kannel_provider(cfg, &server.uri(), None, None)).await;
     let t = tree(&app).await;
@@ -25,18 +28,35 @@ async fn transient_errors_are_retried_then_succeed() {
     app.start(c).await;
     app.wait_done(c).await;
     let d = &app.deliveries(c).await[0];
-    assert_eq!((d["state"].as_str(), d["attempts"].as_i64(), d["channel"].as_str()), (Some("sent"), Some(3), Some("sms")), "{d}");
+    assert_eq!(
+        (
+            d["state"].as_str(),
+            d["attempts"].as_i64(),
+            d["channel"].as_str()
+        ),
+        (Some("sent"), Some(3), Some("sms")),
+        "{d}"
+    );
     let sent = double.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].to, "84912000000", "Kannel gets the number without +");
-    assert_eq!(sent[0].text, "PH em Hoc Sinh 0: khong chia se mat khau cua con.", "unaccented for this provider");
+    assert_eq!(
+        sent[0].to, "84912000000",
+        "Kannel gets the number without +"
+    );
+    assert_eq!(
+        sent[0].text, "PH em Hoc Sinh 0: khong chia se mat khau cua con.",
+        "unaccented for this provider"
+    );
     assert_eq!(d["segments"], 1);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn exhausted_retries_fall_back_to_the_next_channel_or_fail() {
-    let double = KannelDouble { script: Arc::new(std::sync::Mutex::new([503; 20].into())), ..Default::default() };
+    let double = KannelDouble {
+        script: Arc::new(std::sync::Mutex::new([503; 20].into())),
+        ..Default::default()
+    };
     let (server, _double) = double.start().await;
     let app = spawn_app(|cfg, _| {
         kannel_provider(cfg, &server.uri(), None, None);
@@ -50,14 +70,29 @@ async fn exhausted_retries_fall_back_to_the_next_channel_or_fail() {
     app.start(with_email).await;
     app.wait_done(with_email).await;
     let d = &app.deliveries(with_email).await[0];
-    assert_eq!((d["state"].as_str(), d["channel"].as_str()), (Some("delivered"), Some("email")), "{d}");
-    assert!(d["reason"].as_str().unwrap().contains("after 3 attempts"), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["channel"].as_str()),
+        (Some("delivered"), Some("email")),
+        "{d}"
+    );
+    assert!(
+        d["reason"].as_str().unwrap().contains("after 3 attempts"),
+        "{d}"
+    );
 
     let sms_only = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
     app.start(sms_only).await;
     app.wait_done(sms_only).await;
     let d = &app.deliveries(sms_only).await[0];
-    assert_eq!((d["state"].as_str(), d["reason_code"].as_str(), d["attempts"].as_i64()), (Some("failed"), Some("retries_exhausted"), Some(3)), "{d}");
+    assert_eq!(
+        (
+            d["state"].as_str(),
+            d["reason_code"].as_str(),
+            d["attempts"].as_i64()
+        ),
+        (Some("failed"), Some("retries_exhausted"), Some(3)),
+        "{d}"
+    );
     app.stop().await;
 }
 
@@ -66,7 +101,9 @@ async fn refused_credentials_are_permanent_for_the_channel() {
     let (server, double) = KannelDouble::default().start().await;
     let app = spawn_app(|cfg, _| {
         kannel_provider(cfg, &server.uri(), None, None);
-        if let loa::config::ProviderKind::Kannel { password, .. } = &mut cfg.providers.get_mut("kannel").unwrap().kind {
+        if let loa::config::ProviderKind::Kannel { password, .. } =
+            &mut cfg.providers.get_mut("kannel").unwrap().kind
+        {
             *password = Some(serde_json::from_value(serde_json::json!("wrong")).unwrap());
         }
     })
@@ -78,7 +115,15 @@ async fn refused_credentials_are_permanent_for_the_channel() {
     app.start(c).await;
     app.wait_done(c).await;
     for d in app.deliveries(c).await {
-        assert_eq!((d["state"].as_str(), d["channel"].as_str(), d["attempts"].as_i64()), (Some("delivered"), Some("email"), Some(1)), "{d}");
+        assert_eq!(
+            (
+                d["state"].as_str(),
+                d["channel"].as_str(),
+                d["attempts"].as_i64()
+            ),
+            (Some("delivered"), Some("email"), Some(1)),
+            "{d}"
+        );
         assert!(d["reason"].as_str().unwrap().contains("403"), "{d}");
     }
     assert!(double.sent().is_empty());
@@ -89,7 +134,8 @@ async fn refused_credentials_are_permanent_for_the_channel() {
 async fn rate_limit_is_respected_in_every_window() {
     let (server, double) = KannelDouble::default().start().await;
     let (rate, burst) = (20u32, 5u32);
-    let app = spawn_app(|cfg, _| kannel_provider(cfg, &server.uri(), Some(rate), Some(burst))).await;
+    let app =
+        spawn_app(|cfg, _| kannel_provider(cfg, &server.uri(), Some(rate), Some(burst))).await;
     let t = tree(&app).await;
     let n = 70;
     parents_with_children(&app, &t, n).await;
@@ -102,8 +148,14 @@ async fn rate_limit_is_respected_in_every_window() {
     let times: Vec<_> = sent.iter().map(|s| s.at).collect();
     // Any one-second window holds at most one second of quota plus the burst.
     for (i, start) in times.iter().enumerate() {
-        let in_window = times[i..].iter().filter(|t| t.duration_since(*start) < Duration::from_secs(1)).count();
-        assert!(in_window <= (rate + burst) as usize, "{in_window} sends within 1 s from send {i}");
+        let in_window = times[i..]
+            .iter()
+            .filter(|t| t.duration_since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= (rate + burst) as usize,
+            "{in_window} sends within 1 s from send {i}"
+        );
     }
     // 70 sends at 20/s with a burst of 5 cannot take less than (70 - 5) / 20 s.
     let span = times.last().unwrap().duration_since(times[0]);
@@ -127,37 +179,83 @@ async fn delivery_reports_move_deliveries_forward_and_bad_signatures_are_refused
 
     // A forged or tampered callback changes nothing.
     let forged = report(&sent[0].dlr_url, "1").replace("sig=", "sig=00");
-    assert_eq!(app.http.get(&forged).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let other_id = report(&sent[0].dlr_url, "1").replace(&format!("id={}", sent[0].delivery_id), &format!("id={}", sent[1].delivery_id));
-    assert_eq!(app.http.get(&other_id).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.http.get(&forged).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let other_id = report(&sent[0].dlr_url, "1").replace(
+        &format!("id={}", sent[0].delivery_id),
+        &format!("id={}", sent[1].delivery_id),
+    );
+    assert_eq!(
+        app.http.get(&other_id).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert!(app.deliveries(c).await.iter().all(|d| d["state"] == "sent"));
 
     // 8 (SMSC accepted) leaves it sent; 1 delivers; a replay changes nothing.
     for kind in ["8", "1", "1", "8"] {
-        assert_eq!(app.http.get(report(&sent[0].dlr_url, kind)).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.http
+                .get(report(&sent[0].dlr_url, kind))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
     }
     // 16 (rejected by SMSC): the person falls back to email.
-    assert_eq!(app.http.get(report(&sent[1].dlr_url, "16")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.http
+            .get(report(&sent[1].dlr_url, "16"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let ds = wait_for(Duration::from_secs(10), || async {
         let ds = app.deliveries(c).await;
         ds.iter().all(|d| d["state"] == "delivered").then_some(ds)
     })
     .await
     .expect("both delivered");
-    let by_id: HashMap<String, &serde_json::Value> = ds.iter().map(|d| (d["id"].to_string(), d)).collect();
+    let by_id: HashMap<String, &serde_json::Value> =
+        ds.iter().map(|d| (d["id"].to_string(), d)).collect();
     assert_eq!(by_id[&sent[0].delivery_id]["channel"], "sms");
     let fell_back = by_id[&sent[1].delivery_id];
     assert_eq!(fell_back["channel"], "email", "{fell_back}");
-    assert!(fell_back["reason"].as_str().unwrap().contains("sms: not delivered"), "{fell_back}");
+    assert!(
+        fell_back["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sms: not delivered"),
+        "{fell_back}"
+    );
     // A late failure report after delivery does not go back.
-    app.http.get(report(&sent[0].dlr_url, "2")).send().await.unwrap();
-    assert_eq!(app.deliveries(c).await.iter().find(|d| d["id"].to_string() == sent[0].delivery_id).unwrap()["state"], "delivered");
+    app.http
+        .get(report(&sent[0].dlr_url, "2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.deliveries(c)
+            .await
+            .iter()
+            .find(|d| d["id"].as_i64() == sent[0].delivery_id.parse().ok())
+            .unwrap()["state"],
+        "delivered"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_crash_between_claim_and_record_loses_nobody() {
-    let double = KannelDouble { delay: Duration::from_millis(150), ..Default::default() };
+    let double = KannelDouble {
+        delay: Duration::from_millis(150),
+        ..Default::default()
+    };
     let (server, double) = double.start().await;
     // The app runs without its own dispatcher: the test drives dispatchers and crashes one.
     let app = spawn_app_with(
@@ -188,11 +286,21 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     assert_eq!(store.claim(5, now, now + 1000, &[]).await.unwrap().len(), 5);
 
     let new_dispatcher = || {
-        Arc::new(Dispatcher::new(store.clone(), app.state.registry.clone(), app.state.links.clone(), app.cfg.dispatch.clone(), Arc::new(tokio::sync::Notify::new())))
+        Arc::new(Dispatcher::new(
+            store.clone(),
+            app.state.registry.clone(),
+            app.state.links.clone(),
+            app.cfg.dispatch.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+        ))
     };
     // A second instance sends some, and is killed mid-flight (claimed, maybe sent, not recorded).
     let crashed = tokio::spawn(new_dispatcher().run(CancellationToken::new()));
-    wait_for(Duration::from_secs(10), || async { (double.sent().len() >= 10).then_some(()) }).await.expect("sending");
+    wait_for(Duration::from_secs(10), || async {
+        (double.sent().len() >= 10).then_some(())
+    })
+    .await
+    .expect("sending");
     crashed.abort();
     let _ = crashed.await;
     let sent_before = double.sent().len();
@@ -213,9 +321,17 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     // idempotency key, and only sends in flight at the crash can be repeated.
     let mut id_of_phone: HashMap<&str, &str> = HashMap::new();
     for s in &sent {
-        assert_eq!(*id_of_phone.entry(&s.to).or_insert(&s.delivery_id), s.delivery_id, "{} got two different ids", s.to);
+        assert_eq!(
+            *id_of_phone.entry(&s.to).or_insert(&s.delivery_id),
+            s.delivery_id,
+            "{} got two different ids",
+            s.to
+        );
     }
     let repeats = sent.len() - n;
-    assert!(repeats <= 6, "only the {repeats} sends in flight at the crash may repeat");
+    assert!(
+        repeats <= 6,
+        "only the {repeats} sends in flight at the crash may repeat"
+    );
     app.stop().await;
 }

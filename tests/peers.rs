@@ -54,32 +54,76 @@ async fn email_arrives_at_a_real_smtp_server_with_utf8_and_one_click_unsubscribe
     app.start(c).await;
     app.wait_done(c).await;
     let ds = app.deliveries(c).await;
-    assert!(ds.iter().all(|d| d["state"] == "sent" && d["channel"] == "email"), "{ds:?}");
+    assert!(
+        ds.iter()
+            .all(|d| d["state"] == "sent" && d["channel"] == "email"),
+        "{ds:?}"
+    );
 
-    let files: Vec<_> = std::fs::read_dir(maildir.join("new")).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(maildir.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 3, "one message per parent");
     let mut seen_ids = Vec::new();
     for f in &files {
         let raw = std::fs::read(f).unwrap();
         let m = MessageParser::default().parse(&raw).unwrap();
-        assert_eq!(m.subject(), Some("Mẹo an toàn trên mạng - Trường Tiểu học Mỹ Phú"));
-        let to = m.to().unwrap().first().unwrap().address().unwrap().to_string();
-        let i: usize = to.trim_start_matches("ph").trim_end_matches("@example.vn").parse().unwrap();
+        assert_eq!(
+            m.subject(),
+            Some("Mẹo an toàn trên mạng - Trường Tiểu học Mỹ Phú")
+        );
+        let to = m
+            .to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap()
+            .to_string();
+        let i: usize = to
+            .trim_start_matches("ph")
+            .trim_end_matches("@example.vn")
+            .parse()
+            .unwrap();
         let body = m.body_text(0).unwrap();
-        assert!(body.contains(&format!("Kính gửi phụ huynh em Học Sinh {i} (1A)")), "{body}");
-        assert_eq!(m.from().unwrap().first().unwrap().name(), Some("Trường Tiểu học Mỹ Phú"));
+        assert!(
+            body.contains(&format!("Kính gửi phụ huynh em Học Sinh {i} (1A)")),
+            "{body}"
+        );
+        assert_eq!(
+            m.from().unwrap().first().unwrap().name(),
+            Some("Trường Tiểu học Mỹ Phú")
+        );
         let raw_text = String::from_utf8_lossy(&raw);
-        assert!(raw_text.to_lowercase().contains("charset=utf-8"), "{raw_text}");
+        assert!(
+            raw_text.to_lowercase().contains("charset=utf-8"),
+            "{raw_text}"
+        );
         let lu = m.header_raw("List-Unsubscribe").unwrap().trim().to_string();
-        assert!(lu.contains(&format!("<{}/u/", app.base)) && lu.ends_with("<mailto:huy-dang-ky@myphu.edu.vn>"), "{lu}");
-        assert_eq!(m.header_raw("List-Unsubscribe-Post").unwrap().trim(), "List-Unsubscribe=One-Click");
+        assert!(
+            lu.contains(&format!("<{}/u/", app.base))
+                && lu.ends_with("<mailto:huy-dang-ky@myphu.edu.vn>"),
+            "{lu}"
+        );
+        assert_eq!(
+            m.header_raw("List-Unsubscribe-Post").unwrap().trim(),
+            "List-Unsubscribe=One-Click"
+        );
         let mid = m.message_id().unwrap().to_string();
         seen_ids.push(mid.trim_end_matches("@myphu.edu.vn").to_string());
 
         if i == 0 {
             // RFC 8058 one-click, exactly as a mail client sends it.
             let url = lu.trim_start_matches('<').split('>').next().unwrap();
-            let r = app.http.post(url).header("content-type", "application/x-www-form-urlencoded").body("List-Unsubscribe=One-Click").send().await.unwrap();
+            let r = app
+                .http
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("List-Unsubscribe=One-Click")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), StatusCode::OK);
             let (_, contact) = app.get(&format!("/api/v1/contacts/{}", parents[0])).await;
             assert_eq!(contact["opted_out"], serde_json::json!(["email"]));
@@ -108,8 +152,15 @@ async fn an_unreachable_smtp_server_is_retried_then_the_next_channel_is_used() {
     app.start(c).await;
     app.wait_done(c).await;
     let d = &app.deliveries(c).await[0];
-    assert_eq!((d["state"].as_str(), d["channel"].as_str()), (Some("delivered"), Some("sms")), "{d}");
-    assert!(d["reason"].as_str().unwrap().starts_with("email: smtp"), "{d}");
+    assert_eq!(
+        (d["state"].as_str(), d["channel"].as_str()),
+        (Some("delivered"), Some("sms")),
+        "{d}"
+    );
+    assert!(
+        d["reason"].as_str().unwrap().starts_with("email: smtp"),
+        "{d}"
+    );
     app.stop().await;
 }
 
@@ -135,12 +186,20 @@ async fn sms_through_a_real_kannel_with_delivery_reports() {
         ds.iter().all(|d| d["state"] == "delivered").then_some(ds)
     })
     .await
-    .unwrap_or_else(|| panic!("delivery reports did not arrive: {:?}", futures::executor::block_on(app.deliveries(c))));
+    .unwrap_or_else(|| {
+        panic!(
+            "delivery reports did not arrive: {:?}",
+            futures::executor::block_on(app.deliveries(c))
+        )
+    });
     assert_eq!(ds.len(), n);
     let log = std::fs::read_to_string(&kannel.fakesmsc_log).unwrap();
     let got: Vec<&str> = log.lines().filter(|l| l.contains("Got message")).collect();
     assert_eq!(got.len(), n, "{log}");
-    assert!(log.contains("PH em Hoc Sinh 7: khong chia se mat khau cua con."), "unaccented text reached the SMSC: {log}");
+    assert!(
+        log.contains("PH em Hoc Sinh 7: khong chia se mat khau cua con."),
+        "unaccented text reached the SMSC: {log}"
+    );
     assert!(log.contains("84912000007"), "{log}");
     app.stop().await;
 }
@@ -155,7 +214,9 @@ async fn a_real_kannel_refusing_our_credentials_sends_people_to_the_next_channel
     let base = format!("http://127.0.0.1:{}", kannel.sendsms_port);
     let app = spawn_app(|cfg, _| {
         kannel_provider(cfg, &base, None, None);
-        if let ProviderKind::Kannel { password, .. } = &mut cfg.providers.get_mut("kannel").unwrap().kind {
+        if let ProviderKind::Kannel { password, .. } =
+            &mut cfg.providers.get_mut("kannel").unwrap().kind
+        {
             *password = Some(serde_json::from_value(serde_json::json!("wrong")).unwrap());
         }
     })
@@ -167,8 +228,18 @@ async fn a_real_kannel_refusing_our_credentials_sends_people_to_the_next_channel
     app.start(c).await;
     app.wait_done(c).await;
     for d in app.deliveries(c).await {
-        assert_eq!((d["state"].as_str(), d["channel"].as_str()), (Some("delivered"), Some("email")), "{d}");
-        assert!(d["reason"].as_str().unwrap().contains("kannel refused (403)"), "{d}");
+        assert_eq!(
+            (d["state"].as_str(), d["channel"].as_str()),
+            (Some("delivered"), Some("email")),
+            "{d}"
+        );
+        assert!(
+            d["reason"]
+                .as_str()
+                .unwrap()
+                .contains("kannel refused (403)"),
+            "{d}"
+        );
     }
     app.stop().await;
 }

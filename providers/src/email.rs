@@ -46,7 +46,10 @@ pub struct SmtpProvider {
 
 impl SmtpProvider {
     pub fn new(name: &str, s: &SmtpSettings) -> Result<Self, String> {
-        let from: Mailbox = s.from.parse().map_err(|e| format!("invalid from address {:?}: {e}", s.from))?;
+        let from: Mailbox = s
+            .from
+            .parse()
+            .map_err(|e| format!("invalid from address {:?}: {e}", s.from))?;
         let builder = match s.tls {
             TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
                 .map_err(|e| format!("smtp {}: {e}", s.host))?,
@@ -61,7 +64,11 @@ impl SmtpProvider {
         if let (Some(user), Some(pass)) = (&s.username, &s.password) {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
         }
-        Ok(SmtpProvider { name: name.to_string(), transport: builder.build(), from })
+        Ok(SmtpProvider {
+            name: name.to_string(),
+            transport: builder.build(),
+            from,
+        })
     }
 }
 
@@ -122,8 +129,13 @@ pub fn build_email(msg: &Message, from: &Mailbox) -> Result<lettre::Message, Sen
             .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
     }
     let built = match &msg.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(msg.text.clone(), html.clone())),
-        None => builder.header(ContentType::TEXT_PLAIN).body(msg.text.clone()),
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            msg.text.clone(),
+            html.clone(),
+        )),
+        None => builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(msg.text.clone()),
     };
     built.map_err(|e| SendError::permanent(format!("cannot build email: {e}")))
 }
@@ -186,9 +198,14 @@ mod tests {
     fn email_carries_message_id_and_one_click_headers() {
         let from: Mailbox = "Trường TH Mỹ Phú <no-reply@myphu.edu.vn>".parse().unwrap();
         let raw = String::from_utf8(build_email(&message(), &from).unwrap().formatted()).unwrap();
+        // Long headers are folded (RFC 5322); compare them unfolded.
+        let raw = raw.replace("\r\n ", " ");
         assert!(raw.contains("Message-ID: <42@myphu.edu.vn>"), "{raw}");
         assert!(raw.contains("List-Unsubscribe: <http://127.0.0.1:8080/u/abc?c=email>, <mailto:unsubscribe@myphu.edu.vn>"), "{raw}");
-        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{raw}");
+        assert!(
+            raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+            "{raw}"
+        );
         // The UTF-8 subject must be RFC 2047 encoded, never raw 8-bit in a header.
         assert!(raw.contains("Subject: =?utf-8?"), "{raw}");
     }
@@ -198,6 +215,9 @@ mod tests {
         let from: Mailbox = "a@b.vn".parse().unwrap();
         let mut m = message();
         m.to = "not an address".into();
-        assert!(matches!(build_email(&m, &from), Err(SendError::Permanent { .. })));
+        assert!(matches!(
+            build_email(&m, &from),
+            Err(SendError::Permanent { .. })
+        ));
     }
 }

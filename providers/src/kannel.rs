@@ -34,7 +34,11 @@ impl KannelProvider {
             .timeout(settings.timeout)
             .build()
             .map_err(|e| format!("kannel http client: {e}"))?;
-        Ok(KannelProvider { name: name.to_string(), settings, http })
+        Ok(KannelProvider {
+            name: name.to_string(),
+            settings,
+            http,
+        })
     }
 }
 
@@ -81,7 +85,9 @@ impl Provider for KannelProvider {
             .query(&query)
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("kannel unreachable: {}", e.without_url())))?;
+            .map_err(|e| {
+                SendError::transient(format!("kannel unreachable: {}", e.without_url()))
+            })?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         classify(status.as_u16(), body.trim())
@@ -92,12 +98,19 @@ impl Provider for KannelProvider {
 /// request itself is wrong (bad credentials, missing field) and 503 means try again later.
 fn classify(status: u16, body: &str) -> Result<Accepted, SendError> {
     match status {
-        200..=299 if body.starts_with("0:") || body.starts_with("3:") => {
-            Ok(Accepted { provider_message_id: None, delivered: false })
-        }
-        200..=299 => Err(SendError::transient(format!("kannel: unexpected reply {status} {body:?}"))),
-        400..=499 => Err(SendError::permanent(format!("kannel refused ({status}): {body}"))),
-        _ => Err(SendError::transient(format!("kannel unavailable ({status}): {body}"))),
+        200..=299 if body.starts_with("0:") || body.starts_with("3:") => Ok(Accepted {
+            provider_message_id: None,
+            delivered: false,
+        }),
+        200..=299 => Err(SendError::transient(format!(
+            "kannel: unexpected reply {status} {body:?}"
+        ))),
+        400..=499 => Err(SendError::permanent(format!(
+            "kannel refused ({status}): {body}"
+        ))),
+        _ => Err(SendError::transient(format!(
+            "kannel unavailable ({status}): {body}"
+        ))),
     }
 }
 
@@ -109,10 +122,22 @@ mod tests {
     fn classifies_kannel_replies() {
         assert!(classify(202, "0: Accepted for delivery").is_ok());
         assert!(classify(202, "3: Queued for later delivery").is_ok());
-        assert!(matches!(classify(403, "Authorization failed for sendsms"), Err(SendError::Permanent { .. })));
-        assert!(matches!(classify(400, "Missing receiver number"), Err(SendError::Permanent { .. })));
-        assert!(matches!(classify(503, "Temporal failure"), Err(SendError::Transient { .. })));
-        assert!(matches!(classify(202, "garbage"), Err(SendError::Transient { .. })));
+        assert!(matches!(
+            classify(403, "Authorization failed for sendsms"),
+            Err(SendError::Permanent { .. })
+        ));
+        assert!(matches!(
+            classify(400, "Missing receiver number"),
+            Err(SendError::Permanent { .. })
+        ));
+        assert!(matches!(
+            classify(503, "Temporal failure"),
+            Err(SendError::Transient { .. })
+        ));
+        assert!(matches!(
+            classify(202, "garbage"),
+            Err(SendError::Transient { .. })
+        ));
     }
 
     #[test]

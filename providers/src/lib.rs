@@ -21,7 +21,12 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Zalo, Channel::Messenger];
+    pub const ALL: [Channel; 4] = [
+        Channel::Email,
+        Channel::Sms,
+        Channel::Zalo,
+        Channel::Messenger,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,10 +97,16 @@ pub struct Accepted {
 pub enum SendError {
     /// Worth retrying later (network error, 4xx SMTP, 5xx HTTP).
     #[error("transient: {reason}")]
-    Transient { reason: String, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// The provider asks us to slow down; not the recipient's fault.
     #[error("rate limited: {reason}")]
-    RateLimited { reason: String, retry_after: Option<Duration> },
+    RateLimited {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// Will never succeed for this person on this channel.
     #[error("permanent: {reason}")]
     Permanent { reason: String },
@@ -103,10 +114,15 @@ pub enum SendError {
 
 impl SendError {
     pub fn transient(reason: impl Into<String>) -> Self {
-        SendError::Transient { reason: reason.into(), retry_after: None }
+        SendError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
     }
     pub fn permanent(reason: impl Into<String>) -> Self {
-        SendError::Permanent { reason: reason.into() }
+        SendError::Permanent {
+            reason: reason.into(),
+        }
     }
 }
 

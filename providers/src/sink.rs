@@ -34,10 +34,23 @@ struct Line<'a> {
 }
 
 impl SinkProvider {
-    pub fn new(name: &str, channel: Channel, dir: PathBuf, fail_per_mille: u32) -> Result<Self, String> {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("sink {name}: cannot create {}: {e}", dir.display()))?;
+    pub fn new(
+        name: &str,
+        channel: Channel,
+        dir: PathBuf,
+        fail_per_mille: u32,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("sink {name}: cannot create {}: {e}", dir.display()))?;
         let from = "Loa <loa@localhost>".parse().map_err(|e| format!("{e}"))?;
-        Ok(SinkProvider { name: name.to_string(), channel, dir, from, fail_per_mille, jsonl: Mutex::new(None) })
+        Ok(SinkProvider {
+            name: name.to_string(),
+            channel,
+            dir,
+            from,
+            fail_per_mille,
+            jsonl: Mutex::new(None),
+        })
     }
 
     /// Where this sink writes: a folder of `.eml` files for email, a `.jsonl` file otherwise.
@@ -53,7 +66,9 @@ impl SinkProvider {
             return false;
         }
         // FNV-1a: stable across runs and platforms, unlike std's randomly seeded hasher.
-        let h = to.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let h = to.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
         (h % 1000) < self.fail_per_mille as u64
     }
 
@@ -61,8 +76,9 @@ impl SinkProvider {
         if self.channel == Channel::Email {
             let dir = self.location();
             std::fs::create_dir_all(&dir)?;
-            let email = crate::email::build_email(msg, &self.from)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            let email = crate::email::build_email(msg, &self.from).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?;
             return std::fs::write(dir.join(format!("{}.eml", msg.id)), email.formatted());
         }
         let line = Line {
@@ -75,9 +91,17 @@ impl SinkProvider {
         };
         let mut json = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
         json.push(b'\n');
-        let mut guard = self.jsonl.lock().map_err(|_| std::io::Error::other("sink lock poisoned"))?;
+        let mut guard = self
+            .jsonl
+            .lock()
+            .map_err(|_| std::io::Error::other("sink lock poisoned"))?;
         if guard.is_none() {
-            *guard = Some(std::fs::OpenOptions::new().create(true).append(true).open(self.location())?);
+            *guard = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.location())?,
+            );
         }
         match guard.as_mut() {
             Some(f) => f.write_all(&json),
@@ -96,13 +120,20 @@ impl Provider for SinkProvider {
     }
     async fn send(&self, msg: &Message) -> Result<Accepted, SendError> {
         if self.simulated_refusal(&msg.to) {
-            return Err(SendError::permanent(format!("{} sink: recipient not reachable on {} (simulated)", self.name, self.channel)));
+            return Err(SendError::permanent(format!(
+                "{} sink: recipient not reachable on {} (simulated)",
+                self.name, self.channel
+            )));
         }
         if msg.channel == Channel::Email && msg.to.parse::<Mailbox>().is_err() {
             return Err(SendError::permanent("invalid email address"));
         }
-        self.write(msg).map_err(|e| SendError::transient(format!("sink write failed: {e}")))?;
-        Ok(Accepted { provider_message_id: Some(format!("sink-{}", msg.id)), delivered: true })
+        self.write(msg)
+            .map_err(|e| SendError::transient(format!("sink write failed: {e}")))?;
+        Ok(Accepted {
+            provider_message_id: Some(format!("sink-{}", msg.id)),
+            delivered: true,
+        })
     }
 }
 
@@ -143,7 +174,10 @@ mod tests {
     async fn simulated_refusals_are_stable_and_permanent() {
         let dir = std::env::temp_dir().join(format!("loa-sink-fail-{}", std::process::id()));
         let sink = SinkProvider::new("z", Channel::Zalo, dir.clone(), 1000).unwrap();
-        assert!(matches!(sink.send(&msg(Channel::Zalo, "123")).await, Err(SendError::Permanent { .. })));
+        assert!(matches!(
+            sink.send(&msg(Channel::Zalo, "123")).await,
+            Err(SendError::Permanent { .. })
+        ));
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -22,18 +22,32 @@ pub fn router() -> Router<AppState> {
         .route("/guardian-links", post(link))
 }
 
-async fn create(_actor: Actor, State(s): State<AppState>, ApiJson(input): ApiJson<NewContactInput>) -> Result<(StatusCode, Json<Contact>), AppError> {
+async fn create(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<NewContactInput>,
+) -> Result<(StatusCode, Json<Contact>), AppError> {
     let c = input.validate()?;
-    let contact = s.store.create_contact(&c, now_ms()).await.map_err(|e| match e {
-        StoreError::InvalidReference(_) => AppError::field("org_id", "đơn vị không tồn tại"),
-        StoreError::Conflict(_) => AppError::conflict("a student with this student_code already exists in the school"),
-        StoreError::Invalid(m) => AppError::field("org_id", m),
-        e => e.into(),
-    })?;
+    let contact = s
+        .store
+        .create_contact(&c, now_ms())
+        .await
+        .map_err(|e| match e {
+            StoreError::InvalidReference(_) => AppError::field("org_id", "đơn vị không tồn tại"),
+            StoreError::Conflict(_) => {
+                AppError::conflict("a student with this student_code already exists in the school")
+            }
+            StoreError::Invalid(m) => AppError::field("org_id", m),
+            e => e.into(),
+        })?;
     Ok((StatusCode::CREATED, Json(contact)))
 }
 
-async fn one(_actor: Actor, State(s): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Contact>, AppError> {
+async fn one(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Contact>, AppError> {
     Ok(Json(s.store.get_contact(id).await?))
 }
 
@@ -48,8 +62,17 @@ fn yes() -> bool {
     true
 }
 
-async fn opt_out(_actor: Actor, State(s): State<AppState>, ApiPath(id): ApiPath<i64>, ApiJson(o): ApiJson<OptOut>) -> Result<Json<Contact>, AppError> {
-    Ok(Json(s.store.set_opt_out(id, o.channel, o.opted_out, now_ms()).await?))
+async fn opt_out(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(o): ApiJson<OptOut>,
+) -> Result<Json<Contact>, AppError> {
+    Ok(Json(
+        s.store
+            .set_opt_out(id, o.channel, o.opted_out, now_ms())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -59,13 +82,27 @@ struct Link {
     relation: Option<String>,
 }
 
-async fn link(_actor: Actor, State(s): State<AppState>, ApiJson(l): ApiJson<Link>) -> Result<(StatusCode, Json<Value>), AppError> {
-    s.store.link_guardian(l.parent_id, l.student_id, l.relation.as_deref()).await.map_err(|e| match e {
-        StoreError::InvalidReference(m) | StoreError::Invalid(m) => {
-            let field = if m.starts_with("student") { "student_id" } else { "parent_id" };
-            AppError::field(field, m)
-        }
-        e => e.into(),
-    })?;
-    Ok((StatusCode::CREATED, Json(json!({"parent_id": l.parent_id, "student_id": l.student_id, "relation": l.relation}))))
+async fn link(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiJson(l): ApiJson<Link>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    s.store
+        .link_guardian(l.parent_id, l.student_id, l.relation.as_deref())
+        .await
+        .map_err(|e| match e {
+            StoreError::InvalidReference(m) | StoreError::Invalid(m) => {
+                let field = if m.starts_with("student") {
+                    "student_id"
+                } else {
+                    "parent_id"
+                };
+                AppError::field(field, m)
+            }
+            e => e.into(),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"parent_id": l.parent_id, "student_id": l.student_id, "relation": l.relation})),
+    ))
 }

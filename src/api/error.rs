@@ -20,10 +20,19 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        AppError { status, code, message: message.into(), details: Value::Null }
+        AppError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
     pub fn not_found(what: &str) -> Self {
-        AppError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         ValidationError::one(field, message).into()
@@ -35,7 +44,8 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -56,11 +66,17 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::NotFound(what) => AppError::not_found(what),
             StoreError::Conflict(m) => AppError::conflict(m),
-            StoreError::InvalidReference(m) => AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reference", m),
+            StoreError::InvalidReference(m) => {
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reference", m)
+            }
             StoreError::Invalid(m) => AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             e @ (StoreError::Db(_) | StoreError::Corrupt(_)) => {
                 tracing::error!(error = %e, "store failure");
-                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, see the server log")
+                AppError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error, see the server log",
+                )
             }
         }
     }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use tokio::sync::Notify;
 
 use crate::dispatch::registry::Registry;
@@ -51,5 +51,7 @@ pub fn router() -> Router<AppState> {
         .merge(contacts::router())
         .merge(templates::router())
         .merge(campaigns::router())
-        .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "not_found", "no such API route") })
+        .fallback(|| async {
+            AppError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+        })
 }

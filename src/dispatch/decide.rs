@@ -19,11 +19,17 @@ pub struct RetryPolicy {
 /// What happened when the dispatcher tried one delivery.
 #[derive(Clone, Debug)]
 pub enum Attempt {
-    Sent { accepted: Accepted, segments: Option<i64> },
+    Sent {
+        accepted: Accepted,
+        segments: Option<i64>,
+    },
     Failed(SendError),
     /// Could not even be handed to a provider on this channel (no route, too long, render error):
     /// permanent for the channel, not counted as a provider attempt.
-    Unsendable { reason: Reason, detail: String },
+    Unsendable {
+        reason: Reason,
+        detail: String,
+    },
 }
 
 /// Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries of a
@@ -55,7 +61,14 @@ fn append_reason(prev: &Option<String>, channel: Option<Channel>, detail: &str) 
 }
 
 /// The next channel after a permanent failure on the current one, or failed with `code`.
-pub fn fall_back(d: &Claimed, order: &[Channel], code: Reason, detail: &str, attempts: i64, now: Millis) -> DeliveryUpdate {
+pub fn fall_back(
+    d: &Claimed,
+    order: &[Channel],
+    code: Reason,
+    detail: &str,
+    attempts: i64,
+    now: Millis,
+) -> DeliveryUpdate {
     let reason = Some(append_reason(&d.reason, d.channel, detail));
     let base = DeliveryUpdate {
         id: d.id,
@@ -70,7 +83,12 @@ pub fn fall_back(d: &Claimed, order: &[Channel], code: Reason, detail: &str, att
         reason_code: Some(code),
         reason: reason.clone(),
     };
-    match choose_channel(order, (d.channel_index + 1) as usize, &d.addresses, d.opt_out) {
+    match choose_channel(
+        order,
+        (d.channel_index + 1) as usize,
+        &d.addresses,
+        d.opt_out,
+    ) {
         ChannelChoice::Use { index, channel } => DeliveryUpdate {
             state: DeliveryState::Queued,
             channel: Some(channel),
@@ -82,7 +100,14 @@ pub fn fall_back(d: &Claimed, order: &[Channel], code: Reason, detail: &str, att
     }
 }
 
-pub fn decide(d: &Claimed, order: &[Channel], attempt: Attempt, p: &RetryPolicy, now: Millis, jitter: f64) -> DeliveryUpdate {
+pub fn decide(
+    d: &Claimed,
+    order: &[Channel],
+    attempt: Attempt,
+    p: &RetryPolicy,
+    now: Millis,
+    jitter: f64,
+) -> DeliveryUpdate {
     let attempts = d.attempts + 1;
     let keep = DeliveryUpdate {
         id: d.id,
@@ -99,17 +124,25 @@ pub fn decide(d: &Claimed, order: &[Channel], attempt: Attempt, p: &RetryPolicy,
     };
     match attempt {
         Attempt::Sent { accepted, segments } => DeliveryUpdate {
-            state: if accepted.delivered { DeliveryState::Delivered } else { DeliveryState::Sent },
+            state: if accepted.delivered {
+                DeliveryState::Delivered
+            } else {
+                DeliveryState::Sent
+            },
             provider_message_id: accepted.provider_message_id,
             segments,
             ..keep
         },
-        Attempt::Failed(SendError::Transient { reason, retry_after }) => {
+        Attempt::Failed(SendError::Transient {
+            reason,
+            retry_after,
+        }) => {
             if attempts >= p.max_attempts {
                 let detail = format!("{reason} (after {attempts} attempts)");
                 return fall_back(d, order, Reason::RetriesExhausted, &detail, attempts, now);
             }
-            let wait = backoff_ms(p, attempts, jitter).max(retry_after.map(|r| r.as_millis() as u64).unwrap_or(0));
+            let wait = backoff_ms(p, attempts, jitter)
+                .max(retry_after.map(|r| r.as_millis() as u64).unwrap_or(0));
             DeliveryUpdate {
                 state: DeliveryState::Retrying,
                 next_attempt_at: now + wait as i64,
@@ -118,8 +151,15 @@ pub fn decide(d: &Claimed, order: &[Channel], attempt: Attempt, p: &RetryPolicy,
             }
         }
         // The provider's own throttling is not the person's fault: no attempt is counted.
-        Attempt::Failed(SendError::RateLimited { reason, retry_after }) => DeliveryUpdate {
-            state: if d.attempts == 0 { DeliveryState::Queued } else { DeliveryState::Retrying },
+        Attempt::Failed(SendError::RateLimited {
+            reason,
+            retry_after,
+        }) => DeliveryUpdate {
+            state: if d.attempts == 0 {
+                DeliveryState::Queued
+            } else {
+                DeliveryState::Retrying
+            },
             attempts: d.attempts,
             next_attempt_at: now + retry_after.map(|r| r.as_millis() as i64).unwrap_or(1000),
             reason: Some(append_reason(&d.reason, d.channel, &reason)),
@@ -128,15 +168,25 @@ pub fn decide(d: &Claimed, order: &[Channel], attempt: Attempt, p: &RetryPolicy,
         Attempt::Failed(SendError::Permanent { reason }) => {
             fall_back(d, order, Reason::ProviderRejected, &reason, attempts, now)
         }
-        Attempt::Unsendable { reason, detail } => fall_back(d, order, reason, &detail, d.attempts, now),
+        Attempt::Unsendable { reason, detail } => {
+            fall_back(d, order, reason, &detail, d.attempts, now)
+        }
     }
 }
 
 /// A person's first state when the audience is fanned out.
-pub fn initial(order: &[Channel], addr: &Addresses, opt: OptOuts) -> (Option<Channel>, i64, DeliveryState, Option<Reason>) {
+pub fn initial(
+    order: &[Channel],
+    addr: &Addresses,
+    opt: OptOuts,
+) -> (Option<Channel>, i64, DeliveryState, Option<Reason>) {
     match choose_channel(order, 0, addr, opt) {
-        ChannelChoice::Use { index, channel } => (Some(channel), index as i64, DeliveryState::Queued, None),
-        ChannelChoice::None(Reason::OptedOut) => (None, 0, DeliveryState::Skipped, Some(Reason::OptedOut)),
+        ChannelChoice::Use { index, channel } => {
+            (Some(channel), index as i64, DeliveryState::Queued, None)
+        }
+        ChannelChoice::None(Reason::OptedOut) => {
+            (None, 0, DeliveryState::Skipped, Some(Reason::OptedOut))
+        }
         ChannelChoice::None(r) => (None, 0, DeliveryState::Failed, Some(r)),
     }
 }
@@ -144,11 +194,15 @@ pub fn initial(order: &[Channel], addr: &Addresses, opt: OptOuts) -> (Option<Cha
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use Channel::*;
+    use std::time::Duration;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { max_attempts: 3, base_ms: 1000, max_ms: 60_000 }
+        RetryPolicy {
+            max_attempts: 3,
+            base_ms: 1000,
+            max_ms: 60_000,
+        }
     }
 
     fn claimed(channel: Channel, index: i64, attempts: i64) -> Claimed {
@@ -176,50 +230,146 @@ mod tests {
 
     #[test]
     fn success_records_sent_or_delivered() {
-        let u = decide(&claimed(Sms, 0, 0), &[Sms], Attempt::Sent { accepted: Accepted::default(), segments: Some(2) }, &policy(), 0, 0.0);
-        assert_eq!((u.state, u.attempts, u.segments), (DeliveryState::Sent, 1, Some(2)));
-        let sink = Accepted { provider_message_id: Some("x".into()), delivered: true };
-        let u = decide(&claimed(Sms, 0, 0), &[Sms], Attempt::Sent { accepted: sink, segments: None }, &policy(), 0, 0.0);
+        let u = decide(
+            &claimed(Sms, 0, 0),
+            &[Sms],
+            Attempt::Sent {
+                accepted: Accepted::default(),
+                segments: Some(2),
+            },
+            &policy(),
+            0,
+            0.0,
+        );
+        assert_eq!(
+            (u.state, u.attempts, u.segments),
+            (DeliveryState::Sent, 1, Some(2))
+        );
+        let sink = Accepted {
+            provider_message_id: Some("x".into()),
+            delivered: true,
+        };
+        let u = decide(
+            &claimed(Sms, 0, 0),
+            &[Sms],
+            Attempt::Sent {
+                accepted: sink,
+                segments: None,
+            },
+            &policy(),
+            0,
+            0.0,
+        );
         assert_eq!(u.state, DeliveryState::Delivered);
     }
 
     #[test]
     fn transient_retries_with_growing_delay_then_falls_back() {
         let err = || Attempt::Failed(SendError::transient("503"));
-        let u1 = decide(&claimed(Sms, 0, 0), &[Sms, Email], err(), &policy(), 10_000, 0.0);
-        assert_eq!((u1.state, u1.next_attempt_at), (DeliveryState::Retrying, 10_500));
-        let u2 = decide(&claimed(Sms, 0, 1), &[Sms, Email], err(), &policy(), 10_000, 0.999);
+        let u1 = decide(
+            &claimed(Sms, 0, 0),
+            &[Sms, Email],
+            err(),
+            &policy(),
+            10_000,
+            0.0,
+        );
+        assert_eq!(
+            (u1.state, u1.next_attempt_at),
+            (DeliveryState::Retrying, 10_500)
+        );
+        let u2 = decide(
+            &claimed(Sms, 0, 1),
+            &[Sms, Email],
+            err(),
+            &policy(),
+            10_000,
+            0.999,
+        );
         assert_eq!(u2.state, DeliveryState::Retrying);
-        assert!(u2.next_attempt_at > 11_000 && u2.next_attempt_at < 12_000, "{}", u2.next_attempt_at);
-        let u3 = decide(&claimed(Sms, 0, 2), &[Sms, Email], err(), &policy(), 10_000, 0.0);
-        assert_eq!((u3.state, u3.channel, u3.attempts), (DeliveryState::Queued, Some(Email), 0), "exhausted -> next channel");
+        assert!(
+            u2.next_attempt_at > 11_000 && u2.next_attempt_at < 12_000,
+            "{}",
+            u2.next_attempt_at
+        );
+        let u3 = decide(
+            &claimed(Sms, 0, 2),
+            &[Sms, Email],
+            err(),
+            &policy(),
+            10_000,
+            0.0,
+        );
+        assert_eq!(
+            (u3.state, u3.channel, u3.attempts),
+            (DeliveryState::Queued, Some(Email), 0),
+            "exhausted -> next channel"
+        );
         let u4 = decide(&claimed(Sms, 0, 2), &[Sms], err(), &policy(), 10_000, 0.0);
-        assert_eq!((u4.state, u4.reason_code), (DeliveryState::Failed, Some(Reason::RetriesExhausted)));
+        assert_eq!(
+            (u4.state, u4.reason_code),
+            (DeliveryState::Failed, Some(Reason::RetriesExhausted))
+        );
     }
 
     #[test]
     fn retry_after_is_honoured() {
-        let err = Attempt::Failed(SendError::Transient { reason: "busy".into(), retry_after: Some(Duration::from_secs(30)) });
-        assert_eq!(decide(&claimed(Sms, 0, 0), &[Sms], err, &policy(), 0, 0.0).next_attempt_at, 30_000);
+        let err = Attempt::Failed(SendError::Transient {
+            reason: "busy".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+        assert_eq!(
+            decide(&claimed(Sms, 0, 0), &[Sms], err, &policy(), 0, 0.0).next_attempt_at,
+            30_000
+        );
     }
 
     #[test]
     fn permanent_moves_to_next_channel_keeping_the_reason() {
-        let u = decide(&claimed(Zalo, 0, 0), &[Zalo, Sms, Email], Attempt::Failed(SendError::permanent("not a Zalo user")), &policy(), 5, 0.0);
-        assert_eq!((u.state, u.channel, u.channel_index), (DeliveryState::Queued, Some(Sms), 1));
+        let u = decide(
+            &claimed(Zalo, 0, 0),
+            &[Zalo, Sms, Email],
+            Attempt::Failed(SendError::permanent("not a Zalo user")),
+            &policy(),
+            5,
+            0.0,
+        );
+        assert_eq!(
+            (u.state, u.channel, u.channel_index),
+            (DeliveryState::Queued, Some(Sms), 1)
+        );
         assert_eq!(u.reason.as_deref(), Some("zalo: not a Zalo user"));
         let mut d = claimed(Email, 2, 0);
         d.reason = u.reason.clone();
-        let last = decide(&d, &[Zalo, Sms, Email], Attempt::Failed(SendError::permanent("550 no such user")), &policy(), 5, 0.0);
-        assert_eq!((last.state, last.reason_code), (DeliveryState::Failed, Some(Reason::ProviderRejected)));
-        assert_eq!(last.reason.as_deref(), Some("zalo: not a Zalo user; email: 550 no such user"));
+        let last = decide(
+            &d,
+            &[Zalo, Sms, Email],
+            Attempt::Failed(SendError::permanent("550 no such user")),
+            &policy(),
+            5,
+            0.0,
+        );
+        assert_eq!(
+            (last.state, last.reason_code),
+            (DeliveryState::Failed, Some(Reason::ProviderRejected))
+        );
+        assert_eq!(
+            last.reason.as_deref(),
+            Some("zalo: not a Zalo user; email: 550 no such user")
+        );
     }
 
     #[test]
     fn rate_limited_does_not_count_an_attempt() {
-        let err = Attempt::Failed(SendError::RateLimited { reason: "613".into(), retry_after: None });
+        let err = Attempt::Failed(SendError::RateLimited {
+            reason: "613".into(),
+            retry_after: None,
+        });
         let u = decide(&claimed(Sms, 0, 0), &[Sms], err, &policy(), 0, 0.0);
-        assert_eq!((u.state, u.attempts, u.next_attempt_at), (DeliveryState::Queued, 0, 1000));
+        assert_eq!(
+            (u.state, u.attempts, u.next_attempt_at),
+            (DeliveryState::Queued, 0, 1000)
+        );
     }
 
     #[test]
@@ -231,9 +381,21 @@ mod tests {
 
     #[test]
     fn initial_state() {
-        let a = Addresses { phone: Some("+84912345678".into()), ..Default::default() };
-        assert_eq!(initial(&[Zalo, Sms], &a, OptOuts(0)).2, DeliveryState::Queued);
-        assert_eq!(initial(&[Sms], &a, OptOuts(0).with(Sms, true)), (None, 0, DeliveryState::Skipped, Some(Reason::OptedOut)));
-        assert_eq!(initial(&[Email], &a, OptOuts(0)), (None, 0, DeliveryState::Failed, Some(Reason::NoAddress)));
+        let a = Addresses {
+            phone: Some("+84912345678".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            initial(&[Zalo, Sms], &a, OptOuts(0)).2,
+            DeliveryState::Queued
+        );
+        assert_eq!(
+            initial(&[Sms], &a, OptOuts(0).with(Sms, true)),
+            (None, 0, DeliveryState::Skipped, Some(Reason::OptedOut))
+        );
+        assert_eq!(
+            initial(&[Email], &a, OptOuts(0)),
+            (None, 0, DeliveryState::Failed, Some(Reason::NoAddress))
+        );
     }
 }

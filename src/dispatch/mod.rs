@@ -34,12 +34,29 @@ pub struct Dispatcher {
 }
 
 fn policy(cfg: &DispatchConfig) -> RetryPolicy {
-    RetryPolicy { max_attempts: cfg.max_attempts.max(1), base_ms: cfg.retry_base_ms, max_ms: cfg.retry_max_ms }
+    RetryPolicy {
+        max_attempts: cfg.max_attempts.max(1),
+        base_ms: cfg.retry_base_ms,
+        max_ms: cfg.retry_max_ms,
+    }
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, links: Arc<Links>, cfg: DispatchConfig, wake: Arc<Notify>) -> Self {
-        Dispatcher { store, registry, links, cfg, plans: Plans::default(), wake }
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        links: Arc<Links>,
+        cfg: DispatchConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Dispatcher {
+            store,
+            registry,
+            links,
+            cfg,
+            plans: Plans::default(),
+            wake,
+        }
     }
 
     /// Runs until `shutdown`; then stops claiming, lets in-flight sends finish (up to the grace
@@ -66,7 +83,16 @@ impl Dispatcher {
             let now = now_ms();
             blocked.retain(|_, until| *until > now);
             let skip: Vec<Channel> = blocked.keys().copied().collect();
-            let claimed = match self.store.claim(free.min(self.cfg.batch_size) as i64, now, now + lease_ms, &skip).await {
+            let claimed = match self
+                .store
+                .claim(
+                    free.min(self.cfg.batch_size) as i64,
+                    now,
+                    now + lease_ms,
+                    &skip,
+                )
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claim failed");
@@ -87,8 +113,13 @@ impl Dispatcher {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!(campaign = d.campaign_id, error = %e, "cannot build the campaign's plan");
-                        let attempt = Attempt::Unsendable { reason: crate::domain::delivery::Reason::RenderFailed, detail: e };
-                        let _ = out_tx.send(decide(&d, &[], attempt, &policy, now, 0.0)).await;
+                        let attempt = Attempt::Unsendable {
+                            reason: crate::domain::delivery::Reason::RenderFailed,
+                            detail: e,
+                        };
+                        let _ = out_tx
+                            .send(decide(&d, &[], attempt, &policy, now, 0.0))
+                            .await;
                         continue;
                     }
                 };
@@ -97,26 +128,34 @@ impl Dispatcher {
                     continue;
                 }
                 let route = d.channel.and_then(|c| self.registry.route(c));
-                let provider_name = route.map(|r| r.provider.name().to_string()).unwrap_or_default();
+                let provider_name = route
+                    .map(|r| r.provider.name().to_string())
+                    .unwrap_or_default();
                 let msg = match prepare(&d, &plan, route, &self.links, &provider_name) {
                     Ok(m) => m,
                     Err(attempt) => {
-                        let _ = out_tx.send(decide(&d, &plan.channels, attempt, &policy, now, 0.0)).await;
+                        let _ = out_tx
+                            .send(decide(&d, &plan.channels, attempt, &policy, now, 0.0))
+                            .await;
                         continue;
                     }
                 };
                 let Some(route) = route else { continue };
-                if let Some(limiter) = &route.limiter {
-                    if let Err(not_until) = limiter.check() {
-                        // Check and reschedule: the delivery goes back to the store instead of a parked task.
-                        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-                        let until = now + wait.as_millis().max(1) as i64;
-                        blocked.insert(msg.channel, until);
-                        released.entry(until).or_default().push(d.id);
-                        continue;
-                    }
+                if let Some(limiter) = &route.limiter
+                    && let Err(not_until) = limiter.check()
+                {
+                    // Check and reschedule: the delivery goes back to the store instead of a parked task.
+                    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                        &governor::clock::DefaultClock::default(),
+                    ));
+                    let until = now + wait.as_millis().max(1) as i64;
+                    blocked.insert(msg.channel, until);
+                    released.entry(until).or_default().push(d.id);
+                    continue;
                 }
-                let Ok(permit) = sem.clone().acquire_owned().await else { break };
+                let Ok(permit) = sem.clone().acquire_owned().await else {
+                    break;
+                };
                 let provider = route.provider.clone();
                 let out = out_tx.clone();
                 let order = plan.channels.clone();
@@ -152,8 +191,15 @@ impl Dispatcher {
         if n > 0 {
             tracing::info!(in_flight = n, "waiting for in-flight sends");
         }
-        if tokio::time::timeout(grace, async { while inflight.join_next().await.is_some() {} }).await.is_err() {
-            tracing::warn!("in-flight sends did not finish in time; their leases will expire and they will be retried");
+        if tokio::time::timeout(grace, async {
+            while inflight.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "in-flight sends did not finish in time; their leases will expire and they will be retried"
+            );
             inflight.abort_all();
         }
         drop(out_tx);
@@ -180,7 +226,11 @@ impl Dispatcher {
 }
 
 /// Writes outcomes in batches (one transaction each), then closes finished runs.
-async fn complete(store: Arc<dyn Store>, mut rx: mpsc::Receiver<DeliveryUpdate>, wake: Arc<Notify>) {
+async fn complete(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<DeliveryUpdate>,
+    wake: Arc<Notify>,
+) {
     let mut last_finish = 0;
     loop {
         let Some(first) = rx.recv().await else { break };

@@ -26,14 +26,32 @@ pub struct Plans {
 
 impl Plans {
     pub async fn get(&self, store: &dyn Store, campaign_id: i64) -> Result<Arc<Plan>, String> {
-        if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&campaign_id).cloned()) {
+        if let Some(p) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&campaign_id).cloned())
+        {
             return Ok(p);
         }
-        let campaign = store.get_campaign(campaign_id).await.map_err(|e| e.to_string())?;
-        let template = store.get_template(campaign.template_id).await.map_err(|e| e.to_string())?;
-        let org = store.get_org(campaign.org_id).await.map_err(|e| e.to_string())?;
-        let compiled = CompiledTemplate::compile(&template.bodies, &org.name, &campaign.name).map_err(|e| e.to_string())?;
-        let plan = Arc::new(Plan { channels: campaign.channels, template: compiled });
+        let campaign = store
+            .get_campaign(campaign_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let template = store
+            .get_template(campaign.template_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let org = store
+            .get_org(campaign.org_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let compiled = CompiledTemplate::compile(&template.bodies, &org.name, &campaign.name)
+            .map_err(|e| e.to_string())?;
+        let plan = Arc::new(Plan {
+            channels: campaign.channels,
+            template: compiled,
+        });
         if let Ok(mut c) = self.cache.lock() {
             c.insert(campaign_id, plan.clone());
         }
@@ -42,18 +60,39 @@ impl Plans {
 }
 
 /// Renders and shapes one delivery for its current channel, or says why it cannot go on that channel.
-pub fn prepare(d: &Claimed, plan: &Plan, route: Option<&Route>, links: &Links, provider_name: &str) -> Result<Message, Attempt> {
+pub fn prepare(
+    d: &Claimed,
+    plan: &Plan,
+    route: Option<&Route>,
+    links: &Links,
+    provider_name: &str,
+) -> Result<Message, Attempt> {
     let unsendable = |reason, detail: String| Attempt::Unsendable { reason, detail };
-    let channel = d.channel.ok_or_else(|| unsendable(Reason::NoAddress, "no channel".into()))?;
-    let route = route.ok_or_else(|| unsendable(Reason::ChannelUnavailable, format!("no provider configured for {channel}")))?;
+    let channel = d
+        .channel
+        .ok_or_else(|| unsendable(Reason::NoAddress, "no channel".into()))?;
+    let route = route.ok_or_else(|| {
+        unsendable(
+            Reason::ChannelUnavailable,
+            format!("no provider configured for {channel}"),
+        )
+    })?;
     let to = d
         .addresses
         .for_channel(channel)
         .ok_or_else(|| unsendable(Reason::NoAddress, format!("no {channel} address")))?
         .to_string();
-    let vars: PersonVars =
-        serde_json::from_str(&d.vars).map_err(|e| unsendable(Reason::RenderFailed, format!("stored variables unreadable: {e}")))?;
-    let unsubscribe_url = d.unsub_token.as_deref().map(|t| links.unsubscribe(t, channel)).unwrap_or_default();
+    let vars: PersonVars = serde_json::from_str(&d.vars).map_err(|e| {
+        unsendable(
+            Reason::RenderFailed,
+            format!("stored variables unreadable: {e}"),
+        )
+    })?;
+    let unsubscribe_url = d
+        .unsub_token
+        .as_deref()
+        .map(|t| links.unsubscribe(t, channel))
+        .unwrap_or_default();
     let rendered = plan
         .template
         .render(channel, &vars, &unsubscribe_url)
@@ -75,18 +114,21 @@ pub fn prepare(d: &Claimed, plan: &Plan, route: Option<&Route>, links: &Links, p
                 msg.text = unaccent(&msg.text);
             }
             let s = shape(&msg.text);
-            if let Some(max) = route.max_segments {
-                if s.segments > max {
-                    return Err(unsendable(
-                        Reason::MessageTooLong,
-                        format!("SMS needs {} parts, the provider allows {max}", s.segments),
-                    ));
-                }
+            if let Some(max) = route.max_segments
+                && s.segments > max
+            {
+                return Err(unsendable(
+                    Reason::MessageTooLong,
+                    format!("SMS needs {} parts, the provider allows {max}", s.segments),
+                ));
             }
             msg.sms = Some(s);
         }
         Channel::Email if !unsubscribe_url.is_empty() => {
-            msg.unsubscribe = Some(Unsubscribe { url: unsubscribe_url, mailto: links.unsubscribe_mailto.clone() });
+            msg.unsubscribe = Some(Unsubscribe {
+                url: unsubscribe_url,
+                mailto: links.unsubscribe_mailto.clone(),
+            });
         }
         _ => {}
     }

@@ -31,34 +31,45 @@ pub struct Registry {
     pub sink_locations: Vec<(Channel, PathBuf)>,
 }
 
-pub fn limiter(rate_per_second: Option<u32>, burst: Option<u32>) -> Option<Arc<DefaultDirectRateLimiter>> {
+pub fn limiter(
+    rate_per_second: Option<u32>,
+    burst: Option<u32>,
+) -> Option<Arc<DefaultDirectRateLimiter>> {
     let rate = NonZeroU32::new(rate_per_second?)?;
     let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate);
-    Some(Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))))
+    Some(Arc::new(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(burst),
+    )))
 }
 
 impl Registry {
     pub fn from_config(cfg: &Config) -> anyhow::Result<Registry> {
         let mut reg = Registry::default();
         for (channel, name) in &cfg.channels {
-            let pc = cfg
-                .providers
-                .get(name)
-                .with_context(|| format!("channel {channel} names provider {name:?}, which is not configured"))?;
-            let (provider, location) = build(name, pc).with_context(|| format!("provider {name}"))?;
+            let pc = cfg.providers.get(name).with_context(|| {
+                format!("channel {channel} names provider {name:?}, which is not configured")
+            })?;
+            let (provider, location) =
+                build(name, pc).with_context(|| format!("provider {name}"))?;
             if provider.channel() != *channel {
-                anyhow::bail!("provider {name} carries {}, not {channel}", provider.channel());
+                anyhow::bail!(
+                    "provider {name} carries {}, not {channel}",
+                    provider.channel()
+                );
             }
             if let Some(loc) = location {
                 reg.sink_locations.push((*channel, loc));
             }
-            reg.insert(*channel, Route {
-                wants_callback: matches!(pc.kind, ProviderKind::Kannel { .. }),
-                provider,
-                limiter: limiter(pc.rate_per_second, pc.burst),
-                unaccent: pc.unaccent,
-                max_segments: pc.max_segments,
-            });
+            reg.insert(
+                *channel,
+                Route {
+                    wants_callback: matches!(pc.kind, ProviderKind::Kannel { .. }),
+                    provider,
+                    limiter: limiter(pc.rate_per_second, pc.burst),
+                    unaccent: pc.unaccent,
+                    max_segments: pc.max_segments,
+                },
+            );
         }
         Ok(reg)
     }
@@ -80,7 +91,17 @@ impl Registry {
 
 fn build(name: &str, pc: &ProviderConfig) -> anyhow::Result<(Arc<dyn Provider>, Option<PathBuf>)> {
     Ok(match &pc.kind {
-        ProviderKind::Smtp { host, port, tls, username, password, password_file, from, pool_size, timeout_seconds } => {
+        ProviderKind::Smtp {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            password_file,
+            from,
+            pool_size,
+            timeout_seconds,
+        } => {
             let settings = SmtpSettings {
                 host: host.clone(),
                 port: *port,
@@ -91,9 +112,20 @@ fn build(name: &str, pc: &ProviderConfig) -> anyhow::Result<(Arc<dyn Provider>, 
                 pool_size: *pool_size,
                 timeout: Duration::from_secs(*timeout_seconds),
             };
-            (Arc::new(SmtpProvider::new(name, &settings).map_err(anyhow::Error::msg)?), None)
+            (
+                Arc::new(SmtpProvider::new(name, &settings).map_err(anyhow::Error::msg)?),
+                None,
+            )
         }
-        ProviderKind::Kannel { base_url, username, password, password_file, from, smsc, timeout_seconds } => {
+        ProviderKind::Kannel {
+            base_url,
+            username,
+            password,
+            password_file,
+            from,
+            smsc,
+            timeout_seconds,
+        } => {
             let settings = KannelSettings {
                 base_url: base_url.clone(),
                 username: username.clone(),
@@ -102,10 +134,18 @@ fn build(name: &str, pc: &ProviderConfig) -> anyhow::Result<(Arc<dyn Provider>, 
                 smsc: smsc.clone(),
                 timeout: Duration::from_secs(*timeout_seconds),
             };
-            (Arc::new(KannelProvider::new(name, settings).map_err(anyhow::Error::msg)?), None)
+            (
+                Arc::new(KannelProvider::new(name, settings).map_err(anyhow::Error::msg)?),
+                None,
+            )
         }
-        ProviderKind::Sink { dir, channel, simulate_failure_per_mille } => {
-            let sink = SinkProvider::new(name, *channel, dir.clone(), *simulate_failure_per_mille).map_err(anyhow::Error::msg)?;
+        ProviderKind::Sink {
+            dir,
+            channel,
+            simulate_failure_per_mille,
+        } => {
+            let sink = SinkProvider::new(name, *channel, dir.clone(), *simulate_failure_per_mille)
+                .map_err(anyhow::Error::msg)?;
             let loc = sink.location();
             (Arc::new(sink), Some(loc))
         }

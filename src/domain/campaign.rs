@@ -127,7 +127,10 @@ impl NewCampaign {
             seen.push(*c);
         }
         if self.audience.roles.is_empty() {
-            errs.push("audience.roles", "cần chọn ít nhất một đối tượng nhận (phụ huynh, học sinh, cán bộ)");
+            errs.push(
+                "audience.roles",
+                "cần chọn ít nhất một đối tượng nhận (phụ huynh, học sinh, cán bộ)",
+            );
         }
         self.audience.roles.sort_by_key(|r| r.as_str());
         self.audience.roles.dedup();
@@ -158,7 +161,10 @@ impl TemplateBodies {
     pub fn has_channel(&self, c: Channel) -> bool {
         let present = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
         match c {
-            Channel::Email => present(&self.email_subject) && (present(&self.email_text) || present(&self.email_html)),
+            Channel::Email => {
+                present(&self.email_subject)
+                    && (present(&self.email_text) || present(&self.email_html))
+            }
             Channel::Sms => present(&self.sms_text),
             Channel::Zalo => present(&self.zalo_text),
             Channel::Messenger => present(&self.messenger_text),
@@ -210,9 +216,14 @@ mod tests {
         assert!(Running.can_move_to(Done));
         assert!(Running.can_move_to(Cancelled));
         assert!(!Cancelled.can_move_to(Running));
-        assert!(!Rejected.can_move_to(Running), "a rejected campaign never sends");
+        assert!(
+            !Rejected.can_move_to(Running),
+            "a rejected campaign never sends"
+        );
         assert!(!Draft.can_move_to(Done));
-        assert!(Draft.startable() && Approved.startable() && !Done.startable() && !Running.startable());
+        assert!(
+            Draft.startable() && Approved.startable() && !Done.startable() && !Running.startable()
+        );
     }
 
     fn new_campaign(channels: Vec<Channel>) -> NewCampaign {
@@ -220,7 +231,11 @@ mod tests {
             org_id: 1,
             name: " Tuần 1 ".into(),
             template_id: 1,
-            audience: Audience { org_id: 1, roles: vec![Role::Parent, Role::Parent], class_ids: vec![] },
+            audience: Audience {
+                org_id: 1,
+                roles: vec![Role::Parent, Role::Parent],
+                class_ids: vec![],
+            },
             channels,
             send_at: None,
         }
@@ -228,17 +243,26 @@ mod tests {
 
     #[test]
     fn campaign_validation() {
-        let c = new_campaign(vec![Channel::Zalo, Channel::Sms]).validate().unwrap();
+        let c = new_campaign(vec![Channel::Zalo, Channel::Sms])
+            .validate()
+            .unwrap();
         assert_eq!(c.name, "Tuần 1");
         assert_eq!(c.audience.roles, vec![Role::Parent]);
-        let e = new_campaign(vec![Channel::Sms, Channel::Sms]).validate().unwrap_err();
+        let e = new_campaign(vec![Channel::Sms, Channel::Sms])
+            .validate()
+            .unwrap_err();
         assert_eq!(e.errors[0].field, "channels");
         assert!(new_campaign(vec![]).validate().is_err());
     }
 
     #[test]
     fn template_channels() {
-        let b = TemplateBodies { email_subject: Some("S".into()), email_text: Some("T".into()), sms_text: Some(" ".into()), ..Default::default() };
+        let b = TemplateBodies {
+            email_subject: Some("S".into()),
+            email_text: Some("T".into()),
+            sms_text: Some(" ".into()),
+            ..Default::default()
+        };
         assert!(b.has_channel(Channel::Email));
         assert!(!b.has_channel(Channel::Sms));
     }

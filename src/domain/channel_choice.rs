@@ -6,14 +6,22 @@ use super::delivery::Reason;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelChoice {
-    Use { index: usize, channel: Channel },
+    Use {
+        index: usize,
+        channel: Channel,
+    },
     /// Nothing usable from `from` onward. `OptedOut` when every channel with an address was refused by
     /// the person (skipped), `NoAddress` when none had an address (failed).
     None(Reason),
 }
 
 /// Looks at `order[from..]`. A channel opted out of is passed over even if it has an address.
-pub fn choose_channel(order: &[Channel], from: usize, addr: &Addresses, opt: OptOuts) -> ChannelChoice {
+pub fn choose_channel(
+    order: &[Channel],
+    from: usize,
+    addr: &Addresses,
+    opt: OptOuts,
+) -> ChannelChoice {
     let mut saw_opt_out = false;
     for (index, &channel) in order.iter().enumerate().skip(from) {
         if addr.for_channel(channel).is_none() {
@@ -25,7 +33,11 @@ pub fn choose_channel(order: &[Channel], from: usize, addr: &Addresses, opt: Opt
         }
         return ChannelChoice::Use { index, channel };
     }
-    ChannelChoice::None(if saw_opt_out { Reason::OptedOut } else { Reason::NoAddress })
+    ChannelChoice::None(if saw_opt_out {
+        Reason::OptedOut
+    } else {
+        Reason::NoAddress
+    })
 }
 
 #[cfg(test)]
@@ -45,22 +57,55 @@ mod tests {
     #[test]
     fn first_reachable_in_order() {
         let order = [Zalo, Sms, Email];
-        assert_eq!(choose_channel(&order, 0, &addr(true, true, true), OptOuts(0)), ChannelChoice::Use { index: 0, channel: Zalo });
-        assert_eq!(choose_channel(&order, 0, &addr(true, true, false), OptOuts(0)), ChannelChoice::Use { index: 1, channel: Sms });
-        assert_eq!(choose_channel(&order, 2, &addr(true, true, true), OptOuts(0)), ChannelChoice::Use { index: 2, channel: Email });
+        assert_eq!(
+            choose_channel(&order, 0, &addr(true, true, true), OptOuts(0)),
+            ChannelChoice::Use {
+                index: 0,
+                channel: Zalo
+            }
+        );
+        assert_eq!(
+            choose_channel(&order, 0, &addr(true, true, false), OptOuts(0)),
+            ChannelChoice::Use {
+                index: 1,
+                channel: Sms
+            }
+        );
+        assert_eq!(
+            choose_channel(&order, 2, &addr(true, true, true), OptOuts(0)),
+            ChannelChoice::Use {
+                index: 2,
+                channel: Email
+            }
+        );
     }
 
     #[test]
     fn opt_out_passes_over_a_channel() {
         let opt = OptOuts::default().with(Zalo, true);
-        assert_eq!(choose_channel(&[Zalo, Sms], 0, &addr(true, false, true), opt), ChannelChoice::Use { index: 1, channel: Sms });
+        assert_eq!(
+            choose_channel(&[Zalo, Sms], 0, &addr(true, false, true), opt),
+            ChannelChoice::Use {
+                index: 1,
+                channel: Sms
+            }
+        );
     }
 
     #[test]
     fn nothing_left() {
         let all_out = OptOuts::default().with(Sms, true).with(Email, true);
-        assert_eq!(choose_channel(&[Sms, Email], 0, &addr(true, true, false), all_out), ChannelChoice::None(Reason::OptedOut));
-        assert_eq!(choose_channel(&[Zalo, Messenger], 0, &addr(true, true, false), OptOuts(0)), ChannelChoice::None(Reason::NoAddress));
-        assert_eq!(choose_channel(&[Sms], 1, &addr(true, true, true), OptOuts(0)), ChannelChoice::None(Reason::NoAddress));
+        assert_eq!(
+            choose_channel(&[Sms, Email], 0, &addr(true, true, false), all_out),
+            ChannelChoice::None(Reason::OptedOut)
+        );
+        assert_eq!(
+            choose_channel(&[Zalo, Messenger], 0, &addr(true, true, false), OptOuts(0)),
+            ChannelChoice::None(Reason::NoAddress)
+        );
+        assert_eq!(
+            choose_channel(&[Sms], 1, &addr(true, true, true), OptOuts(0)),
+            ChannelChoice::None(Reason::NoAddress)
+        );
     }
 }

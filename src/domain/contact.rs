@@ -60,10 +60,17 @@ impl OptOuts {
         self.0 & c.bit() != 0
     }
     pub fn with(self, c: Channel, out: bool) -> OptOuts {
-        if out { OptOuts(self.0 | c.bit()) } else { OptOuts(self.0 & !c.bit()) }
+        if out {
+            OptOuts(self.0 | c.bit())
+        } else {
+            OptOuts(self.0 & !c.bit())
+        }
     }
     pub fn channels(self) -> Vec<Channel> {
-        Channel::ALL.into_iter().filter(|c| self.contains(*c)).collect()
+        Channel::ALL
+            .into_iter()
+            .filter(|c| self.contains(*c))
+            .collect()
     }
 }
 
@@ -110,7 +117,11 @@ fn blank_to_none(s: Option<String>) -> Option<String> {
 impl NewContactInput {
     pub fn validate(self) -> Result<NewContact, ValidationError> {
         let mut errs = ValidationError::default();
-        let full_name = self.full_name.split_whitespace().collect::<Vec<_>>().join(" ");
+        let full_name = self
+            .full_name
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if full_name.is_empty() {
             errs.push("full_name", "họ tên không được để trống");
         } else if full_name.chars().count() > 200 {
@@ -137,7 +148,11 @@ impl NewContactInput {
             None => None,
         };
         let student_code = blank_to_none(self.student_code);
-        if self.role == Role::Student && student_code.is_none() && phone.is_none() && email.is_none() {
+        if self.role == Role::Student
+            && student_code.is_none()
+            && phone.is_none()
+            && email.is_none()
+        {
             // A student with nothing to find them by again makes re-imports create duplicates.
             errs.push("student_code", "học sinh cần có mã học sinh");
         }
@@ -200,7 +215,10 @@ mod tests {
 
     #[test]
     fn opt_out_bits() {
-        let o = OptOuts::default().with(Channel::Sms, true).with(Channel::Email, true).with(Channel::Email, false);
+        let o = OptOuts::default()
+            .with(Channel::Sms, true)
+            .with(Channel::Email, true)
+            .with(Channel::Email, false);
         assert!(o.contains(Channel::Sms));
         assert!(!o.contains(Channel::Email));
         assert_eq!(o.channels(), vec![Channel::Sms]);

@@ -50,7 +50,10 @@ impl DeliveryState {
 
     /// The dispatcher has nothing more to do (receipts may still move sent -> delivered -> read).
     pub fn is_settled(self) -> bool {
-        !matches!(self, DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Retrying)
+        !matches!(
+            self,
+            DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Retrying
+        )
     }
 
     /// The allowed moves. Receipts only move forward: a late "delivered" after "read" changes nothing.

@@ -24,9 +24,15 @@ impl OrgKind {
     }
 
     pub fn parse(s: &str) -> Option<OrgKind> {
-        [OrgKind::Ministry, OrgKind::Province, OrgKind::District, OrgKind::School, OrgKind::Class]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            OrgKind::Ministry,
+            OrgKind::Province,
+            OrgKind::District,
+            OrgKind::School,
+            OrgKind::Class,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 
     /// Which kind of parent a node may hang under (`None` = may be a root). Upper secondary schools
@@ -34,14 +40,14 @@ impl OrgKind {
     /// province as well as a district.
     pub fn allowed_parent(self, parent: Option<OrgKind>) -> bool {
         use OrgKind::*;
-        match (self, parent) {
-            (Ministry, None) | (Province, None) | (District, None) | (School, None) => true,
-            (Province, Some(Ministry)) => true,
-            (District, Some(Province)) => true,
-            (School, Some(District)) | (School, Some(Province)) => true,
-            (Class, Some(School)) => true,
-            _ => false,
-        }
+        matches!(
+            (self, parent),
+            (Ministry | Province | District | School, None)
+                | (Province, Some(Ministry))
+                | (District, Some(Province))
+                | (School, Some(District | Province))
+                | (Class, Some(School))
+        )
     }
 }
 
@@ -74,7 +80,10 @@ mod tests {
         assert!(Class.allowed_parent(Some(School)));
         assert!(!Class.allowed_parent(Some(District)));
         assert!(!Class.allowed_parent(None));
-        assert!(School.allowed_parent(Some(Province)), "THPT schools hang under the Sở");
+        assert!(
+            School.allowed_parent(Some(Province)),
+            "THPT schools hang under the Sở"
+        );
         assert!(!District.allowed_parent(Some(School)));
     }
 }

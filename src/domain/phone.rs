@@ -5,10 +5,27 @@ use phonenumber::country::Id::VN;
 
 /// Old 11-digit mobile prefixes (after the leading 0) and their 2018 replacement.
 const OLD_PREFIXES: &[(&str, &str)] = &[
-    ("162", "32"), ("163", "33"), ("164", "34"), ("165", "35"), ("166", "36"), ("167", "37"),
-    ("168", "38"), ("169", "39"), ("120", "70"), ("121", "79"), ("122", "77"), ("126", "76"),
-    ("128", "78"), ("123", "83"), ("124", "84"), ("125", "85"), ("127", "81"), ("129", "82"),
-    ("186", "56"), ("188", "58"), ("199", "59"),
+    ("162", "32"),
+    ("163", "33"),
+    ("164", "34"),
+    ("165", "35"),
+    ("166", "36"),
+    ("167", "37"),
+    ("168", "38"),
+    ("169", "39"),
+    ("120", "70"),
+    ("121", "79"),
+    ("122", "77"),
+    ("126", "76"),
+    ("128", "78"),
+    ("123", "83"),
+    ("124", "84"),
+    ("125", "85"),
+    ("127", "81"),
+    ("129", "82"),
+    ("186", "56"),
+    ("188", "58"),
+    ("199", "59"),
 ];
 
 /// Parses what a school typed or exported into E.164, or says why not (in Vietnamese, for staff).
@@ -31,13 +48,15 @@ pub fn normalize_vn_phone(input: &str) -> Result<String, String> {
         &digits
     };
     if has_plus && !digits.starts_with("84") {
-        return Err(format!("số điện thoại \"{input}\" không phải số Việt Nam (+84)"));
+        return Err(format!(
+            "số điện thoại \"{input}\" không phải số Việt Nam (+84)"
+        ));
     }
     let mut nsn = nsn.to_string();
-    if nsn.len() == 10 {
-        if let Some((old, new)) = OLD_PREFIXES.iter().find(|(old, _)| nsn.starts_with(old)) {
-            nsn = format!("{new}{}", &nsn[old.len()..]);
-        }
+    if nsn.len() == 10
+        && let Some((old, new)) = OLD_PREFIXES.iter().find(|(old, _)| nsn.starts_with(old))
+    {
+        nsn = format!("{new}{}", &nsn[old.len()..]);
     }
     let parsed = phonenumber::parse(Some(VN), format!("+84{nsn}"))
         .map_err(|_| format!("số điện thoại \"{input}\" không đúng định dạng"))?;
@@ -53,7 +72,13 @@ mod tests {
 
     #[test]
     fn accepts_the_forms_schools_have() {
-        for input in ["0912345678", "84912345678", "+84 912 345 678", "912345678", "091.234.5678"] {
+        for input in [
+            "0912345678",
+            "84912345678",
+            "+84 912 345 678",
+            "912345678",
+            "091.234.5678",
+        ] {
             assert_eq!(n(input).as_deref(), Ok("+84912345678"), "{input}");
         }
     }

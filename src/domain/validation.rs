@@ -17,13 +17,25 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { errors: vec![FieldError { field: field.into(), message: message.into() }] }
+        ValidationError {
+            errors: vec![FieldError {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
     }
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.into(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
     /// `Ok(v)` when nothing was pushed.
     pub fn into_result<T>(self, v: T) -> Result<T, ValidationError> {
-        if self.errors.is_empty() { Ok(v) } else { Err(self) }
+        if self.errors.is_empty() {
+            Ok(v)
+        } else {
+            Err(self)
+        }
     }
 }

@@ -84,18 +84,31 @@ fn new_env() -> Environment<'static> {
 }
 
 impl CompiledTemplate {
-    pub fn compile(bodies: &TemplateBodies, sender_name: &str, campaign_name: &str) -> Result<Self, ValidationError> {
+    pub fn compile(
+        bodies: &TemplateBodies,
+        sender_name: &str,
+        campaign_name: &str,
+    ) -> Result<Self, ValidationError> {
         check_template(bodies)?;
         let mut env = new_env();
+        // Auto-escaping only where the output is HTML. minijinja fixes it when a template is added,
+        // so the callback must be in place first.
+        env.set_auto_escape_callback(|name| {
+            if name == "email_html" {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
         for (name, src) in bodies.fields() {
-            // Auto-escaping only where the output is HTML.
             env.add_template_owned(name.to_string(), src.to_string())
                 .map_err(|e| ValidationError::one(name, e.to_string()))?;
         }
-        env.set_auto_escape_callback(|name| {
-            if name == "email_html" { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
-        });
-        Ok(CompiledTemplate { env, sender_name: sender_name.into(), campaign_name: campaign_name.into() })
+        Ok(CompiledTemplate {
+            env,
+            sender_name: sender_name.into(),
+            campaign_name: campaign_name.into(),
+        })
     }
 
     fn render_one(&self, name: &str, ctx: &Context) -> Result<Option<String>, String> {
@@ -106,7 +119,12 @@ impl CompiledTemplate {
     }
 
     /// Renders the bodies of one channel for one person.
-    pub fn render(&self, channel: Channel, p: &PersonVars, unsubscribe_url: &str) -> Result<Rendered, String> {
+    pub fn render(
+        &self,
+        channel: Channel,
+        p: &PersonVars,
+        unsubscribe_url: &str,
+    ) -> Result<Rendered, String> {
         let ctx = Context {
             recipient_name: &p.name,
             given_name: crate::domain::contact::given_name(&p.name),
@@ -121,13 +139,24 @@ impl CompiledTemplate {
         let text = |name| self.render_one(name, &ctx).map(|s| s.unwrap_or_default());
         Ok(match channel {
             Channel::Email => Rendered {
-                subject: self.render_one("email_subject", &ctx)?.map(|s| s.trim().to_string()),
+                subject: self
+                    .render_one("email_subject", &ctx)?
+                    .map(|s| s.trim().to_string()),
                 text: text("email_text")?,
                 html: self.render_one("email_html", &ctx)?,
             },
-            Channel::Sms => Rendered { text: text("sms_text")?.trim().to_string(), ..Default::default() },
-            Channel::Zalo => Rendered { text: text("zalo_text")?, ..Default::default() },
-            Channel::Messenger => Rendered { text: text("messenger_text")?, ..Default::default() },
+            Channel::Sms => Rendered {
+                text: text("sms_text")?.trim().to_string(),
+                ..Default::default()
+            },
+            Channel::Zalo => Rendered {
+                text: text("zalo_text")?,
+                ..Default::default()
+            },
+            Channel::Messenger => Rendered {
+                text: text("messenger_text")?,
+                ..Default::default()
+            },
         })
     }
 }
@@ -139,13 +168,20 @@ pub fn check_template(bodies: &TemplateBodies) -> Result<(), ValidationError> {
     for (name, src) in bodies.fields() {
         match env.template_from_str(src) {
             Ok(t) => {
-                let mut unknown: Vec<String> =
-                    t.undeclared_variables(false).into_iter().filter(|v| !VARIABLES.contains(&v.as_str())).collect();
+                let mut unknown: Vec<String> = t
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|v| !VARIABLES.contains(&v.as_str()))
+                    .collect();
                 unknown.sort();
                 if !unknown.is_empty() {
                     errs.push(
                         name,
-                        format!("biến không tồn tại: {} (được dùng: {})", unknown.join(", "), VARIABLES.join(", ")),
+                        format!(
+                            "biến không tồn tại: {} (được dùng: {})",
+                            unknown.join(", "),
+                            VARIABLES.join(", ")
+                        ),
                     );
                 }
             }
@@ -159,7 +195,10 @@ pub fn check_template(bodies: &TemplateBodies) -> Result<(), ValidationError> {
 pub fn sample_person() -> PersonVars {
     PersonVars {
         name: "Nguyễn Thị Phương Thảo".into(),
-        students: vec!["Nguyễn Hoàng Bảo Ngọc".into(), "Nguyễn Hoàng Minh Khôi".into()],
+        students: vec![
+            "Nguyễn Hoàng Bảo Ngọc".into(),
+            "Nguyễn Hoàng Minh Khôi".into(),
+        ],
         classes: vec!["5A1".into(), "2A3".into()],
         school: "Trường Tiểu học Nguyễn Văn Trỗi".into(),
     }
@@ -172,7 +211,10 @@ mod tests {
     fn bodies() -> TemplateBodies {
         TemplateBodies {
             email_subject: Some("Thông báo từ {{ sender_name }}".into()),
-            email_text: Some("Kính gửi phụ huynh em {{ student_names }} ({{ class_name }}), {{ school_name }}.".into()),
+            email_text: Some(
+                "Kính gửi phụ huynh em {{ student_names }} ({{ class_name }}), {{ school_name }}."
+                    .into(),
+            ),
             email_html: Some("<p>Phụ huynh em {{ student_names }}</p>".into()),
             sms_text: Some("PH em {{ student_names }}: {{ campaign_name }}".into()),
             ..Default::default()
@@ -190,7 +232,10 @@ mod tests {
         };
         let r = t.render(Channel::Email, &p, "http://x/u/1").unwrap();
         assert_eq!(r.subject.as_deref(), Some("Thông báo từ Trường TH Mỹ Phú"));
-        assert_eq!(r.text, "Kính gửi phụ huynh em Trần Minh An và Trần Thu Bình (1A, 4B), Trường TH Mỹ Phú.");
+        assert_eq!(
+            r.text,
+            "Kính gửi phụ huynh em Trần Minh An và Trần Thu Bình (1A, 4B), Trường TH Mỹ Phú."
+        );
         let sms = t.render(Channel::Sms, &p, "").unwrap();
         assert_eq!(sms.text, "PH em Trần Minh An và Trần Thu Bình: Tuần 1");
     }
@@ -198,14 +243,28 @@ mod tests {
     #[test]
     fn html_is_escaped_text_is_not() {
         let t = CompiledTemplate::compile(&bodies(), "S", "C").unwrap();
-        let p = PersonVars { name: "A".into(), students: vec!["<b>X</b>".into()], ..Default::default() };
-        assert_eq!(t.render(Channel::Email, &p, "").unwrap().html.as_deref(), Some("<p>Phụ huynh em &lt;b&gt;X&lt;&#x2f;b&gt;</p>"));
-        assert_eq!(t.render(Channel::Sms, &p, "").unwrap().text, "PH em <b>X</b>: C");
+        let p = PersonVars {
+            name: "A".into(),
+            students: vec!["<b>X</b>".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            t.render(Channel::Email, &p, "").unwrap().html.as_deref(),
+            Some("<p>Phụ huynh em &lt;b&gt;X&lt;&#x2f;b&gt;</p>")
+        );
+        assert_eq!(
+            t.render(Channel::Sms, &p, "").unwrap().text,
+            "PH em <b>X</b>: C"
+        );
     }
 
     #[test]
     fn rejects_unknown_variables_and_bad_syntax() {
-        let b = TemplateBodies { sms_text: Some("{{ parent_phone }}".into()), zalo_text: Some("{% if %}".into()), ..Default::default() };
+        let b = TemplateBodies {
+            sms_text: Some("{{ parent_phone }}".into()),
+            zalo_text: Some("{% if %}".into()),
+            ..Default::default()
+        };
         let e = check_template(&b).unwrap_err();
         assert_eq!(e.errors.len(), 2);
         assert_eq!(e.errors[0].field, "sms_text");

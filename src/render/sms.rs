@@ -40,19 +40,23 @@ fn gsm7_septets(s: &str) -> Option<usize> {
 /// Encoding and number of parts for a text.
 pub fn shape(text: &str) -> SmsShape {
     match gsm7_septets(text) {
-        Some(n) => SmsShape { ucs2: false, segments: segments(n, 160, 153) },
+        Some(n) => SmsShape {
+            ucs2: false,
+            segments: segments(n, 160, 153),
+        },
         None => {
             // UCS-2 counts UTF-16 code units: a character outside the BMP takes two.
             let units = text.encode_utf16().count();
-            SmsShape { ucs2: true, segments: segments(units, 70, 67) }
+            SmsShape {
+                ucs2: true,
+                segments: segments(units, 70, 67),
+            }
         }
     }
 }
 
 fn segments(len: usize, single: usize, per_part: usize) -> u32 {
-    if len == 0 {
-        1
-    } else if len <= single {
+    if len <= single {
         1
     } else {
         len.div_ceil(per_part) as u32
@@ -65,7 +69,10 @@ mod tests {
 
     #[test]
     fn unaccents_vietnamese() {
-        assert_eq!(unaccent("Đặng Thị Hường học lớp 6A, trường Tiểu học Mỹ Phú"), "Dang Thi Huong hoc lop 6A, truong Tieu hoc My Phu");
+        assert_eq!(
+            unaccent("Đặng Thị Hường học lớp 6A, trường Tiểu học Mỹ Phú"),
+            "Dang Thi Huong hoc lop 6A, truong Tieu hoc My Phu"
+        );
         assert_eq!(unaccent("ĐƯỜNG đời Ữ ỹ"), "DUONG doi U y");
     }
 
@@ -82,7 +89,11 @@ mod tests {
         assert_eq!(shape(&"a".repeat(161)).segments, 2);
         assert_eq!(shape(&"a".repeat(306)).segments, 2);
         assert_eq!(shape(&"a".repeat(307)).segments, 3);
-        assert_eq!(shape(&"{".repeat(80)).segments, 1, "extension chars count double: 160 septets");
+        assert_eq!(
+            shape(&"{".repeat(80)).segments,
+            1,
+            "extension chars count double: 160 septets"
+        );
         assert_eq!(shape(&"{".repeat(81)).segments, 2);
         assert_eq!(shape(&"ư".repeat(70)).segments, 1);
         assert_eq!(shape(&"ư".repeat(71)).segments, 2);

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::domain::campaign::{Audience, Campaign, CampaignState, NewCampaign, NewTemplate, Template};
+use crate::domain::campaign::{
+    Audience, Campaign, CampaignState, NewCampaign, NewTemplate, Template,
+};
 use crate::domain::contact::{Addresses, Contact, NewContact, OptOuts};
 use crate::domain::delivery::{DeliveryState, Reason};
 use crate::domain::org::{NewOrg, Org};
@@ -156,8 +158,19 @@ pub trait Store: Send + Sync + 'static {
     async fn create_contact(&self, c: &NewContact, now: Millis) -> Result<Contact>;
     async fn get_contact(&self, id: i64) -> Result<Contact>;
     async fn contact_by_unsub_token(&self, token: &str) -> Result<Contact>;
-    async fn set_opt_out(&self, id: i64, channel: Channel, out: bool, now: Millis) -> Result<Contact>;
-    async fn link_guardian(&self, parent_id: i64, student_id: i64, relation: Option<&str>) -> Result<()>;
+    async fn set_opt_out(
+        &self,
+        id: i64,
+        channel: Channel,
+        out: bool,
+        now: Millis,
+    ) -> Result<Contact>;
+    async fn link_guardian(
+        &self,
+        parent_id: i64,
+        student_id: i64,
+        relation: Option<&str>,
+    ) -> Result<()>;
 
     async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template>;
     async fn get_template(&self, id: i64) -> Result<Template>;
@@ -166,7 +179,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_campaign(&self, id: i64) -> Result<Campaign>;
     async fn list_campaigns(&self, org_id: Option<i64>) -> Result<Vec<Campaign>>;
     /// Moves a campaign to `to` if it is in one of `from`; false when it was not.
-    async fn transition_campaign(&self, id: i64, from: &[CampaignState], to: CampaignState, now: Millis) -> Result<bool>;
+    async fn transition_campaign(
+        &self,
+        id: i64,
+        from: &[CampaignState],
+        to: CampaignState,
+        now: Millis,
+    ) -> Result<bool>;
     /// Scheduled campaigns whose time has come.
     async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>>;
     /// Marks the campaign cancelled, its open runs cancelled and every unsent delivery cancelled.
@@ -178,7 +197,12 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_runs(&self) -> Result<Vec<(i64, i64)>>;
     async fn mark_run_fanned_out(&self, run_id: i64) -> Result<()>;
     /// Streams the audience in batches into `tx`, one row per person; returns rows sent.
-    async fn stream_audience(&self, a: &Audience, batch: usize, tx: mpsc::Sender<Vec<Recipient>>) -> Result<u64>;
+    async fn stream_audience(
+        &self,
+        a: &Audience,
+        batch: usize,
+        tx: mpsc::Sender<Vec<Recipient>>,
+    ) -> Result<u64>;
     /// Inserts deliveries, ignoring a person already in the run.
     async fn insert_deliveries(&self, rows: &[NewDelivery], now: Millis) -> Result<u64>;
     /// Reopens a finished run (and its campaign) because a late receipt re-queued one of its deliveries.
@@ -188,7 +212,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases up to `limit` due deliveries (queued or retrying and due, or sending with an expired
     /// lease) of open runs, skipping the given channels.
-    async fn claim(&self, limit: i64, now: Millis, lease_until: Millis, skip: &[Channel]) -> Result<Vec<Claimed>>;
+    async fn claim(
+        &self,
+        limit: i64,
+        now: Millis,
+        lease_until: Millis,
+        skip: &[Channel],
+    ) -> Result<Vec<Claimed>>;
     /// Gives leased deliveries back untouched, due again at `at`.
     async fn release(&self, ids: &[i64], at: Millis) -> Result<()>;
     /// Applies outcomes in one transaction; returns how many applied.
@@ -201,7 +231,11 @@ pub trait Store: Send + Sync + 'static {
     async fn apply_receipt(&self, id: i64, r: Receipt, now: Millis) -> Result<bool>;
 
     async fn progress(&self, campaign_id: i64) -> Result<Progress>;
-    async fn list_deliveries(&self, campaign_id: i64, f: &DeliveryFilter) -> Result<Vec<DeliveryRow>>;
+    async fn list_deliveries(
+        &self,
+        campaign_id: i64,
+        f: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRow>>;
     async fn summary_by_org(&self, campaign_ids: &[i64]) -> Result<Vec<SummaryRow>>;
     /// Deliveries of these campaigns the dispatcher still has to act on.
     async fn unsettled_count(&self, campaign_ids: &[i64]) -> Result<i64>;

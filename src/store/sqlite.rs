@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::mpsc;
 
@@ -24,7 +26,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound("row"),
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
                 StoreError::InvalidReference(db.message().to_string())
             }
@@ -46,7 +50,9 @@ fn corrupt(what: &str, v: &str) -> StoreError {
 fn channel_col(row: &SqliteRow, col: &str) -> Result<Option<Channel>> {
     match row.try_get::<Option<String>, _>(col)? {
         None => Ok(None),
-        Some(s) => Channel::parse(&s).map(Some).ok_or_else(|| corrupt("channel", &s)),
+        Some(s) => Channel::parse(&s)
+            .map(Some)
+            .ok_or_else(|| corrupt("channel", &s)),
     }
 }
 
@@ -55,7 +61,8 @@ fn json_ids(ids: &[i64]) -> String {
 }
 
 const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, created_at";
-const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, state, send_at, created_at, updated_at";
+const CAMPAIGN_COLS: &str =
+    "id, org_id, name, template_id, audience, channels, state, send_at, created_at, updated_at";
 
 fn org_from(row: &SqliteRow) -> Result<Org> {
     let kind: String = row.try_get("kind")?;
@@ -143,12 +150,21 @@ fn random_token() -> String {
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://` URL or a plain path.
     pub async fn open(url: &str) -> Result<Self> {
-        let url = if url.starts_with("sqlite:") { url.to_string() } else { format!("sqlite://{url}") };
-        if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
-            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-            }
+        let url = if url.starts_with("sqlite:") {
+            url.to_string()
+        } else {
+            format!("sqlite://{url}")
+        };
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .map(|p| p.split('?').next().unwrap_or(p))
+            && let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
@@ -157,27 +173,37 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .statement_cache_capacity(256);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
         Ok(SqliteStore { writer, reader })
     }
 
     async fn fetch_org(&self, id: i64) -> Result<Org> {
-        let row = sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?
-            .ok_or(StoreError::NotFound("organisation"))?;
+        let row =
+            sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.writer)
+                .await?
+                .ok_or(StoreError::NotFound("organisation"))?;
         org_from(&row)
     }
 
     /// Names of the schools (and offices) in a subtree, so streamed rows carry only ids.
     async fn org_names(&self, path: &str) -> Result<HashMap<i64, String>> {
-        let rows = sqlx::query("SELECT id, name FROM orgs WHERE path LIKE ?1 || '%' AND kind <> 'class'")
-            .bind(path)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?))).collect()
+        let rows =
+            sqlx::query("SELECT id, name FROM orgs WHERE path LIKE ?1 || '%' AND kind <> 'class'")
+                .bind(path)
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
     }
 }
 
@@ -202,7 +228,12 @@ const AUDIENCE_DIRECT: &str = "SELECT c.id, c.phone, c.email, c.zalo_user_id, c.
 
 fn split_unit_sep(s: Option<String>) -> Vec<String> {
     let mut v: Vec<String> = s
-        .map(|s| s.split('\u{1f}').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .map(|s| {
+            s.split('\u{1f}')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     v.dedup();
     v
@@ -211,20 +242,29 @@ fn split_unit_sep(s: Option<String>) -> Vec<String> {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.writer).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
     async fn create_org(&self, o: &NewOrg, now: Millis) -> Result<Org> {
         let parent = match o.parent_id {
-            Some(p) => Some(self.fetch_org(p).await.map_err(|_| StoreError::InvalidReference(format!("parent_id {p}")))?),
+            Some(p) => Some(
+                self.fetch_org(p)
+                    .await
+                    .map_err(|_| StoreError::InvalidReference(format!("parent_id {p}")))?,
+            ),
             None => None,
         };
         if !o.kind.allowed_parent(parent.as_ref().map(|p| p.kind)) {
             return Err(StoreError::Invalid(format!(
                 "a {} cannot be placed under {}",
                 o.kind.as_str(),
-                parent.as_ref().map(|p| p.kind.as_str()).unwrap_or("nothing (root)")
+                parent
+                    .as_ref()
+                    .map(|p| p.kind.as_str())
+                    .unwrap_or("nothing (root)")
             )));
         }
         let mut tx = self.writer.begin().await?;
@@ -237,8 +277,15 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        let path = format!("{}{id}/", parent.as_ref().map(|p| p.path.as_str()).unwrap_or("/"));
-        sqlx::query("UPDATE orgs SET path = ? WHERE id = ?").bind(&path).bind(id).execute(&mut *tx).await?;
+        let path = format!(
+            "{}{id}/",
+            parent.as_ref().map(|p| p.path.as_str()).unwrap_or("/")
+        );
+        sqlx::query("UPDATE orgs SET path = ? WHERE id = ?")
+            .bind(&path)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.fetch_org(id).await
     }
@@ -263,14 +310,19 @@ impl Store for SqliteStore {
     }
 
     async fn create_contact(&self, c: &NewContact, now: Millis) -> Result<Contact> {
-        let org = self.fetch_org(c.org_id).await.map_err(|_| StoreError::InvalidReference(format!("org_id {}", c.org_id)))?;
+        let org = self
+            .fetch_org(c.org_id)
+            .await
+            .map_err(|_| StoreError::InvalidReference(format!("org_id {}", c.org_id)))?;
         let school_id = match org.kind {
             OrgKind::School => Some(org.id),
             OrgKind::Class => org.parent_id,
             _ => None,
         };
         if c.role == Role::Student && org.kind != OrgKind::Class && org.kind != OrgKind::School {
-            return Err(StoreError::Invalid("a student belongs to a class or a school".into()));
+            return Err(StoreError::Invalid(
+                "a student belongs to a class or a school".into(),
+            ));
         }
         let row = sqlx::query(&format!(
             "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, facebook_psid, \
@@ -303,19 +355,31 @@ impl Store for SqliteStore {
     }
 
     async fn contact_by_unsub_token(&self, token: &str) -> Result<Contact> {
-        let row = sqlx::query(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE unsub_token = ?"))
-            .bind(token)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or(StoreError::NotFound("contact"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {CONTACT_COLS} FROM contacts WHERE unsub_token = ?"
+        ))
+        .bind(token)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound("contact"))?;
         contact_from(&row)
     }
 
-    async fn set_opt_out(&self, id: i64, channel: Channel, out: bool, now: Millis) -> Result<Contact> {
+    async fn set_opt_out(
+        &self,
+        id: i64,
+        channel: Channel,
+        out: bool,
+        now: Millis,
+    ) -> Result<Contact> {
         let sql = if out {
-            format!("UPDATE contacts SET opt_out = opt_out | ?1, updated_at = ?2 WHERE id = ?3 RETURNING {CONTACT_COLS}")
+            format!(
+                "UPDATE contacts SET opt_out = opt_out | ?1, updated_at = ?2 WHERE id = ?3 RETURNING {CONTACT_COLS}"
+            )
         } else {
-            format!("UPDATE contacts SET opt_out = opt_out & ~?1, updated_at = ?2 WHERE id = ?3 RETURNING {CONTACT_COLS}")
+            format!(
+                "UPDATE contacts SET opt_out = opt_out & ~?1, updated_at = ?2 WHERE id = ?3 RETURNING {CONTACT_COLS}"
+            )
         };
         let row = sqlx::query(&sql)
             .bind(channel.bit())
@@ -327,20 +391,38 @@ impl Store for SqliteStore {
         contact_from(&row)
     }
 
-    async fn link_guardian(&self, parent_id: i64, student_id: i64, relation: Option<&str>) -> Result<()> {
+    async fn link_guardian(
+        &self,
+        parent_id: i64,
+        student_id: i64,
+        relation: Option<&str>,
+    ) -> Result<()> {
         let roles = sqlx::query("SELECT id, role FROM contacts WHERE id IN (?, ?)")
             .bind(parent_id)
             .bind(student_id)
             .fetch_all(&self.writer)
             .await?;
-        let role_of = |id: i64| roles.iter().find(|r| r.get::<i64, _>("id") == id).map(|r| r.get::<String, _>("role"));
+        let role_of = |id: i64| {
+            roles
+                .iter()
+                .find(|r| r.get::<i64, _>("id") == id)
+                .map(|r| r.get::<String, _>("role"))
+        };
         match role_of(parent_id).as_deref() {
-            None => return Err(StoreError::InvalidReference(format!("parent_id {parent_id}"))),
+            None => {
+                return Err(StoreError::InvalidReference(format!(
+                    "parent_id {parent_id}"
+                )));
+            }
             Some("parent") => {}
             Some(_) => return Err(StoreError::Invalid("parent_id is not a parent".into())),
         }
         match role_of(student_id).as_deref() {
-            None => return Err(StoreError::InvalidReference(format!("student_id {student_id}"))),
+            None => {
+                return Err(StoreError::InvalidReference(format!(
+                    "student_id {student_id}"
+                )));
+            }
             Some("student") => {}
             Some(_) => return Err(StoreError::Invalid("student_id is not a student".into())),
         }
@@ -398,8 +480,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_campaign(&self, c: &NewCampaign, now: Millis) -> Result<Campaign> {
-        let audience = serde_json::to_string(&c.audience).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let channels = serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let audience =
+            serde_json::to_string(&c.audience).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let channels =
+            serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let row = sqlx::query(&format!(
             "INSERT INTO campaigns (org_id, name, template_id, audience, channels, state, send_at, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
@@ -418,11 +502,13 @@ impl Store for SqliteStore {
     }
 
     async fn get_campaign(&self, id: i64) -> Result<Campaign> {
-        let row = sqlx::query(&format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?
-            .ok_or(StoreError::NotFound("campaign"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or(StoreError::NotFound("campaign"))?;
         campaign_from(&row)
     }
 
@@ -436,7 +522,13 @@ impl Store for SqliteStore {
         rows.iter().map(campaign_from).collect()
     }
 
-    async fn transition_campaign(&self, id: i64, from: &[CampaignState], to: CampaignState, now: Millis) -> Result<bool> {
+    async fn transition_campaign(
+        &self,
+        id: i64,
+        from: &[CampaignState],
+        to: CampaignState,
+        now: Millis,
+    ) -> Result<bool> {
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let n = sqlx::query(
             "UPDATE campaigns SET state = ?1, updated_at = ?2 WHERE id = ?3 AND state IN (SELECT value FROM json_each(?4))",
@@ -452,10 +544,12 @@ impl Store for SqliteStore {
     }
 
     async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT id FROM campaigns WHERE state = 'scheduled' AND COALESCE(send_at, 0) <= ?")
-            .bind(now)
-            .fetch_all(&self.writer)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id FROM campaigns WHERE state = 'scheduled' AND COALESCE(send_at, 0) <= ?",
+        )
+        .bind(now)
+        .fetch_all(&self.writer)
+        .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
@@ -471,7 +565,9 @@ impl Store for SqliteStore {
         .await?
         .rows_affected();
         if moved == 0 {
-            return Err(StoreError::Invalid("campaign cannot be cancelled in its current state".into()));
+            return Err(StoreError::Invalid(
+                "campaign cannot be cancelled in its current state".into(),
+            ));
         }
         sqlx::query("UPDATE runs SET state = 'cancelled', finished_at = ?1 WHERE campaign_id = ?2 AND state IN ('pending','running')")
             .bind(now)
@@ -498,19 +594,24 @@ impl Store for SqliteStore {
             .bind(now)
             .execute(&self.writer)
             .await?;
-        Ok(sqlx::query("SELECT id FROM runs WHERE campaign_id = ? AND slot = ?")
-            .bind(campaign_id)
-            .bind(slot)
-            .fetch_one(&self.writer)
-            .await?
-            .try_get(0)?)
+        Ok(
+            sqlx::query("SELECT id FROM runs WHERE campaign_id = ? AND slot = ?")
+                .bind(campaign_id)
+                .bind(slot)
+                .fetch_one(&self.writer)
+                .await?
+                .try_get(0)?,
+        )
     }
 
     async fn pending_runs(&self) -> Result<Vec<(i64, i64)>> {
-        let rows = sqlx::query("SELECT id, campaign_id FROM runs WHERE state = 'pending' ORDER BY id")
-            .fetch_all(&self.writer)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        let rows =
+            sqlx::query("SELECT id, campaign_id FROM runs WHERE state = 'pending' ORDER BY id")
+                .fetch_all(&self.writer)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     async fn mark_run_fanned_out(&self, run_id: i64) -> Result<()> {
@@ -521,7 +622,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn stream_audience(&self, a: &Audience, batch: usize, tx: mpsc::Sender<Vec<Recipient>>) -> Result<u64> {
+    async fn stream_audience(
+        &self,
+        a: &Audience,
+        batch: usize,
+        tx: mpsc::Sender<Vec<Recipient>>,
+    ) -> Result<u64> {
         let root = self.fetch_org(a.org_id).await?;
         let names = self.org_names(&root.path).await?;
         let classes = serde_json::to_string(&a.class_ids).unwrap_or_else(|_| "[]".into());
@@ -541,7 +647,11 @@ impl Store for SqliteStore {
             queries.push((AUDIENCE_DIRECT, Some("staff")));
         }
         for (sql, role) in queries {
-            let mut rows = sqlx::query(sql).bind(&root.path).bind(&classes).bind(role).fetch(&self.reader);
+            let mut rows = sqlx::query(sql)
+                .bind(&root.path)
+                .bind(&classes)
+                .bind(role)
+                .fetch(&self.reader);
             let mut buf = Vec::with_capacity(batch);
             while let Some(row) = rows.try_next().await? {
                 let attr: i64 = row.try_get("attr")?;
@@ -559,7 +669,11 @@ impl Store for SqliteStore {
                 });
                 if buf.len() >= batch {
                     sent += buf.len() as u64;
-                    if tx.send(std::mem::replace(&mut buf, Vec::with_capacity(batch))).await.is_err() {
+                    if tx
+                        .send(std::mem::replace(&mut buf, Vec::with_capacity(batch)))
+                        .await
+                        .is_err()
+                    {
                         return Ok(sent);
                     }
                 }
@@ -649,7 +763,13 @@ impl Store for SqliteStore {
         Ok(done)
     }
 
-    async fn claim(&self, limit: i64, now: Millis, lease_until: Millis, skip: &[Channel]) -> Result<Vec<Claimed>> {
+    async fn claim(
+        &self,
+        limit: i64,
+        now: Millis,
+        lease_until: Millis,
+        skip: &[Channel],
+    ) -> Result<Vec<Claimed>> {
         let skip: Vec<&str> = skip.iter().map(|c| c.as_str()).collect();
         let skip = serde_json::to_string(&skip).unwrap_or_else(|_| "[]".into());
         let mut tx = self.writer.begin().await?;
@@ -665,8 +785,14 @@ impl Store for SqliteStore {
         // walks one partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the inner SELECT.
         let mut ids: Vec<i64> = Vec::new();
         for (cond, order) in [
-            ("d.state = 'sending' AND d.lease_until <= ?2", "d.lease_until"),
-            ("d.state IN ('queued','retrying') AND d.next_attempt_at <= ?2", "d.next_attempt_at"),
+            (
+                "d.state = 'sending' AND d.lease_until <= ?2",
+                "d.lease_until",
+            ),
+            (
+                "d.state IN ('queued','retrying') AND d.next_attempt_at <= ?2",
+                "d.next_attempt_at",
+            ),
         ] {
             let want = limit - ids.len() as i64;
             if want <= 0 {
@@ -680,7 +806,13 @@ impl Store for SqliteStore {
                    ORDER BY {order} LIMIT ?4) \
                  RETURNING id"
             );
-            let rows = sqlx::query(&sql).bind(lease_until).bind(now).bind(&skip).bind(want).fetch_all(&mut *tx).await?;
+            let rows = sqlx::query(&sql)
+                .bind(lease_until)
+                .bind(now)
+                .bind(&skip)
+                .bind(want)
+                .fetch_all(&mut *tx)
+                .await?;
             for r in rows {
                 ids.push(r.try_get(0)?);
             }
@@ -689,10 +821,12 @@ impl Store for SqliteStore {
             tx.commit().await?;
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&format!("{CLAIMED_SELECT} WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id"))
-            .bind(json_ids(&ids))
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{CLAIMED_SELECT} WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id"
+        ))
+        .bind(json_ids(&ids))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         rows.iter().map(claimed_from).collect()
     }
@@ -750,10 +884,12 @@ impl Store for SqliteStore {
     }
 
     async fn load_for_receipt(&self, id: i64) -> Result<Option<Claimed>> {
-        let row = sqlx::query(&format!("{CLAIMED_SELECT} WHERE d.id = ? AND d.state IN ('sending','sent')"))
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{CLAIMED_SELECT} WHERE d.id = ? AND d.state IN ('sending','sent')"
+        ))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
         row.as_ref().map(claimed_from).transpose()
     }
 
@@ -790,7 +926,11 @@ impl Store for SqliteStore {
             let n: i64 = r.try_get("n")?;
             p.total += n;
             *p.by_state.entry(state.clone()).or_default() += n;
-            *p.by_channel.entry(channel).or_default().entry(state).or_default() += n;
+            *p.by_channel
+                .entry(channel)
+                .or_default()
+                .entry(state)
+                .or_default() += n;
             if let Some(reason) = reason {
                 *p.by_reason.entry(reason).or_default() += n;
             }
@@ -798,7 +938,11 @@ impl Store for SqliteStore {
         Ok(p)
     }
 
-    async fn list_deliveries(&self, campaign_id: i64, f: &DeliveryFilter) -> Result<Vec<DeliveryRow>> {
+    async fn list_deliveries(
+        &self,
+        campaign_id: i64,
+        f: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRow>> {
         let rows = sqlx::query(
             "SELECT d.id, d.contact_id, c.full_name, c.role, d.org_id, d.channel, d.state, d.attempts, d.segments, \
                     d.reason_code, d.reason, d.updated_at, c.phone, c.email, c.zalo_user_id, c.facebook_psid \
@@ -876,6 +1020,10 @@ impl Store for SqliteStore {
             .bind(value)
             .execute(&self.writer)
             .await?;
-        Ok(sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key).fetch_one(&self.writer).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.writer)
+            .await?
+            .try_get(0)?)
     }
 }

@@ -8,5 +8,8 @@ use axum::routing::get;
 use crate::api::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/u/{token}", get(unsubscribe::page).post(unsubscribe::confirm))
+    Router::new().route(
+        "/u/{token}",
+        get(unsubscribe::page).post(unsubscribe::confirm),
+    )
 }

@@ -33,15 +33,28 @@ fn page_html(title: &str, body: &str) -> Html<String> {
 }
 
 fn not_found() -> (StatusCode, Html<String>) {
-    (StatusCode::NOT_FOUND, page_html("Không tìm thấy", "<p>Đường dẫn huỷ đăng ký không hợp lệ hoặc đã hết hạn.</p>"))
+    (
+        StatusCode::NOT_FOUND,
+        page_html(
+            "Không tìm thấy",
+            "<p>Đường dẫn huỷ đăng ký không hợp lệ hoặc đã hết hạn.</p>",
+        ),
+    )
 }
 
 fn parse_channel(w: &Which) -> Option<Channel> {
     Channel::parse(w.c.as_deref().unwrap_or("email"))
 }
 
-pub async fn page(State(s): State<AppState>, Path(token): Path<String>, Query(w): Query<Which>) -> (StatusCode, Html<String>) {
-    let (Some(channel), Ok(_)) = (parse_channel(&w), s.store.contact_by_unsub_token(&token).await) else {
+pub async fn page(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    Query(w): Query<Which>,
+) -> (StatusCode, Html<String>) {
+    let (Some(channel), Ok(_)) = (
+        parse_channel(&w),
+        s.store.contact_by_unsub_token(&token).await,
+    ) else {
         return not_found();
     };
     let body = format!(
@@ -52,14 +65,32 @@ pub async fn page(State(s): State<AppState>, Path(token): Path<String>, Query(w)
     (StatusCode::OK, page_html("Huỷ nhận tin", &body))
 }
 
-pub async fn confirm(State(s): State<AppState>, Path(token): Path<String>, Query(w): Query<Which>) -> (StatusCode, Html<String>) {
-    let Some(channel) = parse_channel(&w) else { return not_found() };
-    let Ok(contact) = s.store.contact_by_unsub_token(&token).await else { return not_found() };
-    if let Err(e) = s.store.set_opt_out(contact.id, channel, true, now_ms()).await {
+pub async fn confirm(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    Query(w): Query<Which>,
+) -> (StatusCode, Html<String>) {
+    let Some(channel) = parse_channel(&w) else {
+        return not_found();
+    };
+    let Ok(contact) = s.store.contact_by_unsub_token(&token).await else {
+        return not_found();
+    };
+    if let Err(e) = s
+        .store
+        .set_opt_out(contact.id, channel, true, now_ms())
+        .await
+    {
         tracing::error!(error = %e, "opt-out failed");
-        return (StatusCode::INTERNAL_SERVER_ERROR, page_html("Có lỗi xảy ra", "<p>Xin vui lòng thử lại sau.</p>"));
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            page_html("Có lỗi xảy ra", "<p>Xin vui lòng thử lại sau.</p>"),
+        );
     }
     tracing::info!(contact = contact.id, channel = %channel, "opted out");
-    let body = format!("<p>Bạn đã huỷ nhận tin qua <b>{}</b>. Cảm ơn bạn.</p>", channel_vi(channel));
+    let body = format!(
+        "<p>Bạn đã huỷ nhận tin qua <b>{}</b>. Cảm ơn bạn.</p>",
+        channel_vi(channel)
+    );
     (StatusCode::OK, page_html("Đã huỷ nhận tin", &body))
 }

@@ -28,30 +28,50 @@ pub struct KannelDouble {
 
 impl Respond for KannelDouble {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let q: std::collections::HashMap<String, String> = req.url.query_pairs().into_owned().collect();
-        if q.get("username").map(String::as_str) != Some("tester") || q.get("password").map(String::as_str) != Some("foobar") {
+        let q: std::collections::HashMap<String, String> =
+            req.url.query_pairs().into_owned().collect();
+        if q.get("username").map(String::as_str) != Some("tester")
+            || q.get("password").map(String::as_str) != Some("foobar")
+        {
             return ResponseTemplate::new(403).set_body_string("Authorization failed for sendsms");
         }
         let (Some(to), Some(text)) = (q.get("to"), q.get("text")) else {
             return ResponseTemplate::new(400).set_body_string("Missing receiver number");
         };
         if let Some(code) = self.script.lock().unwrap().pop_front() {
-            return ResponseTemplate::new(code).set_body_string("Temporal failure, try again later");
+            return ResponseTemplate::new(code)
+                .set_body_string("Temporal failure, try again later");
         }
         let dlr_url = q.get("dlr-url").cloned().unwrap_or_default();
         let delivery_id = url::Url::parse(&dlr_url)
             .ok()
-            .and_then(|u| u.query_pairs().find(|(k, _)| k == "id").map(|(_, v)| v.into_owned()))
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "id")
+                    .map(|(_, v)| v.into_owned())
+            })
             .unwrap_or_default();
-        self.sent.lock().unwrap().push(Sent { at: Instant::now(), to: to.clone(), text: text.clone(), delivery_id, dlr_url });
-        ResponseTemplate::new(202).set_body_string("0: Accepted for delivery").set_delay(self.delay)
+        self.sent.lock().unwrap().push(Sent {
+            at: Instant::now(),
+            to: to.clone(),
+            text: text.clone(),
+            delivery_id,
+            dlr_url,
+        });
+        ResponseTemplate::new(202)
+            .set_body_string("0: Accepted for delivery")
+            .set_delay(self.delay)
     }
 }
 
 impl KannelDouble {
     pub async fn start(self) -> (MockServer, KannelDouble) {
         let server = MockServer::start().await;
-        Mock::given(method("GET")).and(path("/cgi-bin/sendsms")).respond_with(self.clone()).mount(&server).await;
+        Mock::given(method("GET"))
+            .and(path("/cgi-bin/sendsms"))
+            .respond_with(self.clone())
+            .mount(&server)
+            .await;
         (server, self)
     }
 
@@ -61,7 +81,12 @@ impl KannelDouble {
 }
 
 /// Config for a Kannel provider carrying SMS at `base_url`.
-pub fn kannel_provider(cfg: &mut loa::config::Config, base_url: &str, rate: Option<u32>, burst: Option<u32>) {
+pub fn kannel_provider(
+    cfg: &mut loa::config::Config,
+    base_url: &str,
+    rate: Option<u32>,
+    burst: Option<u32>,
+) {
     use loa::config::{ProviderConfig, ProviderKind};
     cfg.providers.insert(
         "kannel".into(),
@@ -81,5 +106,6 @@ pub fn kannel_provider(cfg: &mut loa::config::Config, base_url: &str, rate: Opti
             max_segments: Some(3),
         },
     );
-    cfg.channels.insert(providers::Channel::Sms, "kannel".into());
+    cfg.channels
+        .insert(providers::Channel::Sms, "kannel".into());
 }

@@ -44,7 +44,10 @@ pub async fn spawn_app(tweak: impl FnOnce(&mut Config, &Path)) -> TestApp {
     spawn_app_with(tweak, true).await
 }
 
-pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config, &Path), with_dispatcher: bool) -> TestApp {
+pub async fn spawn_app_with(
+    tweak: impl FnOnce(&mut Config, &Path),
+    with_dispatcher: bool,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
     tweak(&mut cfg, dir.path());
@@ -53,18 +56,38 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config, &Path), with_dispatc
     let app_dispatcher = app.dispatcher.clone();
     let shutdown = CancellationToken::new();
     let running = app.spawn_with(shutdown.clone(), with_dispatcher);
-    TestApp { base, state: running.state.clone(), http: reqwest::Client::new(), app_dispatcher, cfg, shutdown, running: Some(running), dir }
+    TestApp {
+        base,
+        state: running.state.clone(),
+        http: reqwest::Client::new(),
+        app_dispatcher,
+        cfg,
+        shutdown,
+        running: Some(running),
+        dir,
+    }
 }
 
 impl TestApp {
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -77,7 +100,11 @@ impl TestApp {
     }
 
     pub async fn org(&self, parent: Option<i64>, kind: &str, code: &str, name: &str) -> i64 {
-        self.create("/api/v1/orgs", json!({"parent_id": parent, "kind": kind, "code": code, "name": name})).await
+        self.create(
+            "/api/v1/orgs",
+            json!({"parent_id": parent, "kind": kind, "code": code, "name": name}),
+        )
+        .await
     }
 
     pub async fn contact(&self, body: Value) -> i64 {
@@ -85,19 +112,28 @@ impl TestApp {
     }
 
     pub async fn link(&self, parent: i64, student: i64) {
-        let (s, v) = self.post("/api/v1/guardian-links", json!({"parent_id": parent, "student_id": student})).await;
+        let (s, v) = self
+            .post(
+                "/api/v1/guardian-links",
+                json!({"parent_id": parent, "student_id": student}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
 
     pub async fn start(&self, campaign: i64) {
-        let (s, v) = self.post(&format!("/api/v1/campaigns/{campaign}/start"), json!({})).await;
+        let (s, v) = self
+            .post(&format!("/api/v1/campaigns/{campaign}/start"), json!({}))
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 
     /// Waits until the campaign is done and every delivery settled; returns its progress.
     pub async fn wait_done(&self, campaign: i64) -> Value {
         wait_for(Duration::from_secs(30), || async {
-            let (_, p) = self.get(&format!("/api/v1/campaigns/{campaign}/progress")).await;
+            let (_, p) = self
+                .get(&format!("/api/v1/campaigns/{campaign}/progress"))
+                .await;
             (p["state"] == "done").then_some(p)
         })
         .await
@@ -105,7 +141,11 @@ impl TestApp {
     }
 
     pub async fn deliveries(&self, campaign: i64) -> Vec<Value> {
-        let (s, v) = self.get(&format!("/api/v1/campaigns/{campaign}/deliveries?limit=1000")).await;
+        let (s, v) = self
+            .get(&format!(
+                "/api/v1/campaigns/{campaign}/deliveries?limit=1000"
+            ))
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v["deliveries"].as_array().unwrap().clone()
     }
@@ -117,7 +157,11 @@ impl TestApp {
     /// Lines the sink of a channel wrote.
     pub fn sink_lines(&self, channel: &str) -> Vec<Value> {
         let p = self.outbox().join(format!("{channel}.jsonl"));
-        std::fs::read_to_string(p).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     pub async fn stop(mut self) {
@@ -154,11 +198,21 @@ pub struct Tree {
 
 pub async fn tree(app: &TestApp) -> Tree {
     let province = app.org(None, "province", "SGD", "Sở GD&ĐT Hòa Bình").await;
-    let district = app.org(Some(province), "district", "PGD", "Phòng GD&ĐT Lạc Sơn").await;
-    let school = app.org(Some(district), "school", "TH1", "Trường Tiểu học Mỹ Phú").await;
+    let district = app
+        .org(Some(province), "district", "PGD", "Phòng GD&ĐT Lạc Sơn")
+        .await;
+    let school = app
+        .org(Some(district), "school", "TH1", "Trường Tiểu học Mỹ Phú")
+        .await;
     let class_a = app.org(Some(school), "class", "TH1-1A", "1A").await;
     let class_b = app.org(Some(school), "class", "TH1-4B", "4B").await;
-    Tree { province, district, school, class_a, class_b }
+    Tree {
+        province,
+        district,
+        school,
+        class_a,
+        class_b,
+    }
 }
 
 /// A template with a body for every channel naming the children.
@@ -177,7 +231,13 @@ pub async fn template(app: &TestApp, org: i64) -> i64 {
     .await
 }
 
-pub async fn campaign(app: &TestApp, org: i64, template: i64, roles: &[&str], channels: &[&str]) -> i64 {
+pub async fn campaign(
+    app: &TestApp,
+    org: i64,
+    template: i64,
+    roles: &[&str],
+    channels: &[&str],
+) -> i64 {
     app.create(
         "/api/v1/campaigns",
         json!({"org_id": org, "name": "Tuần 1", "template_id": template,

@@ -17,7 +17,11 @@ impl Drop for Proc {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16, what: &str) {
@@ -46,7 +50,11 @@ pub fn available(what: &str, ok: bool, install: &str) -> bool {
 pub fn have_aiosmtpd() -> bool {
     available(
         "aiosmtpd",
-        Command::new("python3").args(["-c", "import aiosmtpd"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()),
+        Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
         "pip install aiosmtpd",
     )
 }
@@ -54,7 +62,9 @@ pub fn have_aiosmtpd() -> bool {
 pub fn have_kannel() -> bool {
     available(
         "Kannel",
-        Path::new("/usr/sbin/bearerbox").exists() && Path::new("/usr/sbin/smsbox").exists() && Path::new(FAKESMSC).exists(),
+        Path::new("/usr/sbin/bearerbox").exists()
+            && Path::new("/usr/sbin/smsbox").exists()
+            && Path::new(FAKESMSC).exists(),
         "apt-get install kannel kannel-extras",
     )
 }
@@ -64,7 +74,15 @@ pub fn start_smtp(dir: &Path) -> (Proc, u16, PathBuf) {
     let port = free_port();
     let maildir = dir.join("maildir");
     let child = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
         .arg(&maildir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -134,7 +152,15 @@ catch-all = true
     )
     .unwrap();
     let quiet = || Stdio::null();
-    let mut procs = vec![Proc(Command::new("/usr/sbin/bearerbox").args(["-v", "1"]).arg(&conf).stdout(quiet()).stderr(quiet()).spawn().expect("bearerbox"))];
+    let mut procs = vec![Proc(
+        Command::new("/usr/sbin/bearerbox")
+            .args(["-v", "1"])
+            .arg(&conf)
+            .stdout(quiet())
+            .stderr(quiet())
+            .spawn()
+            .expect("bearerbox"),
+    )];
     wait_port(admin, "bearerbox");
     wait_port(smsc, "bearerbox fake SMSC listener");
     let fakesmsc_log = dir.join("fakesmsc.log");
@@ -143,14 +169,36 @@ catch-all = true
     procs.push(Proc(
         // Line-buffered, or the log stays empty until fakesmsc exits.
         Command::new("stdbuf")
-            .args(["-oL", FAKESMSC, "-H", "127.0.0.1", "-r", &smsc.to_string(), "-m", "0", "1 2 text x"])
+            .args([
+                "-oL",
+                FAKESMSC,
+                "-H",
+                "127.0.0.1",
+                "-r",
+                &smsc.to_string(),
+                "-m",
+                "0",
+                "1 2 text x",
+            ])
             .stdout(log)
             .stderr(log_err)
             .spawn()
             .expect("fakesmsc"),
     ));
     std::thread::sleep(Duration::from_secs(1));
-    procs.push(Proc(Command::new("/usr/sbin/smsbox").args(["-v", "1"]).arg(&conf).stdout(quiet()).stderr(quiet()).spawn().expect("smsbox")));
+    procs.push(Proc(
+        Command::new("/usr/sbin/smsbox")
+            .args(["-v", "1"])
+            .arg(&conf)
+            .stdout(quiet())
+            .stderr(quiet())
+            .spawn()
+            .expect("smsbox"),
+    ));
     wait_port(sendsms, "smsbox");
-    Kannel { _procs: procs, sendsms_port: sendsms, fakesmsc_log }
+    Kannel {
+        _procs: procs,
+        sendsms_port: sendsms,
+        fakesmsc_log,
+    }
 }
