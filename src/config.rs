@@ -299,7 +299,8 @@ impl Config {
                     },
                     rate_per_second: None,
                     burst: None,
-                    unaccent: false,
+                    // As most brandname SMS contracts require: text without diacritics, fewer parts.
+                    unaccent: c == Channel::Sms,
                     max_segments: if c == Channel::Sms { Some(5) } else { None },
                 },
             );

@@ -91,13 +91,17 @@ async fn link(
         .link_guardian(l.parent_id, l.student_id, l.relation.as_deref())
         .await
         .map_err(|e| match e {
-            StoreError::InvalidReference(m) | StoreError::Invalid(m) => {
-                let field = if m.starts_with("student") {
-                    "student_id"
-                } else {
-                    "parent_id"
-                };
-                AppError::field(field, m)
+            StoreError::InvalidReference(m) if m == "student_id" => {
+                AppError::field("student_id", "học sinh không tồn tại")
+            }
+            StoreError::InvalidReference(_) => {
+                AppError::field("parent_id", "phụ huynh không tồn tại")
+            }
+            StoreError::Invalid(m) if m.starts_with("student_id") => {
+                AppError::field("student_id", "người này không phải học sinh")
+            }
+            StoreError::Invalid(_) => {
+                AppError::field("parent_id", "người này không phải phụ huynh")
             }
             e => e.into(),
         })?;

@@ -410,21 +410,17 @@ impl Store for SqliteStore {
         };
         match role_of(parent_id).as_deref() {
             None => {
-                return Err(StoreError::InvalidReference(format!(
-                    "parent_id {parent_id}"
-                )));
+                return Err(StoreError::InvalidReference("parent_id".into()));
             }
             Some("parent") => {}
-            Some(_) => return Err(StoreError::Invalid("parent_id is not a parent".into())),
+            Some(_) => return Err(StoreError::Invalid("parent_id: not a parent".into())),
         }
         match role_of(student_id).as_deref() {
             None => {
-                return Err(StoreError::InvalidReference(format!(
-                    "student_id {student_id}"
-                )));
+                return Err(StoreError::InvalidReference("student_id".into()));
             }
             Some("student") => {}
-            Some(_) => return Err(StoreError::Invalid("student_id is not a student".into())),
+            Some(_) => return Err(StoreError::Invalid("student_id: not a student".into())),
         }
         sqlx::query("INSERT INTO guardian_links (parent_id, student_id, relation) VALUES (?, ?, ?) \
                      ON CONFLICT (parent_id, student_id) DO UPDATE SET relation = excluded.relation")
