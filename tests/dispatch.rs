@@ -335,3 +335,66 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_sends_finish_and_records_them() {
+    let double = KannelDouble {
+        delay: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let (server, double) = double.start().await;
+    let app = spawn_app(|cfg, _| {
+        kannel_provider(cfg, &server.uri(), None, None);
+        cfg.dispatch.concurrency = 4;
+        cfg.dispatch.batch_size = 4;
+    })
+    .await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 12).await;
+    let tpl = template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    wait_for(Duration::from_secs(10), || async {
+        (!double.sent().is_empty()).then_some(())
+    })
+    .await
+    .expect("sending");
+    let store = app.state.store.clone();
+    app.stop().await;
+    let p = store.progress(c).await.unwrap();
+    assert_eq!(
+        p.by_state.get("sending"),
+        None,
+        "nothing left mid-send: {p:?}"
+    );
+    assert_eq!(
+        p.by_state.get("sent").copied().unwrap_or(0) as usize,
+        double.sent().len(),
+        "every send the gateway took is recorded: {p:?}"
+    );
+    assert!(
+        p.by_state.get("queued").copied().unwrap_or(0) > 0,
+        "the rest waits for the next start: {p:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_scheduled_for_later_starts_on_time() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 2).await;
+    let tpl = template(&app, t.school).await;
+    let send_at = loa::clock::now_ms() + 600;
+    let c = app
+        .create("/api/v1/campaigns", serde_json::json!({"org_id": t.school, "name": "Sau", "template_id": tpl,
+            "audience": {"org_id": t.school, "roles": ["parent"]}, "channels": ["sms"], "send_at": send_at}))
+        .await;
+    app.start(c).await;
+    let (_, v) = app.get(&format!("/api/v1/campaigns/{c}")).await;
+    assert_eq!(v["state"], "scheduled");
+    assert!(app.sink_lines("sms").is_empty(), "nothing before its time");
+    let p = app.wait_done(c).await;
+    assert!(loa::clock::now_ms() >= send_at);
+    assert_eq!(p["progress"]["by_state"]["delivered"], 2, "{p}");
+    app.stop().await;
+}

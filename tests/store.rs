@@ -1,0 +1,319 @@
+//! The `Store` contract the dispatcher relies on, driven through the trait with explicit times (no
+//! sleeping). Written against `&dyn Store` so the PostgreSQL store can run the same suite.
+
+use std::sync::Arc;
+
+use loa::audience::fan_out;
+use loa::domain::Channel;
+use loa::domain::campaign::{Audience, CampaignState, NewCampaign, NewTemplate, TemplateBodies};
+use loa::domain::contact::{NewContactInput, Role};
+use loa::domain::delivery::DeliveryState;
+use loa::domain::org::{NewOrg, OrgKind};
+use loa::store::sqlite::SqliteStore;
+use loa::store::{DeliveryUpdate, Receipt, Store};
+use tokio::sync::Notify;
+
+const T0: i64 = 1_800_000_000_000;
+
+async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db").display().to_string())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (dir, Arc::new(store))
+}
+
+/// A school with `n` parents (one child each, phone only) plus one parent of two children; a running
+/// campaign on [sms, email] over its parents, fanned out. Returns (campaign id, run id).
+async fn fanned_out(store: &Arc<dyn Store>, n: usize) -> (i64, i64) {
+    let org = |parent, kind, code: &str| NewOrg {
+        parent_id: parent,
+        kind,
+        code: code.into(),
+        name: code.into(),
+    };
+    let school = store
+        .create_org(&org(None, OrgKind::School, "S"), T0)
+        .await
+        .unwrap()
+        .id;
+    let class = store
+        .create_org(&org(Some(school), OrgKind::Class, "C"), T0)
+        .await
+        .unwrap()
+        .id;
+    let person = |org_id, role, name: String, phone: Option<String>, code: Option<String>| {
+        NewContactInput {
+            org_id,
+            role,
+            full_name: name,
+            phone,
+            email: None,
+            zalo_user_id: None,
+            facebook_psid: None,
+            student_code: code,
+        }
+        .validate()
+        .unwrap()
+    };
+    let mut students = Vec::new();
+    for i in 0..n + 2 {
+        let s = store
+            .create_contact(
+                &person(
+                    class,
+                    Role::Student,
+                    format!("HS {i}"),
+                    None,
+                    Some(format!("{i}")),
+                ),
+                T0,
+            )
+            .await
+            .unwrap()
+            .id;
+        students.push(s);
+    }
+    for i in 0..=n {
+        let p = store
+            .create_contact(
+                &person(
+                    school,
+                    Role::Parent,
+                    format!("PH {i}"),
+                    Some(format!("0912{i:06}")),
+                    None,
+                ),
+                T0,
+            )
+            .await
+            .unwrap()
+            .id;
+        store.link_guardian(p, students[i], None).await.unwrap();
+        if i == n {
+            store.link_guardian(p, students[i + 1], None).await.unwrap();
+        }
+    }
+    let tpl = store
+        .create_template(
+            &NewTemplate {
+                org_id: school,
+                name: "t".into(),
+                bodies: TemplateBodies {
+                    sms_text: Some("{{ student_names }}".into()),
+                    ..Default::default()
+                },
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    let c = NewCampaign {
+        org_id: school,
+        name: "c".into(),
+        template_id: tpl,
+        audience: Audience {
+            org_id: school,
+            roles: vec![Role::Parent],
+            class_ids: vec![],
+        },
+        channels: vec![Channel::Sms, Channel::Email],
+        send_at: None,
+    };
+    let campaign = store.create_campaign(&c, T0).await.unwrap().id;
+    assert!(
+        store
+            .transition_campaign(
+                campaign,
+                &[CampaignState::Draft],
+                CampaignState::Running,
+                T0
+            )
+            .await
+            .unwrap()
+    );
+    let run = store.create_run(campaign, "once", T0).await.unwrap();
+    assert_eq!(
+        store.create_run(campaign, "once", T0).await.unwrap(),
+        run,
+        "one run per slot"
+    );
+    let c = store.get_campaign(campaign).await.unwrap();
+    fan_out(store, run, &c, &Notify::new()).await.unwrap();
+    (campaign, run)
+}
+
+fn sent(id: i64, expected: DeliveryState) -> DeliveryUpdate {
+    DeliveryUpdate {
+        id,
+        expected,
+        state: DeliveryState::Sent,
+        channel: Some(Channel::Sms),
+        channel_index: 0,
+        attempts: 1,
+        next_attempt_at: T0,
+        provider_message_id: None,
+        segments: Some(1),
+        reason_code: None,
+        reason: None,
+    }
+}
+
+#[tokio::test]
+async fn fan_out_is_one_row_per_person_and_idempotent() {
+    let (_d, store) = sqlite().await;
+    let (campaign, run) = fanned_out(&store, 3).await;
+    // 4 parents: the one with two children is one delivery naming both.
+    assert_eq!(store.progress(campaign).await.unwrap().total, 4);
+    let c = store.get_campaign(campaign).await.unwrap();
+    assert_eq!(
+        fan_out(&store, run, &c, &Notify::new()).await.unwrap(),
+        0,
+        "a repeated fan-out inserts nobody"
+    );
+    let claimed = store
+        .claim(10, loa::clock::now_ms(), loa::clock::now_ms() + 60_000, &[])
+        .await
+        .unwrap();
+    let two = claimed.iter().find(|d| d.vars.contains("HS 3")).unwrap();
+    assert!(two.vars.contains("HS 4"), "{}", two.vars);
+}
+
+#[tokio::test]
+async fn leases_hide_claimed_work_until_they_expire() {
+    let (_d, store) = sqlite().await;
+    fanned_out(&store, 2).await;
+    let now = loa::clock::now_ms();
+    let first = store.claim(2, now, now + 1000, &[]).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let second = store.claim(10, now, now + 1000, &[]).await.unwrap();
+    assert_eq!(second.len(), 1, "only the unclaimed one");
+    assert!(
+        store
+            .claim(10, now + 999, now + 2000, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "leases still held"
+    );
+    let again = store.claim(10, now + 1000, now + 2000, &[]).await.unwrap();
+    assert_eq!(again.len(), 3, "expired leases are claimed again");
+    assert!(again.iter().all(|d| d.state == DeliveryState::Sending));
+}
+
+#[tokio::test]
+async fn skipped_channels_and_released_work_wait() {
+    let (_d, store) = sqlite().await;
+    fanned_out(&store, 2).await;
+    let now = loa::clock::now_ms();
+    assert!(
+        store
+            .claim(10, now, now + 1000, &[Channel::Sms])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let got = store.claim(10, now, now + 1000, &[]).await.unwrap();
+    let ids: Vec<i64> = got.iter().map(|d| d.id).collect();
+    store.release(&ids, now + 500).await.unwrap();
+    assert!(
+        store
+            .claim(10, now + 499, now + 2000, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let back = store.claim(10, now + 500, now + 2000, &[]).await.unwrap();
+    assert_eq!(back.len(), 3);
+    assert!(
+        back.iter().all(|d| d.attempts == 0),
+        "a release is not an attempt"
+    );
+}
+
+#[tokio::test]
+async fn outcomes_apply_only_from_the_expected_state_and_runs_finish() {
+    let (_d, store) = sqlite().await;
+    let (campaign, _run) = fanned_out(&store, 1).await;
+    let now = loa::clock::now_ms();
+    let got = store.claim(10, now, now + 1000, &[]).await.unwrap();
+    assert_eq!(
+        store
+            .record(&[sent(got[0].id, DeliveryState::Queued)], now)
+            .await
+            .unwrap(),
+        0,
+        "wrong expected state"
+    );
+    assert_eq!(
+        store
+            .record(&[sent(got[0].id, DeliveryState::Sending)], now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .record(&[sent(got[0].id, DeliveryState::Sending)], now)
+            .await
+            .unwrap(),
+        0,
+        "a duplicate writer changes nothing"
+    );
+    assert!(
+        store.finish_runs(now).await.unwrap().is_empty(),
+        "one delivery is still sending"
+    );
+    store
+        .record(&[sent(got[1].id, DeliveryState::Sending)], now)
+        .await
+        .unwrap();
+    assert_eq!(store.finish_runs(now).await.unwrap(), vec![campaign]);
+    assert_eq!(
+        store.get_campaign(campaign).await.unwrap().state,
+        CampaignState::Done
+    );
+
+    assert!(
+        store
+            .apply_receipt(got[0].id, Receipt::Read, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .apply_receipt(got[0].id, Receipt::Delivered, now)
+            .await
+            .unwrap(),
+        "read never goes back to delivered"
+    );
+}
+
+#[tokio::test]
+async fn cancelled_runs_are_never_claimed_and_their_stuck_sends_end_cancelled() {
+    let (_d, store) = sqlite().await;
+    let (campaign, _) = fanned_out(&store, 2).await;
+    let now = loa::clock::now_ms();
+    let got = store.claim(1, now, now + 1000, &[]).await.unwrap();
+    assert_eq!(
+        store.cancel_campaign(campaign, now).await.unwrap(),
+        2,
+        "the two unsent ones"
+    );
+    assert!(
+        store
+            .claim(10, now + 5000, now + 6000, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let p = store.progress(campaign).await.unwrap();
+    assert_eq!(
+        p.by_state.get("cancelled"),
+        Some(&3),
+        "the crashed send ended cancelled too: {p:?}"
+    );
+    assert!(store.load_for_receipt(got[0].id).await.unwrap().is_none());
+}
