@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::kannel_double::{KannelDouble, kannel_provider};
+use common::kannel_double::{KannelDouble, kannel_provider, wrong_kannel_password};
 use common::*;
 use loa::dispatch::Dispatcher;
 use reqwest::StatusCode;
@@ -21,12 +21,7 @@ async fn transient_errors_are_retried_then_succeed() {
     };
     let (server, double) = double.start().await;
     let app = spawn_app(|cfg, _| kannel_provider(cfg, &server.uri(), None, None)).await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 1).await;
-    let tpl = template(&app, t.school).await;
-    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
+    let c = run_parents_campaign(&app, 1, &["sms"]).await;
     let d = &app.deliveries(c).await[0];
     assert_eq!(
         (
@@ -101,19 +96,10 @@ async fn refused_credentials_are_permanent_for_the_channel() {
     let (server, double) = KannelDouble::default().start().await;
     let app = spawn_app(|cfg, _| {
         kannel_provider(cfg, &server.uri(), None, None);
-        if let loa::config::ProviderKind::Kannel { password, .. } =
-            &mut cfg.providers.get_mut("kannel").unwrap().kind
-        {
-            *password = Some(serde_json::from_value(serde_json::json!("wrong")).unwrap());
-        }
+        wrong_kannel_password(cfg);
     })
     .await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 2).await;
-    let tpl = template(&app, t.school).await;
-    let c = campaign(&app, t.school, tpl, &["parent"], &["sms", "email"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
+    let c = run_parents_campaign(&app, 2, &["sms", "email"]).await;
     for d in app.deliveries(c).await {
         assert_eq!(
             (
@@ -167,12 +153,7 @@ async fn rate_limit_is_respected_in_every_window() {
 async fn delivery_reports_move_deliveries_forward_and_bad_signatures_are_refused() {
     let (server, double) = KannelDouble::default().start().await;
     let app = spawn_app(|cfg, _| kannel_provider(cfg, &server.uri(), None, None)).await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 2).await;
-    let tpl = template(&app, t.school).await;
-    let c = campaign(&app, t.school, tpl, &["parent"], &["sms", "email"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
+    let c = run_parents_campaign(&app, 2, &["sms", "email"]).await;
     let sent = double.sent();
     assert_eq!(sent.len(), 2);
     let report = |url: &str, kind: &str| url.replace("%d", kind).replace("%A", "NACK%2F0x0b");

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::kannel_double::kannel_provider;
+use common::kannel_double::{kannel_provider, wrong_kannel_password};
 use common::peers::*;
 use common::*;
 use loa::config::{ProviderConfig, ProviderKind};
@@ -145,12 +145,7 @@ async fn an_unreachable_smtp_server_is_retried_then_the_next_channel_is_used() {
         cfg.dispatch.max_attempts = 2;
     })
     .await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 1).await;
-    let tpl = template(&app, t.school).await;
-    let c = campaign(&app, t.school, tpl, &["parent"], &["email", "sms"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
+    let c = run_parents_campaign(&app, 1, &["email", "sms"]).await;
     let d = &app.deliveries(c).await[0];
     assert_eq!(
         (d["state"].as_str(), d["channel"].as_str()),
@@ -214,19 +209,10 @@ async fn a_real_kannel_refusing_our_credentials_sends_people_to_the_next_channel
     let base = format!("http://127.0.0.1:{}", kannel.sendsms_port);
     let app = spawn_app(|cfg, _| {
         kannel_provider(cfg, &base, None, None);
-        if let ProviderKind::Kannel { password, .. } =
-            &mut cfg.providers.get_mut("kannel").unwrap().kind
-        {
-            *password = Some(serde_json::from_value(serde_json::json!("wrong")).unwrap());
-        }
+        wrong_kannel_password(cfg);
     })
     .await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 2).await;
-    let tpl = template(&app, t.school).await;
-    let c = campaign(&app, t.school, tpl, &["parent"], &["sms", "email"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
+    let c = run_parents_campaign(&app, 2, &["sms", "email"]).await;
     for d in app.deliveries(c).await {
         assert_eq!(
             (d["state"].as_str(), d["channel"].as_str()),

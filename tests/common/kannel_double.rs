@@ -109,3 +109,12 @@ pub fn kannel_provider(
     cfg.channels
         .insert(providers::Channel::Sms, "kannel".into());
 }
+
+/// Makes the configured Kannel provider use a password the gateway refuses.
+pub fn wrong_kannel_password(cfg: &mut loa::config::Config) {
+    if let loa::config::ProviderKind::Kannel { password, .. } =
+        &mut cfg.providers.get_mut("kannel").unwrap().kind
+    {
+        *password = Some(serde_json::from_value(serde_json::json!("wrong")).unwrap());
+    }
+}

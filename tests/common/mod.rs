@@ -246,6 +246,18 @@ pub async fn campaign(
     .await
 }
 
+/// The common scenario: a school with `n` parents (one child each), a campaign to its parents on
+/// `channels`, started and run to the end. Returns the campaign id.
+pub async fn run_parents_campaign(app: &TestApp, n: usize, channels: &[&str]) -> i64 {
+    let t = tree(app).await;
+    parents_with_children(app, &t, n).await;
+    let tpl = template(app, t.school).await;
+    let c = campaign(app, t.school, tpl, &["parent"], channels).await;
+    app.start(c).await;
+    app.wait_done(c).await;
+    c
+}
+
 /// `n` parents with one child each in class A, with phones 0912000000 + i.
 pub async fn parents_with_children(app: &TestApp, t: &Tree, n: usize) -> Vec<i64> {
     let mut parents = Vec::new();
