@@ -780,12 +780,16 @@ impl Store for SqliteStore {
         // Expired leases first (a crashed sender's work), then due deliveries in due order. Each statement
         // walks one partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the inner SELECT.
         let mut ids: Vec<i64> = Vec::new();
-        for (cond, order) in [
+        // INDEXED BY: left to itself the planner starts from `runs` and sorts every due delivery of a
+        // run for each claim; walking the partial index in due order stops after `LIMIT` rows.
+        for (index, cond, order) in [
             (
+                "deliveries_leased",
                 "d.state = 'sending' AND d.lease_until <= ?2",
                 "d.lease_until",
             ),
             (
+                "deliveries_due",
                 "d.state IN ('queued','retrying') AND d.next_attempt_at <= ?2",
                 "d.next_attempt_at",
             ),
@@ -796,7 +800,7 @@ impl Store for SqliteStore {
             }
             let sql = format!(
                 "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2 WHERE id IN ( \
-                   SELECT d.id FROM deliveries d JOIN runs r ON r.id = d.run_id \
+                   SELECT d.id FROM deliveries d INDEXED BY {index} JOIN runs r ON r.id = d.run_id \
                    WHERE {cond} AND r.state IN ('pending','running') \
                      AND COALESCE(d.channel, '') NOT IN (SELECT value FROM json_each(?3)) \
                    ORDER BY {order} LIMIT ?4) \
