@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod audience;
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod demo;

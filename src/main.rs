@@ -41,11 +41,42 @@ enum Command {
     },
     /// Print the per-school summary of a campaign.
     Report { campaign_id: i64 },
+    /// Measure throughput, fan-out, memory, rate-limit accuracy and latency (see docs/PERFORMANCE.md).
+    Bench {
+        /// People in the end-to-end run (and requests in the ceiling run).
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        /// Audience size for the fan-out and peak-memory run.
+        #[arg(long, default_value_t = 1_000_000)]
+        fanout_people: usize,
+        /// Length of the rate-limit run at 200 messages/s.
+        #[arg(long, default_value_t = 30)]
+        rate_seconds: u64,
+        /// Single-person campaigns in the latency run.
+        #[arg(long, default_value_t = 200)]
+        urgent: usize,
+        /// Only these parts (1-5), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        parts: Vec<u8>,
+        /// Scratch folder for the benchmark databases (on disk).
+        #[arg(long, default_value = "target/bench")]
+        dir: PathBuf,
+        /// Also write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The benchmark's provider double (started by `bench` itself).
+    #[command(hide = true)]
+    BenchDouble {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
 }
 
-fn init_tracing() {
+fn init_tracing(quiet: bool) {
+    let default = if quiet { "warn" } else { "loa=info,warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("loa=info,warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -85,6 +116,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.cancel();
             running.join().await
         }
+        Command::Bench {
+            people,
+            fanout_people,
+            rate_seconds,
+            urgent,
+            parts,
+            dir,
+            json,
+        } => {
+            let opts = loa::bench::BenchOptions {
+                people,
+                fanout_people,
+                rate_seconds,
+                urgent,
+                dir,
+                json,
+                parts,
+            };
+            let report = loa::bench::run(opts).await?;
+            print!("{}", loa::bench::table(&report));
+            Ok(())
+        }
+        Command::BenchDouble { listen } => loa::bench::double::serve(listen).await,
         Command::Report { campaign_id } => {
             let cfg = Config::load(cli.config.as_deref())?;
             let store = open_store(&cfg).await?;
@@ -111,8 +165,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() {
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(matches!(
+        cli.command,
+        Command::Bench { .. } | Command::BenchDouble { .. }
+    ));
     if let Err(e) = run(cli).await {
         eprintln!("loa: {e:#}");
         std::process::exit(1);

@@ -317,3 +317,64 @@ async fn cancelled_runs_are_never_claimed_and_their_stuck_sends_end_cancelled() 
     );
     assert!(store.load_for_receipt(got[0].id).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn bulk_inserts_keep_order_and_links_check_roles() {
+    let (_d, store) = sqlite().await;
+    let school = store
+        .create_org(
+            &NewOrg {
+                parent_id: None,
+                kind: OrgKind::School,
+                code: "S".into(),
+                name: "S".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    let mk = |role, name: &str| {
+        NewContactInput {
+            org_id: school,
+            role,
+            full_name: name.into(),
+            phone: None,
+            email: None,
+            zalo_user_id: None,
+            facebook_psid: None,
+            student_code: Some(name.into()),
+        }
+        .validate()
+        .unwrap()
+    };
+    let rows: Vec<_> = (0..2500)
+        .map(|i| {
+            mk(
+                if i % 2 == 0 {
+                    Role::Parent
+                } else {
+                    Role::Student
+                },
+                &format!("P{i}"),
+            )
+        })
+        .collect();
+    let ids = store.insert_contacts(&rows, T0).await.unwrap();
+    assert_eq!(ids.len(), 2500);
+    assert_eq!(
+        store.get_contact(ids[1234]).await.unwrap().full_name,
+        "P1234"
+    );
+    // (parent, student) pairs link; a pair with the roles swapped is ignored.
+    let n = store
+        .link_guardians(&[
+            (ids[0], ids[1]),
+            (ids[2], ids[3]),
+            (ids[1], ids[0]),
+            (ids[0], ids[1]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}

@@ -172,6 +172,13 @@ pub trait Store: Send + Sync + 'static {
         relation: Option<&str>,
     ) -> Result<()>;
 
+    /// Inserts many validated contacts in one transaction (imports, benchmarks); returns their ids in
+    /// order. Every `org_id` must exist.
+    async fn insert_contacts(&self, rows: &[NewContact], now: Millis) -> Result<Vec<i64>>;
+    /// Links many (parent, student) pairs; pairs whose roles do not match are ignored. Returns how
+    /// many were linked.
+    async fn link_guardians(&self, pairs: &[(i64, i64)]) -> Result<u64>;
+
     async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template>;
     async fn get_template(&self, id: i64) -> Result<Template>;
 

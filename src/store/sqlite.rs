@@ -219,12 +219,16 @@ const AUDIENCE_PARENTS: &str = "SELECT p.id, p.phone, p.email, p.zalo_user_id, p
      WHERE s.role = 'student' AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
        AND (json_array_length(?2) = 0 OR s.org_id IN (SELECT value FROM json_each(?2))) \
      GROUP BY p.id";
+/// Students and staff; parents registered in the subtree who were not already reached through a
+/// child in it (so a large parent audience is not offered twice).
 const AUDIENCE_DIRECT: &str = "SELECT c.id, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out, c.full_name, \
        CASE WHEN c.role = 'student' THEN c.full_name END AS students, cls.name AS classes, \
        COALESCE(c.school_id, c.org_id) AS attr \
      FROM contacts c LEFT JOIN orgs cls ON cls.id = c.org_id AND cls.kind = 'class' \
      WHERE c.role = ?3 AND c.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
-       AND (json_array_length(?2) = 0 OR c.org_id IN (SELECT value FROM json_each(?2)))";
+       AND (json_array_length(?2) = 0 OR c.org_id IN (SELECT value FROM json_each(?2))) \
+       AND (c.role <> 'parent' OR NOT EXISTS (SELECT 1 FROM guardian_links g JOIN contacts s ON s.id = g.student_id \
+            WHERE g.parent_id = c.id AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%')))";
 
 fn split_unit_sep(s: Option<String>) -> Vec<String> {
     let mut v: Vec<String> = s
@@ -430,6 +434,73 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(())
+    }
+
+    async fn insert_contacts(&self, rows: &[NewContact], now: Millis) -> Result<Vec<i64>> {
+        let mut schools: HashMap<i64, Option<i64>> = HashMap::new();
+        for r in rows {
+            if let std::collections::hash_map::Entry::Vacant(e) = schools.entry(r.org_id) {
+                let org = self
+                    .fetch_org(r.org_id)
+                    .await
+                    .map_err(|_| StoreError::InvalidReference(format!("org_id {}", r.org_id)))?;
+                e.insert(match org.kind {
+                    OrgKind::School => Some(org.id),
+                    OrgKind::Class => org.parent_id,
+                    _ => None,
+                });
+            }
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut tx = self.writer.begin().await?;
+        // 12 parameters a row; 1000 rows stay below SQLite's 32766-parameter limit.
+        for chunk in rows.chunks(1000) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, \
+                 facebook_psid, student_code, unsub_token, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, c| {
+                b.push_bind(c.org_id)
+                    .push_bind(schools.get(&c.org_id).copied().flatten())
+                    .push_bind(c.role.as_str())
+                    .push_bind(&c.full_name)
+                    .push_bind(&c.addresses.phone)
+                    .push_bind(&c.addresses.email)
+                    .push_bind(&c.addresses.zalo_user_id)
+                    .push_bind(&c.addresses.facebook_psid)
+                    .push_bind(&c.student_code)
+                    .push_bind(random_token())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.push(" RETURNING id");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                ids.push(row.try_get(0)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn link_guardians(&self, pairs: &[(i64, i64)]) -> Result<u64> {
+        let mut n = 0;
+        let mut tx = self.writer.begin().await?;
+        for chunk in pairs.chunks(5000) {
+            let json =
+                serde_json::to_string(chunk).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            n += sqlx::query(
+                "INSERT OR IGNORE INTO guardian_links (parent_id, student_id) \
+                 SELECT p.id, s.id FROM json_each(?1) j \
+                 JOIN contacts p ON p.id = json_extract(j.value, '$[0]') AND p.role = 'parent' \
+                 JOIN contacts s ON s.id = json_extract(j.value, '$[1]') AND s.role = 'student'",
+            )
+            .bind(json)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template> {

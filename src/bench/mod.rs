@@ -1,0 +1,531 @@
+//! `loa bench`: how close the dispatcher runs to the machine's own limit and what a large audience
+//! costs. Five parts (ceiling, end to end, fan-out + memory, rate-limit accuracy, urgent latency),
+//! printed as a table and written as JSON. A measuring instrument, never a test.
+
+pub mod double;
+pub mod rss;
+pub mod seed;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use providers::kannel::{KannelProvider, KannelSettings};
+use providers::{Channel, Message, Provider};
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::audience::fan_out;
+use crate::clock::now_ms;
+use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::domain::campaign::{Audience, CampaignState, NewCampaign, NewTemplate, TemplateBodies};
+use crate::domain::contact::Role;
+use crate::store::Store;
+use double::Double;
+
+pub struct BenchOptions {
+    pub people: usize,
+    pub fanout_people: usize,
+    pub rate_seconds: u64,
+    pub urgent: usize,
+    pub dir: PathBuf,
+    pub json: Option<PathBuf>,
+    pub parts: Vec<u8>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub cores: usize,
+    pub concurrency: usize,
+    pub people: usize,
+    pub ceiling_rps: Option<f64>,
+    pub loa_mps: Option<f64>,
+    pub loa_to_ceiling: Option<f64>,
+    pub fanout_people: usize,
+    pub fanout_deliveries: Option<u64>,
+    pub fanout_seconds: Option<f64>,
+    pub full_run_mps: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub rate_quota: u32,
+    pub rate_burst: u32,
+    pub rate_sent: Option<usize>,
+    pub rate_measured: Option<f64>,
+    pub rate_error_pct: Option<f64>,
+    pub rate_max_in_100ms: Option<usize>,
+    pub urgent_count: usize,
+    pub urgent_p50_ms: Option<f64>,
+    pub urgent_p99_ms: Option<f64>,
+    pub urgent_max_ms: Option<f64>,
+}
+
+const SMS: &str = "{{ sender_name }}: PH em {{ student_names }} luu y: khong chia se mat khau, anh rieng tu cua con tren mang.";
+
+fn bench_config(
+    dir: &std::path::Path,
+    double: &Double,
+    rate: Option<u32>,
+    burst: Option<u32>,
+) -> Config {
+    let mut cfg = Config::embedded();
+    cfg.database.url = format!("sqlite://{}", dir.join("loa.db").display());
+    cfg.server.listen = "127.0.0.1:0".parse().expect("static address");
+    cfg.providers.insert(
+        "gateway".into(),
+        ProviderConfig {
+            kind: ProviderKind::Kannel {
+                base_url: double.base_url.clone(),
+                username: "bench".into(),
+                password: None,
+                password_file: None,
+                from: Some("LOA".into()),
+                smsc: None,
+                timeout_seconds: 10,
+            },
+            rate_per_second: rate,
+            burst,
+            unaccent: false,
+            max_segments: None,
+        },
+    );
+    cfg.channels.insert(Channel::Sms, "gateway".into());
+    cfg
+}
+
+fn fresh_dir(base: &std::path::Path, name: &str) -> anyhow::Result<PathBuf> {
+    let d = base.join(name);
+    if d.exists() {
+        std::fs::remove_dir_all(&d)?;
+    }
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// A campaign from the district to the parents of `audience` (its subtree), on SMS.
+async fn sms_campaign(
+    store: &Arc<dyn Store>,
+    org: i64,
+    audience: Audience,
+    name: &str,
+) -> anyhow::Result<i64> {
+    let tpl = store
+        .create_template(
+            &NewTemplate {
+                org_id: org,
+                name: name.into(),
+                bodies: TemplateBodies {
+                    sms_text: Some(SMS.into()),
+                    ..Default::default()
+                },
+            },
+            now_ms(),
+        )
+        .await?;
+    let c = NewCampaign {
+        org_id: org,
+        name: name.into(),
+        template_id: tpl.id,
+        audience,
+        channels: vec![Channel::Sms],
+        send_at: None,
+    };
+    Ok(store.create_campaign(&c, now_ms()).await?.id)
+}
+
+async fn wait_done(store: &Arc<dyn Store>, campaign: i64, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if store.get_campaign(campaign).await?.state == CampaignState::Done {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("campaign {campaign} did not finish within {limit:?}")
+}
+
+/// Part 1: the same adapter and requests without Loa: a bare client at the same concurrency.
+async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Result<f64> {
+    let provider = Arc::new(
+        KannelProvider::new(
+            "ceiling",
+            KannelSettings {
+                base_url: double.base_url.clone(),
+                username: "bench".into(),
+                password: String::new(),
+                from: Some("LOA".into()),
+                smsc: None,
+                timeout: Duration::from_secs(10),
+            },
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    let text = SMS
+        .replace("{{ sender_name }}", "PGD-BENCH")
+        .replace("{{ student_names }}", "Học Sinh 12345");
+    let started = Instant::now();
+    let failures = futures::stream::iter(0..n)
+        .map(|i| {
+            let p = provider.clone();
+            let msg = Message {
+                id: i.to_string(),
+                channel: Channel::Sms,
+                to: format!("+8491{i:07}"),
+                subject: None,
+                text: text.clone(),
+                html: None,
+                sms: None,
+                unsubscribe: None,
+                callback_url: None,
+            };
+            async move { p.send(&msg).await.is_err() }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    if failures > 0 {
+        anyhow::bail!("{failures} ceiling requests failed");
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Part 2: N people end to end through the real dispatcher, every state change persisted.
+async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<f64> {
+    let dir = fresh_dir(&opts.dir, "e2e")?;
+    let cfg = bench_config(&dir, double, None, None);
+    let app = App::build(&cfg).await?;
+    let store = app.state.store.clone();
+    let d = seed::district(&store, 20, 10, now_ms()).await?;
+    seed::parents(&store, &d, opts.people, true, now_ms()).await?;
+    let c = sms_campaign(
+        &store,
+        d.district,
+        Audience {
+            org_id: d.district,
+            roles: vec![Role::Parent],
+            class_ids: vec![],
+        },
+        "e2e",
+    )
+    .await?;
+    let state = app.state.clone();
+    let shutdown = CancellationToken::new();
+    let running = app.spawn(shutdown.clone());
+    let started = Instant::now();
+    crate::api::campaigns_start(&state, c)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    wait_done(&store, c, Duration::from_secs(1800)).await?;
+    let mps = opts.people as f64 / started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    running.join().await?;
+    Ok(mps)
+}
+
+/// Part 3: fan-out of a large audience, then the whole run, with the process's peak memory.
+async fn fanout(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow::Result<()> {
+    let dir = fresh_dir(&opts.dir, "fanout")?;
+    let cfg = bench_config(&dir, double, None, None);
+    let app = App::build(&cfg).await?;
+    let store = app.state.store.clone();
+    let d = seed::district(&store, 50, 20, now_ms()).await?;
+    seed::parents(&store, &d, opts.fanout_people, true, now_ms()).await?;
+    let c = sms_campaign(
+        &store,
+        d.district,
+        Audience {
+            org_id: d.district,
+            roles: vec![Role::Parent],
+            class_ids: vec![],
+        },
+        "fanout",
+    )
+    .await?;
+    rss::reset_peak();
+    let started = Instant::now();
+    store
+        .transition_campaign(c, &[CampaignState::Draft], CampaignState::Running, now_ms())
+        .await?;
+    let run = store.create_run(c, "once", now_ms()).await?;
+    let campaign = store.get_campaign(c).await?;
+    r.fanout_deliveries = Some(fan_out(&store, run, &campaign, &Notify::new()).await?);
+    r.fanout_seconds = Some(started.elapsed().as_secs_f64());
+    let shutdown = CancellationToken::new();
+    let running = app.spawn(shutdown.clone());
+    let run_started = Instant::now();
+    wait_done(&store, c, Duration::from_secs(3600)).await?;
+    r.full_run_mps = Some(opts.fanout_people as f64 / run_started.elapsed().as_secs_f64());
+    shutdown.cancel();
+    running.join().await?;
+    r.peak_rss_mib = rss::peak_rss_kib().map(|k| k as f64 / 1024.0);
+    Ok(())
+}
+
+/// Part 4: a provider limited to `quota`/s: the rate the double saw and its densest 100 ms.
+async fn rate_limit(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow::Result<()> {
+    let dir = fresh_dir(&opts.dir, "rate")?;
+    let cfg = bench_config(&dir, double, Some(r.rate_quota), Some(r.rate_burst));
+    let app = App::build(&cfg).await?;
+    let store = app.state.store.clone();
+    let d = seed::district(&store, 1, 10, now_ms()).await?;
+    let n = r.rate_quota as usize * opts.rate_seconds as usize;
+    seed::parents(&store, &d, n, true, now_ms()).await?;
+    let c = sms_campaign(
+        &store,
+        d.district,
+        Audience {
+            org_id: d.district,
+            roles: vec![Role::Parent],
+            class_ids: vec![],
+        },
+        "rate",
+    )
+    .await?;
+    let state = app.state.clone();
+    let shutdown = CancellationToken::new();
+    let running = app.spawn(shutdown.clone());
+    let before = double.count().await?;
+    crate::api::campaigns_start(&state, c)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    wait_done(&store, c, Duration::from_secs(opts.rate_seconds * 3 + 60)).await?;
+    shutdown.cancel();
+    running.join().await?;
+    let mut t = double.arrivals(before).await?;
+    t.sort_unstable();
+    r.rate_sent = Some(t.len());
+    if t.len() > 1 {
+        let span = (t[t.len() - 1] - t[0]) as f64 / 1e9;
+        // The first `burst` requests may go at once; the rest are paced by the quota.
+        let measured = (t.len() - r.rate_burst as usize) as f64 / span;
+        r.rate_measured = Some(measured);
+        r.rate_error_pct = Some((measured / r.rate_quota as f64 - 1.0) * 100.0);
+        let mut best = 0;
+        let mut lo = 0;
+        for hi in 0..t.len() {
+            while t[hi] - t[lo] >= 100_000_000 {
+                lo += 1;
+            }
+            best = best.max(hi - lo + 1);
+        }
+        r.rate_max_in_100ms = Some(best);
+    }
+    Ok(())
+}
+
+/// Part 5: single-person campaigns one after another on an idle daemon, through the HTTP API.
+async fn urgent(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow::Result<()> {
+    let dir = fresh_dir(&opts.dir, "urgent")?;
+    let mut cfg = bench_config(&dir, double, None, None);
+    // A dispatcher that only polled would show here: the backstop poll is left at its default.
+    cfg.dispatch.poll_interval_ms = 1000;
+    let app = App::build(&cfg).await?;
+    let store = app.state.store.clone();
+    let d = seed::district(&store, 1, opts.urgent, now_ms()).await?;
+    seed::parents(&store, &d, opts.urgent, false, now_ms()).await?;
+    let mut campaigns = Vec::new();
+    for (i, (class, _)) in d.classes.iter().enumerate() {
+        let audience = Audience {
+            org_id: d.district,
+            roles: vec![Role::Parent],
+            class_ids: vec![*class],
+        };
+        campaigns.push(sms_campaign(&store, d.district, audience, &format!("urgent {i}")).await?);
+    }
+    let base = app.base_url();
+    let shutdown = CancellationToken::new();
+    let running = app.spawn(shutdown.clone());
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // idle: nothing pending, the dispatcher asleep
+    let before = double.count().await?;
+    let mut returned = Vec::new();
+    for c in &campaigns {
+        let resp = http
+            .post(format!("{base}/api/v1/campaigns/{c}/start"))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            anyhow::bail!("start {c}: {}", resp.status());
+        }
+        returned.push(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for c in &campaigns {
+        wait_done(&store, *c, Duration::from_secs(30)).await?;
+    }
+    shutdown.cancel();
+    running.join().await?;
+    let mut arrived = double.arrivals(before).await?;
+    arrived.sort_unstable();
+    if arrived.len() != returned.len() {
+        anyhow::bail!(
+            "{} urgent messages reached the double, expected {}",
+            arrived.len(),
+            returned.len()
+        );
+    }
+    // Sent one at a time, so the i-th arrival belongs to the i-th start. An arrival before the API
+    // call returned counts as zero.
+    let mut lat: Vec<f64> = arrived
+        .iter()
+        .zip(&returned)
+        .map(|(a, r)| ((a - r) as f64 / 1e6).max(0.0))
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
+    r.urgent_count = lat.len();
+    r.urgent_p50_ms = Some(pct(0.50));
+    r.urgent_p99_ms = Some(pct(0.99));
+    r.urgent_max_ms = lat.last().copied();
+    Ok(())
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn table(r: &Report) -> String {
+    let ok = |b: Option<bool>| match b {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "-",
+    };
+    let rows = [
+        (
+            "1 ceiling (bare client)",
+            format!("{} req/s", fmt(r.ceiling_rps, 0)),
+            String::new(),
+            "-",
+        ),
+        (
+            "2 Loa end to end",
+            format!("{} msg/s ({} people)", fmt(r.loa_mps, 0), r.people),
+            ">= 10000 msg/s".into(),
+            ok(r.loa_mps.map(|m| m >= 10_000.0)),
+        ),
+        (
+            "2 ratio to ceiling",
+            fmt(r.loa_to_ceiling, 2),
+            ">= 0.50".into(),
+            ok(r.loa_to_ceiling.map(|x| x >= 0.5)),
+        ),
+        (
+            "3 fan-out",
+            format!(
+                "{} s ({} deliveries)",
+                fmt(r.fanout_seconds, 2),
+                r.fanout_deliveries
+                    .map(|d| d.to_string())
+                    .unwrap_or("-".into())
+            ),
+            "<= 10 s".into(),
+            ok(r.fanout_seconds.map(|s| s <= 10.0)),
+        ),
+        (
+            "3 full run",
+            format!("{} msg/s", fmt(r.full_run_mps, 0)),
+            String::new(),
+            "-",
+        ),
+        (
+            "3 peak RSS (VmHWM)",
+            format!("{} MiB", fmt(r.peak_rss_mib, 1)),
+            "<= 64 MiB".into(),
+            ok(r.peak_rss_mib.map(|m| m <= 64.0)),
+        ),
+        (
+            "4 rate limit",
+            format!(
+                "{} msg/s ({} % off {}/s)",
+                fmt(r.rate_measured, 1),
+                fmt(r.rate_error_pct, 2),
+                r.rate_quota
+            ),
+            "within 2 %".into(),
+            ok(r.rate_error_pct.map(|e| e.abs() <= 2.0)),
+        ),
+        (
+            "4 max in any 100 ms",
+            r.rate_max_in_100ms
+                .map(|m| m.to_string())
+                .unwrap_or("-".into()),
+            format!("<= burst {}", r.rate_burst),
+            ok(r.rate_max_in_100ms.map(|m| m <= r.rate_burst as usize)),
+        ),
+        (
+            "5 urgent p50 / p99",
+            format!(
+                "{} / {} ms (max {})",
+                fmt(r.urgent_p50_ms, 2),
+                fmt(r.urgent_p99_ms, 2),
+                fmt(r.urgent_max_ms, 2)
+            ),
+            "p99 <= 20 ms".into(),
+            ok(r.urgent_p99_ms.map(|p| p <= 20.0)),
+        ),
+    ];
+    let mut s = format!(
+        "loa bench on {} cores, dispatch concurrency {}\n",
+        r.cores, r.concurrency
+    );
+    s.push_str(&format!(
+        "{:<26} {:<44} {:<16} {}\n",
+        "part", "measured", "target", ""
+    ));
+    for (a, b, c, d) in rows {
+        s.push_str(&format!("{a:<26} {b:<44} {c:<16} {d}\n"));
+    }
+    s
+}
+
+pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(&opts.dir)?;
+    let double = Double::spawn()?;
+    let concurrency = Config::embedded().dispatch.concurrency;
+    let mut r = Report {
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        concurrency,
+        people: opts.people,
+        fanout_people: opts.fanout_people,
+        rate_quota: 200,
+        rate_burst: 20,
+        ..Default::default()
+    };
+    let want = |p: u8| opts.parts.is_empty() || opts.parts.contains(&p);
+    if want(1) {
+        eprintln!("bench: 1 ceiling, {} requests", opts.people);
+        r.ceiling_rps = Some(ceiling(&double, opts.people, concurrency).await?);
+    }
+    if want(2) {
+        eprintln!("bench: 2 end to end, {} people", opts.people);
+        r.loa_mps = Some(end_to_end(&opts, &double).await?);
+        r.loa_to_ceiling = r.loa_mps.zip(r.ceiling_rps).map(|(l, c)| l / c);
+    }
+    if want(3) {
+        eprintln!(
+            "bench: 3 fan-out and full run, {} people",
+            opts.fanout_people
+        );
+        fanout(&opts, &double, &mut r).await?;
+    }
+    if want(4) {
+        eprintln!(
+            "bench: 4 rate limit, {} s at {}/s",
+            opts.rate_seconds, r.rate_quota
+        );
+        rate_limit(&opts, &double, &mut r).await?;
+    }
+    if want(5) {
+        eprintln!("bench: 5 urgent latency, {} campaigns", opts.urgent);
+        urgent(&opts, &double, &mut r).await?;
+    }
+    if let Some(path) = &opts.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
+    }
+    Ok(r)
+}
