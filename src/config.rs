@@ -176,7 +176,8 @@ pub struct ProviderConfig {
     /// Sustained sends per second allowed by the provider contract (absent = unlimited).
     #[serde(default)]
     pub rate_per_second: Option<u32>,
-    /// Sends allowed at once above the sustained rate (default: one second's worth).
+    /// The most sends allowed in any 100 ms window (default: the sustained rate's share, i.e. smooth
+    /// pacing). Set it to what the provider tolerates in a short spike.
     #[serde(default)]
     pub burst: Option<u32>,
     /// SMS only: strip Vietnamese diacritics (brandname contracts often require "không dấu").

@@ -2,10 +2,11 @@
 //! send outside the transaction with bounded concurrency, and record outcomes in batched writes.
 
 pub mod decide;
+pub mod limit;
 pub mod plan;
 pub mod registry;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::clock::now_ms;
 use crate::config::DispatchConfig;
 use crate::domain::{Channel, Millis};
 use crate::links::Links;
-use crate::store::{DeliveryUpdate, Store};
+use crate::store::{Claimed, DeliveryUpdate, Store};
 use decide::{Attempt, RetryPolicy, decide};
 use plan::{Plans, prepare};
 use registry::Registry;
@@ -66,30 +67,34 @@ impl Dispatcher {
         let (out_tx, out_rx) = mpsc::channel::<DeliveryUpdate>(self.cfg.concurrency.max(1) * 4);
         let completer = tokio::spawn(complete(self.store.clone(), out_rx, self.wake.clone()));
         let mut inflight = JoinSet::new();
-        let mut blocked: HashMap<Channel, Millis> = HashMap::new();
+        let mut held = Held::default();
         let policy = policy(&self.cfg);
         let lease_ms = (self.cfg.lease_seconds.max(1) * 1000) as i64;
 
         while !shutdown.is_cancelled() {
             while inflight.try_join_next().is_some() {}
-            let free = sem.available_permits();
-            if free == 0 {
+            if sem.available_permits() == 0 {
                 tokio::select! {
                     _ = inflight.join_next() => {}
                     _ = shutdown.cancelled() => break,
                 }
                 continue;
             }
+            let sent_held = self
+                .send_held(&mut held, &sem, &mut inflight, &out_tx, &policy, lease_ms)
+                .await;
+            let free = sem.available_permits();
+            if free == 0 {
+                continue;
+            }
             let now = now_ms();
-            blocked.retain(|_, until| *until > now);
-            let skip: Vec<Channel> = blocked.keys().copied().collect();
             let claimed = match self
                 .store
                 .claim(
                     free.min(self.cfg.batch_size) as i64,
                     now,
                     now + lease_ms,
-                    &skip,
+                    &held.busy(),
                 )
                 .await
             {
@@ -104,10 +109,11 @@ impl Dispatcher {
                 }
             };
             if claimed.is_empty() {
-                self.idle(&shutdown, &blocked).await;
+                if sent_held == 0 {
+                    self.idle(&shutdown, held.next_open()).await;
+                }
                 continue;
             }
-            let mut released: HashMap<Millis, Vec<i64>> = HashMap::new();
             for d in claimed {
                 let plan = match self.plans.get(self.store.as_ref(), d.campaign_id).await {
                     Ok(p) => p,
@@ -123,10 +129,6 @@ impl Dispatcher {
                         continue;
                     }
                 };
-                if let Some(until) = d.channel.and_then(|c| blocked.get(&c)) {
-                    released.entry(*until).or_default().push(d.id);
-                    continue;
-                }
                 let route = d.channel.and_then(|c| self.registry.route(c));
                 let provider_name = route
                     .map(|r| r.provider.name().to_string())
@@ -141,51 +143,41 @@ impl Dispatcher {
                     }
                 };
                 let Some(route) = route else { continue };
-                if let Some(limiter) = &route.limiter
-                    && let Err(not_until) = limiter.check()
-                {
-                    // Check and reschedule: the delivery goes back to the store instead of a parked task.
-                    let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                        &governor::clock::DefaultClock::default(),
-                    ));
-                    let until = now + wait.as_millis().max(1) as i64;
-                    blocked.insert(msg.channel, until);
-                    released.entry(until).or_default().push(d.id);
-                    continue;
+                let item = Ready {
+                    d,
+                    msg,
+                    plan,
+                    since: now,
+                };
+                if let Some(limiter) = &route.limiter {
+                    // Behind others of its channel, or over the quota: it waits in memory (its lease
+                    // covers it) and goes the moment the limiter allows, without a trip to the store.
+                    if held.has(item.msg.channel) || limiter.check().is_err() {
+                        held.push(item);
+                        continue;
+                    }
                 }
                 let Ok(permit) = sem.clone().acquire_owned().await else {
                     break;
                 };
-                let provider = route.provider.clone();
-                let out = out_tx.clone();
-                let order = plan.channels.clone();
-                let policy = policy.clone();
-                inflight.spawn(async move {
-                    let attempt = match provider.send(&msg).await {
-                        Ok(accepted) => Attempt::Sent { accepted, segments: msg.sms.map(|s| s.segments as i64) },
-                        Err(e) => {
-                            let to = providers::mask_address(&msg.to);
-                            match &e {
-                                providers::SendError::Permanent { .. } => {
-                                    tracing::debug!(delivery = d.id, provider = provider.name(), %to, error = %e, "send refused")
-                                }
-                                _ => tracing::warn!(delivery = d.id, provider = provider.name(), %to, error = %e, "send failed"),
-                            }
-                            Attempt::Failed(e)
-                        }
-                    };
-                    let jitter = rand::rng().random::<f64>();
-                    let _ = out.send(decide(&d, &order, attempt, &policy, now_ms(), jitter)).await;
-                    drop(permit);
-                });
-            }
-            for (at, ids) in released {
-                if let Err(e) = self.store.release(&ids, at).await {
-                    tracing::error!(error = %e, "release failed; leases will expire instead");
-                }
+                self.spawn_send(
+                    &mut inflight,
+                    permit,
+                    route.provider.clone(),
+                    item,
+                    &out_tx,
+                    &policy,
+                );
             }
         }
 
+        // Held deliveries go back to the store at once, so a restart does not wait for their leases.
+        let ids = held.drain_ids();
+        if !ids.is_empty() {
+            if let Err(e) = self.store.release(&ids, now_ms()).await {
+                tracing::warn!(error = %e, "releasing held deliveries failed; their leases will expire");
+            }
+        }
         let grace = Duration::from_secs(self.cfg.shutdown_grace_seconds);
         let n = inflight.len();
         if n > 0 {
@@ -206,22 +198,175 @@ impl Dispatcher {
         let _ = completer.await;
     }
 
-    /// Sleeps until woken, the next delivery falls due, a blocked channel opens, or the poll interval.
-    async fn idle(&self, shutdown: &CancellationToken, blocked: &HashMap<Channel, Millis>) {
+    /// Sends the held deliveries their limiters now allow; returns how many went.
+    async fn send_held(
+        &self,
+        held: &mut Held,
+        sem: &Arc<Semaphore>,
+        inflight: &mut JoinSet<()>,
+        out_tx: &mpsc::Sender<DeliveryUpdate>,
+        policy: &RetryPolicy,
+        lease_ms: i64,
+    ) -> usize {
+        let mut sent = 0;
+        let now = now_ms();
+        // Anything held for half a lease goes back to the store before another instance could take it.
+        let stale = held.take_older_than(now - lease_ms / 2);
+        if !stale.is_empty() {
+            if let Err(e) = self.store.release(&stale, now).await {
+                tracing::warn!(error = %e, "releasing held deliveries failed; their leases will expire");
+            }
+        }
+        for channel in held.channels() {
+            let Some(route) = self.registry.route(channel) else {
+                continue;
+            };
+            let Some(limiter) = &route.limiter else {
+                continue;
+            };
+            while held.has(channel) {
+                let Ok(permit) = sem.clone().try_acquire_owned() else {
+                    return sent;
+                };
+                if let Err(wait) = limiter.check() {
+                    held.open_at(channel, tokio::time::Instant::now() + wait);
+                    break;
+                }
+                if let Some(item) = held.pop(channel) {
+                    self.spawn_send(
+                        inflight,
+                        permit,
+                        route.provider.clone(),
+                        item,
+                        out_tx,
+                        policy,
+                    );
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    }
+
+    fn spawn_send(
+        &self,
+        inflight: &mut JoinSet<()>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        provider: Arc<dyn providers::Provider>,
+        item: Ready,
+        out_tx: &mpsc::Sender<DeliveryUpdate>,
+        policy: &RetryPolicy,
+    ) {
+        let out = out_tx.clone();
+        let policy = policy.clone();
+        inflight.spawn(async move {
+            let Ready { d, msg, plan, .. } = item;
+            let attempt = match provider.send(&msg).await {
+                Ok(accepted) => Attempt::Sent { accepted, segments: msg.sms.map(|s| s.segments as i64) },
+                Err(e) => {
+                    let to = providers::mask_address(&msg.to);
+                    match &e {
+                        providers::SendError::Permanent { .. } => {
+                            tracing::debug!(delivery = d.id, provider = provider.name(), %to, error = %e, "send refused")
+                        }
+                        _ => tracing::warn!(delivery = d.id, provider = provider.name(), %to, error = %e, "send failed"),
+                    }
+                    Attempt::Failed(e)
+                }
+            };
+            let jitter = rand::rng().random::<f64>();
+            let _ = out.send(decide(&d, &plan.channels, attempt, &policy, now_ms(), jitter)).await;
+            drop(permit);
+        });
+    }
+
+    /// Sleeps until woken, the next delivery falls due, a held channel's limiter opens, or the poll
+    /// interval passes.
+    async fn idle(&self, shutdown: &CancellationToken, open: Option<tokio::time::Instant>) {
         let now = now_ms();
         let mut wait = self.cfg.poll_interval_ms as i64;
-        if let Ok(Some(due)) = self.store.next_due_at().await {
-            wait = wait.min(due - now);
+        let mut until = tokio::time::Instant::now();
+        if let Some(open) = open {
+            // Work is held back by a limiter: what is due is that channel's, and the claim skips it
+            // until the limiter opens. Waiting on `next_due_at` here would spin.
+            until = open.min(until + Duration::from_millis(wait as u64));
+        } else {
+            if let Ok(Some(due)) = self.store.next_due_at().await {
+                wait = wait.min(due - now);
+            }
+            until += Duration::from_millis(wait.max(1) as u64);
         }
-        if let Some(open) = blocked.values().min() {
-            wait = wait.min(open - now);
-        }
-        let wait = Duration::from_millis(wait.max(1) as u64);
         tokio::select! {
             _ = self.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(until) => {}
             _ = shutdown.cancelled() => {}
         }
+    }
+}
+
+/// A delivery rendered and ready, waiting for its provider's rate limiter.
+struct Ready {
+    d: Claimed,
+    msg: providers::Message,
+    plan: Arc<plan::Plan>,
+    since: Millis,
+}
+
+/// Deliveries held back by a rate limiter, per channel, in claim order.
+#[derive(Default)]
+struct Held {
+    queues: HashMap<Channel, VecDeque<Ready>>,
+    open: HashMap<Channel, tokio::time::Instant>,
+}
+
+impl Held {
+    fn has(&self, c: Channel) -> bool {
+        self.queues.get(&c).is_some_and(|q| !q.is_empty())
+    }
+    fn push(&mut self, r: Ready) {
+        self.queues.entry(r.msg.channel).or_default().push_back(r);
+    }
+    fn pop(&mut self, c: Channel) -> Option<Ready> {
+        self.queues.get_mut(&c).and_then(|q| q.pop_front())
+    }
+    /// Channels with something held: the claim skips them until their queue drains.
+    fn busy(&self) -> Vec<Channel> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(c, _)| *c)
+            .collect()
+    }
+    fn channels(&self) -> Vec<Channel> {
+        self.busy()
+    }
+    fn open_at(&mut self, c: Channel, at: tokio::time::Instant) {
+        self.open.insert(c, at);
+    }
+    /// The earliest moment a held channel's limiter allows another send.
+    fn next_open(&self) -> Option<tokio::time::Instant> {
+        self.open
+            .iter()
+            .filter(|(c, _)| self.has(**c))
+            .map(|(_, t)| *t)
+            .min()
+    }
+    fn take_older_than(&mut self, cutoff: Millis) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for q in self.queues.values_mut() {
+            while q.front().is_some_and(|r| r.since < cutoff) {
+                if let Some(r) = q.pop_front() {
+                    ids.push(r.d.id);
+                }
+            }
+        }
+        ids
+    }
+    fn drain_ids(&mut self) -> Vec<i64> {
+        self.queues
+            .drain()
+            .flat_map(|(_, q)| q.into_iter().map(|r| r.d.id))
+            .collect()
     }
 }
 

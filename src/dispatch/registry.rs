@@ -1,23 +1,22 @@
 //! Which provider carries each channel, with its rate limiter and SMS policy, built from the config.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use providers::email::{SmtpProvider, SmtpSettings};
 use providers::kannel::{KannelProvider, KannelSettings};
 use providers::sink::SinkProvider;
 use providers::{Channel, Provider};
 
+use super::limit::Limiter;
 use crate::config::{Config, ProviderConfig, ProviderKind, load_secret};
 
 pub struct Route {
     pub provider: Arc<dyn Provider>,
-    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pub limiter: Option<Limiter>,
     pub unaccent: bool,
     pub max_segments: Option<u32>,
     /// The provider reports delivery to `/webhooks/<name>` (Kannel DLR).
@@ -29,17 +28,6 @@ pub struct Registry {
     routes: HashMap<Channel, Route>,
     /// Where sink providers write, to tell the user.
     pub sink_locations: Vec<(Channel, PathBuf)>,
-}
-
-pub fn limiter(
-    rate_per_second: Option<u32>,
-    burst: Option<u32>,
-) -> Option<Arc<DefaultDirectRateLimiter>> {
-    let rate = NonZeroU32::new(rate_per_second?)?;
-    let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate);
-    Some(Arc::new(RateLimiter::direct(
-        Quota::per_second(rate).allow_burst(burst),
-    )))
 }
 
 impl Registry {
@@ -65,7 +53,7 @@ impl Registry {
                 Route {
                     wants_callback: matches!(pc.kind, ProviderKind::Kannel { .. }),
                     provider,
-                    limiter: limiter(pc.rate_per_second, pc.burst),
+                    limiter: Limiter::new(pc.rate_per_second, pc.burst),
                     unaccent: pc.unaccent,
                     max_segments: pc.max_segments,
                 },
