@@ -172,12 +172,7 @@ impl Dispatcher {
         }
 
         // Held deliveries go back to the store at once, so a restart does not wait for their leases.
-        let ids = held.drain_ids();
-        if !ids.is_empty() {
-            if let Err(e) = self.store.release(&ids, now_ms()).await {
-                tracing::warn!(error = %e, "releasing held deliveries failed; their leases will expire");
-            }
-        }
+        self.give_back(&held.drain_ids()).await;
         let grace = Duration::from_secs(self.cfg.shutdown_grace_seconds);
         let n = inflight.len();
         if n > 0 {
@@ -211,12 +206,8 @@ impl Dispatcher {
         let mut sent = 0;
         let now = now_ms();
         // Anything held for half a lease goes back to the store before another instance could take it.
-        let stale = held.take_older_than(now - lease_ms / 2);
-        if !stale.is_empty() {
-            if let Err(e) = self.store.release(&stale, now).await {
-                tracing::warn!(error = %e, "releasing held deliveries failed; their leases will expire");
-            }
-        }
+        self.give_back(&held.take_older_than(now - lease_ms / 2))
+            .await;
         for channel in held.channels() {
             let Some(route) = self.registry.route(channel) else {
                 continue;
@@ -246,6 +237,16 @@ impl Dispatcher {
             }
         }
         sent
+    }
+
+    /// Returns held deliveries to the store, due now; on failure their leases cover them.
+    async fn give_back(&self, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.release(ids, now_ms()).await {
+            tracing::warn!(error = %e, "releasing held deliveries failed; their leases will expire");
+        }
     }
 
     fn spawn_send(
