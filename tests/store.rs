@@ -309,6 +309,7 @@ async fn cancelled_runs_are_never_claimed_and_their_stuck_sends_end_cancelled() 
             .unwrap()
             .is_empty()
     );
+    store.finish_runs(now + 5000).await.unwrap();
     let p = store.progress(campaign).await.unwrap();
     assert_eq!(
         p.by_state.get("cancelled"),

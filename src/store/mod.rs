@@ -215,6 +215,7 @@ pub trait Store: Send + Sync + 'static {
     /// Reopens a finished run (and its campaign) because a late receipt re-queued one of its deliveries.
     async fn reopen_run(&self, run_id: i64, now: Millis) -> Result<()>;
     /// Marks runs with nothing left to send done, then their campaigns; returns the campaigns done.
+    /// Also ends as cancelled the sends of cancelled runs whose sender died (lease expired).
     async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>>;
 
     /// Leases up to `limit` due deliveries (queued or retrying and due, or sending with an expired

@@ -802,6 +802,14 @@ impl Store for SqliteStore {
 
     async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>> {
         let mut tx = self.writer.begin().await?;
+        // Deliveries of a cancelled run whose sender died mid-send end cancelled, not stuck in sending.
+        sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
+             WHERE state = 'sending' AND lease_until <= ?1 AND run_id IN (SELECT id FROM runs WHERE state = 'cancelled')",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let rows = sqlx::query(
             "UPDATE runs SET state = 'done', finished_at = ?1 WHERE state = 'running' AND NOT EXISTS \
              (SELECT 1 FROM deliveries d WHERE d.run_id = runs.id AND d.state IN ('queued','sending','retrying')) \
@@ -840,14 +848,6 @@ impl Store for SqliteStore {
         let skip: Vec<&str> = skip.iter().map(|c| c.as_str()).collect();
         let skip = serde_json::to_string(&skip).unwrap_or_else(|_| "[]".into());
         let mut tx = self.writer.begin().await?;
-        // Deliveries of a cancelled run whose sender died mid-send end cancelled, not stuck in sending.
-        sqlx::query(
-            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
-             WHERE state = 'sending' AND lease_until <= ?1 AND run_id IN (SELECT id FROM runs WHERE state = 'cancelled')",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
         // Expired leases first (a crashed sender's work), then due deliveries in due order. Each statement
         // walks one partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the inner SELECT.
         let mut ids: Vec<i64> = Vec::new();
@@ -917,27 +917,35 @@ impl Store for SqliteStore {
     async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64> {
         let mut tx = self.writer.begin().await?;
         let mut n = 0;
-        for u in updates {
-            n += sqlx::query(
-                "UPDATE deliveries SET state = ?1, channel = ?2, channel_index = ?3, attempts = ?4, next_attempt_at = ?5, \
-                 lease_until = NULL, provider_message_id = ?6, segments = ?7, reason_code = ?8, reason = ?9, updated_at = ?10 \
-                 WHERE id = ?11 AND state = ?12",
-            )
-            .bind(u.state.as_str())
-            .bind(u.channel.map(|c| c.as_str()))
-            .bind(u.channel_index)
-            .bind(u.attempts)
-            .bind(u.next_attempt_at)
-            .bind(&u.provider_message_id)
-            .bind(u.segments)
-            .bind(u.reason_code.map(|r| r.as_str()))
-            .bind(&u.reason)
-            .bind(now)
-            .bind(u.id)
-            .bind(u.expected.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // One statement per 500 outcomes: each statement is a round trip to SQLite's worker thread,
+        // which costs more than the update itself. 11 parameters a row.
+        for chunk in updates.chunks(500) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "WITH v(id, expected, state, channel, channel_index, attempts, next_attempt_at, provider_message_id, \
+                 segments, reason_code, reason) AS (",
+            );
+            qb.push_values(chunk, |mut b, u| {
+                b.push_bind(u.id)
+                    .push_bind(u.expected.as_str())
+                    .push_bind(u.state.as_str())
+                    .push_bind(u.channel.map(|c| c.as_str()))
+                    .push_bind(u.channel_index)
+                    .push_bind(u.attempts)
+                    .push_bind(u.next_attempt_at)
+                    .push_bind(&u.provider_message_id)
+                    .push_bind(u.segments)
+                    .push_bind(u.reason_code.map(|r| r.as_str()))
+                    .push_bind(&u.reason);
+            });
+            qb.push(
+                ") UPDATE deliveries SET state = v.state, channel = v.channel, channel_index = v.channel_index, \
+                 attempts = v.attempts, next_attempt_at = v.next_attempt_at, lease_until = NULL, \
+                 provider_message_id = v.provider_message_id, segments = v.segments, reason_code = v.reason_code, \
+                 reason = v.reason, updated_at = ",
+            );
+            qb.push_bind(now);
+            qb.push(" FROM v WHERE deliveries.id = v.id AND deliveries.state = v.expected");
+            n += qb.build().execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(n)
