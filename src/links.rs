@@ -1,5 +1,6 @@
-//! URLs Loa puts in messages and hands to providers: unsubscribe links and signed delivery-report
-//! callbacks (Kannel cannot sign its callbacks, so the URL carries an HMAC of the delivery id).
+//! URLs Loa puts in messages and hands to providers, signed with the instance's secret so nobody can
+//! forge them: unsubscribe links (`/u/<contact id>-<mac>`, nothing stored per contact) and
+//! delivery-report callbacks (Kannel cannot sign its callbacks, so the URL carries the signature).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -14,6 +15,22 @@ pub struct Links {
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// What a signature is for, mixed into the MAC so one kind never passes as the other.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Report,
+    Unsubscribe,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::Report => b"report:",
+            Purpose::Unsubscribe => b"unsubscribe:",
+        }
+    }
+}
+
 impl Links {
     pub fn new(public_url: &str, secret: &[u8], unsubscribe_mailto: Option<String>) -> Self {
         Links {
@@ -27,28 +44,25 @@ impl Links {
         &self.public_url
     }
 
-    pub fn unsubscribe(&self, token: &str, channel: Channel) -> String {
-        format!("{}/u/{token}?c={channel}", self.public_url)
+    /// The unsubscribe link of a person for one channel.
+    pub fn unsubscribe(&self, contact_id: i64, channel: Channel) -> String {
+        format!(
+            "{}/u/{contact_id}-{}?c={channel}",
+            self.public_url,
+            self.sign(Purpose::Unsubscribe, contact_id)
+        )
     }
 
-    fn mac(&self, id: i64) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut m =
-            <HmacSha256 as Mac>::new_from_slice(&self.secret).expect("hmac accepts any key length");
-        m.update(id.to_string().as_bytes());
-        m
+    /// The contact an unsubscribe token names, if the signature is ours.
+    pub fn verify_unsubscribe(&self, token: &str) -> Option<i64> {
+        let (id, sig) = token.split_once('-')?;
+        let id: i64 = id.parse().ok()?;
+        self.verify_for(Purpose::Unsubscribe, id, sig).then_some(id)
     }
 
-    fn sign(&self, id: i64) -> String {
-        hex::encode(&self.mac(id).finalize().into_bytes()[..16])
-    }
-
-    /// Constant-time check of a callback's signature.
+    /// Checks a delivery-report callback's signature.
     pub fn verify(&self, id: i64, sig: &str) -> bool {
-        match hex::decode(sig) {
-            Ok(bytes) if bytes.len() == 16 => self.mac(id).verify_truncated_left(&bytes).is_ok(),
-            _ => false,
-        }
+        self.verify_for(Purpose::Report, id, sig)
     }
 
     /// Delivery-report callback for an SMS gateway.
@@ -56,8 +70,31 @@ impl Links {
         format!(
             "{}/webhooks/{provider}?id={id}&sig={}",
             self.public_url,
-            self.sign(id)
+            self.sign(Purpose::Report, id)
         )
+    }
+
+    fn mac(&self, purpose: Purpose, id: i64) -> HmacSha256 {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut m =
+            <HmacSha256 as Mac>::new_from_slice(&self.secret).expect("hmac accepts any key length");
+        m.update(purpose.label());
+        m.update(id.to_string().as_bytes());
+        m
+    }
+
+    fn sign(&self, purpose: Purpose, id: i64) -> String {
+        hex::encode(&self.mac(purpose, id).finalize().into_bytes()[..16])
+    }
+
+    /// Constant-time check.
+    fn verify_for(&self, purpose: Purpose, id: i64, sig: &str) -> bool {
+        match hex::decode(sig) {
+            Ok(bytes) if bytes.len() == 16 => {
+                self.mac(purpose, id).verify_truncated_left(&bytes).is_ok()
+            }
+            _ => false,
+        }
     }
 }
 
@@ -75,5 +112,29 @@ mod tests {
         assert!(!l.verify(43, sig));
         assert!(!l.verify(42, "00"));
         assert!(!Links::new("http://x", b"other", None).verify(42, sig));
+    }
+
+    #[test]
+    fn unsubscribe_tokens_name_their_contact_and_cannot_be_forged() {
+        let l = Links::new("http://x", b"secret", None);
+        let url = l.unsubscribe(7, Channel::Email);
+        let token = url
+            .trim_start_matches("http://x/u/")
+            .split('?')
+            .next()
+            .unwrap();
+        assert_eq!(l.verify_unsubscribe(token), Some(7));
+        let sig = token.split_once('-').unwrap().1;
+        assert_eq!(
+            l.verify_unsubscribe(&format!("8-{sig}")),
+            None,
+            "another contact's id"
+        );
+        assert!(
+            !l.verify(7, sig),
+            "an unsubscribe signature is not a report signature"
+        );
+        assert_eq!(l.verify_unsubscribe("7"), None);
+        assert_eq!(l.verify_unsubscribe("x-00"), None);
     }
 }

@@ -28,8 +28,6 @@ CREATE TABLE contacts (
     student_code   TEXT,
     -- One bit per channel the person has stopped (email 1, sms 2, zalo 4, messenger 8).
     opt_out        INTEGER NOT NULL DEFAULT 0,
-    -- Random token in unsubscribe links: knowing it is the proof of being the recipient.
-    unsub_token    TEXT NOT NULL UNIQUE,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
@@ -104,11 +102,15 @@ CREATE TABLE deliveries (
     updated_at           INTEGER NOT NULL,
     UNIQUE (run_id, contact_id)
 );
--- The dispatcher's work list; settled deliveries leave it.
+-- No index here has `state` as a column: every send changes a delivery's state two or three times,
+-- and each such index would be rewritten each time. Partial indexes hold only the rows in play.
+-- The dispatcher's work list and its leases; settled deliveries leave them.
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state IN ('queued','retrying');
 CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE state = 'sending';
-CREATE INDEX deliveries_campaign ON deliveries(campaign_id, state);
-CREATE INDEX deliveries_run_state ON deliveries(run_id, state);
+-- A run is finished when it has no open delivery.
+CREATE INDEX deliveries_open ON deliveries(run_id) WHERE state IN ('queued','sending','retrying');
+-- Reports, listings (paged by id) and cancellation, per campaign.
+CREATE INDEX deliveries_campaign ON deliveries(campaign_id, id);
 
 CREATE TABLE settings (
     key    TEXT PRIMARY KEY,

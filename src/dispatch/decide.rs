@@ -224,7 +224,6 @@ mod tests {
                 facebook_psid: None,
             },
             opt_out: OptOuts(0),
-            unsub_token: None,
         }
     }
 

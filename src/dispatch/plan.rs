@@ -89,9 +89,8 @@ pub fn prepare(
         )
     })?;
     let unsubscribe_url = d
-        .unsub_token
-        .as_deref()
-        .map(|t| links.unsubscribe(t, channel))
+        .contact_id
+        .map(|id| links.unsubscribe(id, channel))
         .unwrap_or_default();
     let rendered = plan
         .template

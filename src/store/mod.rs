@@ -75,7 +75,6 @@ pub struct Claimed {
     pub vars: String,
     pub addresses: Addresses,
     pub opt_out: OptOuts,
-    pub unsub_token: Option<String>,
 }
 
 /// The new state of a delivery after an attempt or a receipt; applied only if the delivery is still
@@ -157,7 +156,6 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_contact(&self, c: &NewContact, now: Millis) -> Result<Contact>;
     async fn get_contact(&self, id: i64) -> Result<Contact>;
-    async fn contact_by_unsub_token(&self, token: &str) -> Result<Contact>;
     async fn set_opt_out(
         &self,
         id: i64,

@@ -132,20 +132,12 @@ fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
         vars: row.try_get("vars")?,
         addresses: addresses_from(row)?,
         opt_out: OptOuts(row.try_get::<Option<i64>, _>("opt_out")?.unwrap_or(0)),
-        unsub_token: row.try_get("unsub_token")?,
     })
 }
 
 const CLAIMED_SELECT: &str = "SELECT d.id, d.run_id, d.campaign_id, d.contact_id, d.channel, d.channel_index, d.attempts, \
-     d.state, d.reason, d.vars, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out, c.unsub_token \
+     d.state, d.reason, d.vars, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out \
      FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id";
-
-fn random_token() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://` URL or a plain path.
@@ -330,7 +322,7 @@ impl Store for SqliteStore {
         }
         let row = sqlx::query(&format!(
             "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, facebook_psid, \
-             student_code, unsub_token, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CONTACT_COLS}"
+             student_code, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CONTACT_COLS}"
         ))
         .bind(c.org_id)
         .bind(school_id)
@@ -341,7 +333,6 @@ impl Store for SqliteStore {
         .bind(&c.addresses.zalo_user_id)
         .bind(&c.addresses.facebook_psid)
         .bind(&c.student_code)
-        .bind(random_token())
         .bind(now)
         .bind(now)
         .fetch_one(&self.writer)
@@ -355,17 +346,6 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?
             .ok_or(StoreError::NotFound("contact"))?;
-        contact_from(&row)
-    }
-
-    async fn contact_by_unsub_token(&self, token: &str) -> Result<Contact> {
-        let row = sqlx::query(&format!(
-            "SELECT {CONTACT_COLS} FROM contacts WHERE unsub_token = ?"
-        ))
-        .bind(token)
-        .fetch_optional(&self.reader)
-        .await?
-        .ok_or(StoreError::NotFound("contact"))?;
         contact_from(&row)
     }
 
@@ -453,11 +433,11 @@ impl Store for SqliteStore {
         }
         let mut ids = Vec::with_capacity(rows.len());
         let mut tx = self.writer.begin().await?;
-        // 12 parameters a row; 1000 rows stay below SQLite's 32766-parameter limit.
+        // 11 parameters a row; 1000 rows stay below SQLite's 32766-parameter limit.
         for chunk in rows.chunks(1000) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, \
-                 facebook_psid, student_code, unsub_token, created_at, updated_at) ",
+                 facebook_psid, student_code, created_at, updated_at) ",
             );
             qb.push_values(chunk, |mut b, c| {
                 b.push_bind(c.org_id)
@@ -469,7 +449,6 @@ impl Store for SqliteStore {
                     .push_bind(&c.addresses.zalo_user_id)
                     .push_bind(&c.addresses.facebook_psid)
                     .push_bind(&c.student_code)
-                    .push_bind(random_token())
                     .push_bind(now)
                     .push_bind(now);
             });

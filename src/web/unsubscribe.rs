@@ -42,6 +42,12 @@ fn not_found() -> (StatusCode, Html<String>) {
     )
 }
 
+/// The contact a signed token names (a forged or stale token names nobody).
+async fn contact_of(s: &AppState, token: &str) -> Result<crate::domain::contact::Contact, ()> {
+    let id = s.links.verify_unsubscribe(token).ok_or(())?;
+    s.store.get_contact(id).await.map_err(|_| ())
+}
+
 fn parse_channel(w: &Which) -> Option<Channel> {
     Channel::parse(w.c.as_deref().unwrap_or("email"))
 }
@@ -51,10 +57,7 @@ pub async fn page(
     Path(token): Path<String>,
     Query(w): Query<Which>,
 ) -> (StatusCode, Html<String>) {
-    let (Some(channel), Ok(_)) = (
-        parse_channel(&w),
-        s.store.contact_by_unsub_token(&token).await,
-    ) else {
+    let (Some(channel), Ok(_)) = (parse_channel(&w), contact_of(&s, &token).await) else {
         return not_found();
     };
     let body = format!(
@@ -73,7 +76,7 @@ pub async fn confirm(
     let Some(channel) = parse_channel(&w) else {
         return not_found();
     };
-    let Ok(contact) = s.store.contact_by_unsub_token(&token).await else {
+    let Ok(contact) = contact_of(&s, &token).await else {
         return not_found();
     };
     if let Err(e) = s
