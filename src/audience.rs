@@ -2,6 +2,7 @@
 //! million-person audience never sits in memory, each person's first channel chosen as it goes.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -43,14 +44,27 @@ pub async fn fan_out(
         tokio::spawn(async move { store.stream_audience(&audience, BATCH, tx).await })
     };
     let mut inserted = 0;
-    while let Some(batch) = rx.recv().await {
+    let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
+    loop {
+        let t = Instant::now();
+        let Some(batch) = rx.recv().await else { break };
+        waiting += t.elapsed();
+        let t = Instant::now();
         let rows: Vec<NewDelivery> = batch
             .into_iter()
             .map(|r| to_delivery(run_id, campaign, r))
             .collect();
         inserted += store.insert_deliveries(&rows, now_ms()).await?;
+        writing += t.elapsed();
         wake.notify_one();
     }
+    tracing::debug!(
+        run = run_id,
+        inserted,
+        waiting_ms = waiting.as_millis() as u64,
+        writing_ms = writing.as_millis() as u64,
+        "fan-out time split"
+    );
     match producer.await {
         Ok(r) => {
             r?;

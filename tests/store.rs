@@ -379,3 +379,127 @@ async fn bulk_inserts_keep_order_and_links_check_roles() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+#[tokio::test]
+async fn a_large_audience_takes_the_scanning_plan_with_the_same_dedupe() {
+    // Over 20,000 students in the subtree switches the parents query to its scanning plan.
+    let (_d, store) = sqlite().await;
+    let org = |parent, kind, code: &str| NewOrg {
+        parent_id: parent,
+        kind,
+        code: code.into(),
+        name: code.into(),
+    };
+    let school = store
+        .create_org(&org(None, OrgKind::School, "S"), T0)
+        .await
+        .unwrap()
+        .id;
+    let class = store
+        .create_org(&org(Some(school), OrgKind::Class, "C"), T0)
+        .await
+        .unwrap()
+        .id;
+    let other_school = store
+        .create_org(&org(None, OrgKind::School, "O"), T0)
+        .await
+        .unwrap()
+        .id;
+    let other_class = store
+        .create_org(&org(Some(other_school), OrgKind::Class, "OC"), T0)
+        .await
+        .unwrap()
+        .id;
+    let mk = |org_id, role, name: String| {
+        NewContactInput {
+            org_id,
+            role,
+            full_name: name,
+            phone: Some("0912345678".into()),
+            email: None,
+            zalo_user_id: None,
+            facebook_psid: None,
+            student_code: None,
+        }
+        .validate()
+        .unwrap()
+    };
+    let n = 20_500;
+    let students = store
+        .insert_contacts(
+            &(0..n)
+                .map(|i| mk(class, Role::Student, format!("HS {i}")))
+                .collect::<Vec<_>>(),
+            T0,
+        )
+        .await
+        .unwrap();
+    let outsider = store
+        .insert_contacts(&[mk(other_class, Role::Student, "Ngoài".into())], T0)
+        .await
+        .unwrap()[0];
+    // Parent k has students 2k and 2k+1: two children each; parent 0 also has a child elsewhere.
+    let parents = store
+        .insert_contacts(
+            &(0..n / 2)
+                .map(|i| mk(school, Role::Parent, format!("PH {i}")))
+                .collect::<Vec<_>>(),
+            T0,
+        )
+        .await
+        .unwrap();
+    let mut pairs: Vec<(i64, i64)> = parents
+        .iter()
+        .enumerate()
+        .flat_map(|(k, p)| [(*p, students[2 * k]), (*p, students[2 * k + 1])])
+        .collect();
+    pairs.push((parents[0], outsider));
+    store.link_guardians(&pairs).await.unwrap();
+    let tpl = store
+        .create_template(
+            &NewTemplate {
+                org_id: school,
+                name: "t".into(),
+                bodies: TemplateBodies {
+                    sms_text: Some("x".into()),
+                    ..Default::default()
+                },
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    let c = NewCampaign {
+        org_id: school,
+        name: "c".into(),
+        template_id: tpl,
+        audience: Audience {
+            org_id: school,
+            roles: vec![Role::Parent],
+            class_ids: vec![],
+        },
+        channels: vec![Channel::Sms],
+        send_at: None,
+    };
+    let campaign = store.create_campaign(&c, T0).await.unwrap().id;
+    let run = store.create_run(campaign, "once", T0).await.unwrap();
+    let c = store.get_campaign(campaign).await.unwrap();
+    assert_eq!(
+        fan_out(&store, run, &c, &Notify::new()).await.unwrap(),
+        (n / 2) as u64,
+        "one delivery per parent"
+    );
+    let now = loa::clock::now_ms();
+    let first = store
+        .claim(1, now, now + 1000, &[])
+        .await
+        .unwrap()
+        .remove(0);
+    let vars: serde_json::Value = serde_json::from_str(&first.vars).unwrap();
+    assert_eq!(
+        vars["s"],
+        serde_json::json!(["HS 0", "HS 1"]),
+        "both children in the audience, not the one outside it"
+    );
+}
