@@ -382,7 +382,8 @@ async fn bulk_inserts_keep_order_and_links_check_roles() {
 
 #[tokio::test]
 async fn a_large_audience_takes_the_scanning_plan_with_the_same_dedupe() {
-    // Over 20,000 students in the subtree switches the parents query to its scanning plan.
+    // Over 20,000 students in the subtree switches the parents query to its scanning plan, read in
+    // pages of 20,000 parents.
     let (_d, store) = sqlite().await;
     let org = |parent, kind, code: &str| NewOrg {
         parent_id: parent,
@@ -424,7 +425,8 @@ async fn a_large_audience_takes_the_scanning_plan_with_the_same_dedupe() {
         .validate()
         .unwrap()
     };
-    let n = 20_500;
+    // 41,000 students and 20,500 parents: more than one 20,000-parent page of the scanning plan.
+    let n = 41_000;
     let students = store
         .insert_contacts(
             &(0..n)

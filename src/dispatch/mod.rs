@@ -90,8 +90,10 @@ impl Dispatcher {
             let now = now_ms();
             let claimed = match self
                 .store
+                // A full batch even when few permits are free: the rest wait for permits below (their
+                // leases cover them), and fewer, larger claims cost far less than many small ones.
                 .claim(
-                    free.min(self.cfg.batch_size) as i64,
+                    self.cfg.batch_size.max(1) as i64,
                     now,
                     now + lease_ms,
                     &held.busy(),
@@ -114,6 +116,7 @@ impl Dispatcher {
                 }
                 continue;
             }
+            let mut unsent = Vec::new();
             for d in claimed {
                 let plan = match self.plans.get(self.store.as_ref(), d.campaign_id).await {
                     Ok(p) => p,
@@ -157,9 +160,14 @@ impl Dispatcher {
                         continue;
                     }
                 }
-                let Ok(permit) = sem.clone().acquire_owned().await else {
-                    break;
+                let permit = tokio::select! {
+                    p = sem.clone().acquire_owned() => p,
+                    _ = shutdown.cancelled() => {
+                        unsent.push(item.d.id);
+                        continue;
+                    }
                 };
+                let Ok(permit) = permit else { break };
                 self.spawn_send(
                     &mut inflight,
                     permit,
@@ -169,6 +177,8 @@ impl Dispatcher {
                     &policy,
                 );
             }
+            // Claimed but not started because shutdown came first: due again at once.
+            self.give_back(&unsent).await;
         }
 
         // Held deliveries go back to the store at once, so a restart does not wait for their leases.

@@ -201,16 +201,41 @@ impl SqliteStore {
 
 /// The audience queries, one per role. Parents come through their children so that one parent with
 /// two children is one row naming both (GROUP BY), and first, so their row wins over a direct match.
-const AUDIENCE_PARENTS: &str = "SELECT p.id, p.phone, p.email, p.zalo_user_id, p.facebook_psid, p.opt_out, p.full_name, \
-       group_concat(s.full_name, char(31)) AS students, group_concat(COALESCE(cls.name, ''), char(31)) AS classes, \
-       min(COALESCE(s.school_id, s.org_id)) AS attr \
-     FROM contacts s \
-     JOIN guardian_links g ON g.student_id = s.id \
-     JOIN contacts p ON p.id = g.parent_id \
-     LEFT JOIN orgs cls ON cls.id = s.org_id AND cls.kind = 'class' \
+/// Two plans give the same rows. A small audience: find the subtree's students by index and sort their
+/// parents. A large one: walk guardian links in primary-key (parent) order so the GROUP BY streams
+/// without sorting a million rows in a temp file, in pages of parents so that no read transaction
+/// lasts the whole fan-out (a long reader keeps SQLite from resetting its WAL while the deliveries are
+/// written, and every page lookup then slows down as the WAL grows).
+const AUDIENCE_PARENTS_COLS: &str = "SELECT g.parent_id AS id, p.phone, p.email, p.zalo_user_id, p.facebook_psid, p.opt_out, \
+       p.full_name, group_concat(s.full_name, char(31)) AS students, group_concat(COALESCE(cls.name, ''), char(31)) AS classes, \
+       min(COALESCE(s.school_id, s.org_id)) AS attr";
+const AUDIENCE_PARENTS_WHERE: &str = "LEFT JOIN orgs cls ON cls.id = s.org_id AND cls.kind = 'class' \
      WHERE s.role = 'student' AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
-       AND (json_array_length(?2) = 0 OR s.org_id IN (SELECT value FROM json_each(?2))) \
-     GROUP BY p.id";
+       AND (json_array_length(?2) = 0 OR s.org_id IN (SELECT value FROM json_each(?2)))";
+/// Students in the subtree, counted up to the point where the scanning plan wins.
+const AUDIENCE_STUDENTS_CAPPED: &str = "SELECT count(*) FROM (SELECT 1 FROM contacts s \
+     WHERE s.role = 'student' AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
+       AND (json_array_length(?2) = 0 OR s.org_id IN (SELECT value FROM json_each(?2))) LIMIT ?3)";
+const SCAN_PLAN_FROM_STUDENTS: i64 = 20_000;
+const SCAN_PAGE_PARENTS: i64 = 20_000;
+
+fn parents_sorted_sql() -> String {
+    format!(
+        "{AUDIENCE_PARENTS_COLS} FROM contacts s JOIN guardian_links g ON g.student_id = s.id \
+         JOIN contacts p ON p.id = g.parent_id {AUDIENCE_PARENTS_WHERE} GROUP BY g.parent_id"
+    )
+}
+
+/// One page of the scanning plan: parents after `?3`, at most `?4` of them.
+fn parents_scan_page_sql() -> String {
+    // CROSS JOIN fixes the join order: guardian_links first, in primary-key (parent) order.
+    format!(
+        "{AUDIENCE_PARENTS_COLS} FROM guardian_links g CROSS JOIN contacts s ON s.id = g.student_id \
+         CROSS JOIN contacts p ON p.id = g.parent_id {AUDIENCE_PARENTS_WHERE} AND g.parent_id > ?3 \
+         GROUP BY g.parent_id ORDER BY g.parent_id LIMIT ?4"
+    )
+}
+
 /// Students and staff; parents registered in the subtree who were not already reached through a
 /// child in it (so a large parent audience is not offered twice).
 const AUDIENCE_DIRECT: &str = "SELECT c.id, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out, c.full_name, \
@@ -233,6 +258,63 @@ fn split_unit_sep(s: Option<String>) -> Vec<String> {
         .unwrap_or_default();
     v.dedup();
     v
+}
+
+/// Turns audience rows into batches of recipients for the fan-out, stopping if it hangs up.
+struct AudienceOut {
+    tx: mpsc::Sender<Vec<Recipient>>,
+    batch: usize,
+    buf: Vec<Recipient>,
+    sent: u64,
+    names: HashMap<i64, String>,
+}
+
+impl AudienceOut {
+    fn closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    async fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            self.sent += self.buf.len() as u64;
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch));
+            // A closed receiver means the fan-out stopped; `closed()` ends the loops.
+            let _ = self.tx.send(full).await;
+        }
+    }
+
+    /// Streams one query's rows; returns how many there were and the last person's id.
+    async fn stream(
+        &mut self,
+        mut rows: futures::stream::BoxStream<'_, std::result::Result<SqliteRow, sqlx::Error>>,
+    ) -> Result<(usize, Option<i64>)> {
+        let (mut n, mut last) = (0, None);
+        while let Some(row) = rows.try_next().await? {
+            let attr: i64 = row.try_get("attr")?;
+            let id: i64 = row.try_get("id")?;
+            self.buf.push(Recipient {
+                contact_id: id,
+                org_id: attr,
+                addresses: addresses_from(&row)?,
+                opt_out: OptOuts(row.try_get("opt_out")?),
+                vars: PersonVars {
+                    name: row.try_get("full_name")?,
+                    students: split_unit_sep(row.try_get("students")?),
+                    classes: split_unit_sep(row.try_get("classes")?),
+                    school: self.names.get(&attr).cloned().unwrap_or_default(),
+                },
+            });
+            n += 1;
+            last = Some(id);
+            if self.buf.len() >= self.batch {
+                self.flush().await;
+                if self.closed() {
+                    break;
+                }
+            }
+        }
+        Ok((n, last))
+    }
 }
 
 #[async_trait::async_trait]
@@ -677,61 +759,76 @@ impl Store for SqliteStore {
         let root = self.fetch_org(a.org_id).await?;
         let names = self.org_names(&root.path).await?;
         let classes = serde_json::to_string(&a.class_ids).unwrap_or_else(|_| "[]".into());
-        let mut sent = 0u64;
+        let mut out = AudienceOut {
+            tx,
+            batch,
+            buf: Vec::with_capacity(batch),
+            sent: 0,
+            names,
+        };
+        // One reader connection for every page and role: each connection warms its own page cache,
+        // and a fan-out spread over the pool would hold several of them.
+        let mut conn = self.reader.acquire().await?;
         // Parents through children first: their rows carry the children's names.
-        let mut queries: Vec<(&str, Option<&str>)> = Vec::new();
         if a.roles.contains(&Role::Parent) {
-            queries.push((AUDIENCE_PARENTS, None));
-            if a.class_ids.is_empty() {
-                queries.push((AUDIENCE_DIRECT, Some("parent")));
-            }
-        }
-        if a.roles.contains(&Role::Student) {
-            queries.push((AUDIENCE_DIRECT, Some("student")));
-        }
-        if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
-            queries.push((AUDIENCE_DIRECT, Some("staff")));
-        }
-        for (sql, role) in queries {
-            let mut rows = sqlx::query(sql)
+            let students: i64 = sqlx::query(AUDIENCE_STUDENTS_CAPPED)
                 .bind(&root.path)
                 .bind(&classes)
-                .bind(role)
-                .fetch(&self.reader);
-            let mut buf = Vec::with_capacity(batch);
-            while let Some(row) = rows.try_next().await? {
-                let attr: i64 = row.try_get("attr")?;
-                buf.push(Recipient {
-                    contact_id: row.try_get("id")?,
-                    org_id: attr,
-                    addresses: addresses_from(&row)?,
-                    opt_out: OptOuts(row.try_get("opt_out")?),
-                    vars: PersonVars {
-                        name: row.try_get("full_name")?,
-                        students: split_unit_sep(row.try_get("students")?),
-                        classes: split_unit_sep(row.try_get("classes")?),
-                        school: names.get(&attr).cloned().unwrap_or_default(),
-                    },
-                });
-                if buf.len() >= batch {
-                    sent += buf.len() as u64;
-                    if tx
-                        .send(std::mem::replace(&mut buf, Vec::with_capacity(batch)))
-                        .await
-                        .is_err()
-                    {
-                        return Ok(sent);
+                .bind(SCAN_PLAN_FROM_STUDENTS)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+            if students >= SCAN_PLAN_FROM_STUDENTS {
+                let sql = parents_scan_page_sql();
+                let mut after = 0i64;
+                loop {
+                    let q = sqlx::query(&sql)
+                        .bind(&root.path)
+                        .bind(&classes)
+                        .bind(after)
+                        .bind(SCAN_PAGE_PARENTS);
+                    let (n, last) = out.stream(q.fetch(&mut *conn)).await?;
+                    match last {
+                        Some(last) if n == SCAN_PAGE_PARENTS as usize => after = last,
+                        _ => break,
+                    }
+                    if out.closed() {
+                        return Ok(out.sent);
                     }
                 }
-            }
-            if !buf.is_empty() {
-                sent += buf.len() as u64;
-                if tx.send(buf).await.is_err() {
-                    return Ok(sent);
-                }
+            } else {
+                let sql = parents_sorted_sql();
+                out.stream(
+                    sqlx::query(&sql)
+                        .bind(&root.path)
+                        .bind(&classes)
+                        .fetch(&mut *conn),
+                )
+                .await?;
             }
         }
-        Ok(sent)
+        let mut direct = Vec::new();
+        if a.roles.contains(&Role::Parent) && a.class_ids.is_empty() {
+            direct.push("parent");
+        }
+        if a.roles.contains(&Role::Student) {
+            direct.push("student");
+        }
+        if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
+            direct.push("staff");
+        }
+        for role in direct {
+            if out.closed() {
+                break;
+            }
+            let q = sqlx::query(AUDIENCE_DIRECT)
+                .bind(&root.path)
+                .bind(&classes)
+                .bind(role);
+            out.stream(q.fetch(&mut *conn)).await?;
+        }
+        out.flush().await;
+        Ok(out.sent)
     }
 
     async fn insert_deliveries(&self, rows: &[NewDelivery], now: Millis) -> Result<u64> {
