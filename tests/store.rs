@@ -24,25 +24,31 @@ async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
     (dir, Arc::new(store))
 }
 
-/// A school with `n` parents (one child each, phone only) plus one parent of two children; a running
-/// campaign on [sms, email] over its parents, fanned out. Returns (campaign id, run id).
-async fn fanned_out(store: &Arc<dyn Store>, n: usize) -> (i64, i64) {
-    let org = |parent, kind, code: &str| NewOrg {
+/// A school with one class, codes `{code}` and `{code}-C`: (school, class).
+async fn school_with_class(store: &Arc<dyn Store>, code: &str) -> (i64, i64) {
+    let org = |parent, kind, code: String| NewOrg {
         parent_id: parent,
         kind,
-        code: code.into(),
-        name: code.into(),
+        code: code.clone(),
+        name: code,
     };
     let school = store
-        .create_org(&org(None, OrgKind::School, "S"), T0)
+        .create_org(&org(None, OrgKind::School, code.into()), T0)
         .await
         .unwrap()
         .id;
     let class = store
-        .create_org(&org(Some(school), OrgKind::Class, "C"), T0)
+        .create_org(&org(Some(school), OrgKind::Class, format!("{code}-C")), T0)
         .await
         .unwrap()
         .id;
+    (school, class)
+}
+
+/// A school with `n` parents (one child each, phone only) plus one parent of two children; a running
+/// campaign on [sms, email] over its parents, fanned out. Returns (campaign id, run id).
+async fn fanned_out(store: &Arc<dyn Store>, n: usize) -> (i64, i64) {
+    let (school, class) = school_with_class(store, "S").await;
     let person = |org_id, role, name: String, phone: Option<String>, code: Option<String>| {
         NewContactInput {
             org_id,
@@ -385,32 +391,8 @@ async fn a_large_audience_takes_the_scanning_plan_with_the_same_dedupe() {
     // Over 20,000 students in the subtree switches the parents query to its scanning plan, read in
     // pages of 20,000 parents.
     let (_d, store) = sqlite().await;
-    let org = |parent, kind, code: &str| NewOrg {
-        parent_id: parent,
-        kind,
-        code: code.into(),
-        name: code.into(),
-    };
-    let school = store
-        .create_org(&org(None, OrgKind::School, "S"), T0)
-        .await
-        .unwrap()
-        .id;
-    let class = store
-        .create_org(&org(Some(school), OrgKind::Class, "C"), T0)
-        .await
-        .unwrap()
-        .id;
-    let other_school = store
-        .create_org(&org(None, OrgKind::School, "O"), T0)
-        .await
-        .unwrap()
-        .id;
-    let other_class = store
-        .create_org(&org(Some(other_school), OrgKind::Class, "OC"), T0)
-        .await
-        .unwrap()
-        .id;
+    let (school, class) = school_with_class(&store, "S").await;
+    let (_, other_class) = school_with_class(&store, "O").await;
     let mk = |org_id, role, name: String| {
         NewContactInput {
             org_id,
