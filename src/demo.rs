@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::campaigns_start;
+use crate::api::campaigns::start_campaign;
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -413,7 +413,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let running = app.spawn(shutdown.clone());
     for (id, _) in &ids {
-        campaigns_start(&state, *id)
+        start_campaign(&state, *id)
             .await
             .map_err(|e| anyhow::anyhow!("start campaign {id}: {}", e.message))?;
     }

@@ -45,6 +45,65 @@ async fn school_with_class(store: &Arc<dyn Store>, code: &str) -> (i64, i64) {
     (school, class)
 }
 
+/// A running campaign from `school` to its parents (SMS body naming the children), its one run, and
+/// how many deliveries the fan-out inserted.
+async fn campaign_to_parents(
+    store: &Arc<dyn Store>,
+    school: i64,
+    channels: Vec<Channel>,
+) -> (i64, i64, u64) {
+    let bodies = TemplateBodies {
+        sms_text: Some("{{ student_names }}".into()),
+        ..Default::default()
+    };
+    let tpl = store
+        .create_template(
+            &NewTemplate {
+                org_id: school,
+                name: "t".into(),
+                bodies,
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    let audience = Audience {
+        org_id: school,
+        roles: vec![Role::Parent],
+        class_ids: vec![],
+    };
+    let c = NewCampaign {
+        org_id: school,
+        name: "c".into(),
+        template_id: tpl,
+        audience,
+        channels,
+        send_at: None,
+    };
+    let campaign = store.create_campaign(&c, T0).await.unwrap().id;
+    assert!(
+        store
+            .transition_campaign(
+                campaign,
+                &[CampaignState::Draft],
+                CampaignState::Running,
+                T0
+            )
+            .await
+            .unwrap()
+    );
+    let run = store.create_run(campaign, "once", T0).await.unwrap();
+    assert_eq!(
+        store.create_run(campaign, "once", T0).await.unwrap(),
+        run,
+        "one run per slot"
+    );
+    let c = store.get_campaign(campaign).await.unwrap();
+    let inserted = fan_out(store, run, &c, &Notify::new()).await.unwrap();
+    (campaign, run, inserted)
+}
+
 /// A school with `n` parents (one child each, phone only) plus one parent of two children; a running
 /// campaign on [sms, email] over its parents, fanned out. Returns (campaign id, run id).
 async fn fanned_out(store: &Arc<dyn Store>, n: usize) -> (i64, i64) {
@@ -101,53 +160,9 @@ async fn fanned_out(store: &Arc<dyn Store>, n: usize) -> (i64, i64) {
             store.link_guardian(p, students[i + 1], None).await.unwrap();
         }
     }
-    let tpl = store
-        .create_template(
-            &NewTemplate {
-                org_id: school,
-                name: "t".into(),
-                bodies: TemplateBodies {
-                    sms_text: Some("{{ student_names }}".into()),
-                    ..Default::default()
-                },
-            },
-            T0,
-        )
-        .await
-        .unwrap()
-        .id;
-    let c = NewCampaign {
-        org_id: school,
-        name: "c".into(),
-        template_id: tpl,
-        audience: Audience {
-            org_id: school,
-            roles: vec![Role::Parent],
-            class_ids: vec![],
-        },
-        channels: vec![Channel::Sms, Channel::Email],
-        send_at: None,
-    };
-    let campaign = store.create_campaign(&c, T0).await.unwrap().id;
-    assert!(
-        store
-            .transition_campaign(
-                campaign,
-                &[CampaignState::Draft],
-                CampaignState::Running,
-                T0
-            )
-            .await
-            .unwrap()
-    );
-    let run = store.create_run(campaign, "once", T0).await.unwrap();
-    assert_eq!(
-        store.create_run(campaign, "once", T0).await.unwrap(),
-        run,
-        "one run per slot"
-    );
-    let c = store.get_campaign(campaign).await.unwrap();
-    fan_out(store, run, &c, &Notify::new()).await.unwrap();
+    let (campaign, run, inserted) =
+        campaign_to_parents(store, school, vec![Channel::Sms, Channel::Email]).await;
+    assert_eq!(inserted, n as u64 + 1);
     (campaign, run)
 }
 
@@ -439,41 +454,8 @@ async fn a_large_audience_takes_the_scanning_plan_with_the_same_dedupe() {
         .collect();
     pairs.push((parents[0], outsider));
     store.link_guardians(&pairs).await.unwrap();
-    let tpl = store
-        .create_template(
-            &NewTemplate {
-                org_id: school,
-                name: "t".into(),
-                bodies: TemplateBodies {
-                    sms_text: Some("x".into()),
-                    ..Default::default()
-                },
-            },
-            T0,
-        )
-        .await
-        .unwrap()
-        .id;
-    let c = NewCampaign {
-        org_id: school,
-        name: "c".into(),
-        template_id: tpl,
-        audience: Audience {
-            org_id: school,
-            roles: vec![Role::Parent],
-            class_ids: vec![],
-        },
-        channels: vec![Channel::Sms],
-        send_at: None,
-    };
-    let campaign = store.create_campaign(&c, T0).await.unwrap().id;
-    let run = store.create_run(campaign, "once", T0).await.unwrap();
-    let c = store.get_campaign(campaign).await.unwrap();
-    assert_eq!(
-        fan_out(&store, run, &c, &Notify::new()).await.unwrap(),
-        (n / 2) as u64,
-        "one delivery per parent"
-    );
+    let (_, _, inserted) = campaign_to_parents(&store, school, vec![Channel::Sms]).await;
+    assert_eq!(inserted, (n / 2) as u64, "one delivery per parent");
     let now = loa::clock::now_ms();
     let first = store
         .claim(1, now, now + 1000, &[])

@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 type Arrivals = Arc<Mutex<Vec<i64>>>;
 
-fn unix_ns() -> i64 {
+/// Wall-clock Unix nanoseconds: comparable between the bench and the double's process.
+pub fn unix_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 

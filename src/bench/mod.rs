@@ -147,6 +147,56 @@ async fn wait_done(store: &Arc<dyn Store>, campaign: i64, limit: Duration) -> an
     anyhow::bail!("campaign {campaign} did not finish within {limit:?}")
 }
 
+/// A fresh database (WAL, on disk) under `name`, with `parents` parents seeded over `schools` schools
+/// of `classes` classes each, and the app built on it (not yet running).
+async fn seeded(
+    opts: &BenchOptions,
+    double: &Double,
+    name: &str,
+    limit: (Option<u32>, Option<u32>),
+    (schools, classes): (usize, usize),
+    parents: usize,
+    siblings: bool,
+) -> anyhow::Result<(App, seed::District)> {
+    let dir = fresh_dir(&opts.dir, name)?;
+    let app = App::build(&bench_config(&dir, double, limit.0, limit.1)).await?;
+    let store = app.state.store.clone();
+    let d = seed::district(&store, schools, classes, now_ms()).await?;
+    seed::parents(&store, &d, parents, siblings, now_ms()).await?;
+    Ok((app, d))
+}
+
+/// An SMS campaign from the district to all its parents.
+async fn all_parents_campaign(
+    store: &Arc<dyn Store>,
+    d: &seed::District,
+    name: &str,
+) -> anyhow::Result<i64> {
+    let audience = Audience {
+        org_id: d.district,
+        roles: vec![Role::Parent],
+        class_ids: vec![],
+    };
+    sms_campaign(store, d.district, audience, name).await
+}
+
+/// Runs the daemon, starts campaign `c` as the API would, waits until it is done, stops the daemon;
+/// returns the time from start to done.
+async fn run_to_done(app: App, c: i64, limit: Duration) -> anyhow::Result<Duration> {
+    let state = app.state.clone();
+    let shutdown = CancellationToken::new();
+    let running = app.spawn(shutdown.clone());
+    let started = Instant::now();
+    crate::api::campaigns::start_campaign(&state, c)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    wait_done(&state.store, c, limit).await?;
+    let took = started.elapsed();
+    shutdown.cancel();
+    running.join().await?;
+    Ok(took)
+}
+
 /// Part 1: the same adapter and requests without Loa: a bare client at the same concurrency.
 async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Result<f64> {
     let provider = Arc::new(
@@ -195,56 +245,35 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
 
 /// Part 2: N people end to end through the real dispatcher, every state change persisted.
 async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<f64> {
-    let dir = fresh_dir(&opts.dir, "e2e")?;
-    let cfg = bench_config(&dir, double, None, None);
-    let app = App::build(&cfg).await?;
-    let store = app.state.store.clone();
-    let d = seed::district(&store, 20, 10, now_ms()).await?;
-    seed::parents(&store, &d, opts.people, true, now_ms()).await?;
-    let c = sms_campaign(
-        &store,
-        d.district,
-        Audience {
-            org_id: d.district,
-            roles: vec![Role::Parent],
-            class_ids: vec![],
-        },
+    let (app, d) = seeded(
+        opts,
+        double,
         "e2e",
+        (None, None),
+        (20, 10),
+        opts.people,
+        true,
     )
     .await?;
-    let state = app.state.clone();
-    let shutdown = CancellationToken::new();
-    let running = app.spawn(shutdown.clone());
-    let started = Instant::now();
-    crate::api::campaigns_start(&state, c)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-    wait_done(&store, c, Duration::from_secs(1800)).await?;
-    let mps = opts.people as f64 / started.elapsed().as_secs_f64();
-    shutdown.cancel();
-    running.join().await?;
-    Ok(mps)
+    let c = all_parents_campaign(&app.state.store, &d, "e2e").await?;
+    let took = run_to_done(app, c, Duration::from_secs(1800)).await?;
+    Ok(opts.people as f64 / took.as_secs_f64())
 }
 
 /// Part 3: fan-out of a large audience, then the whole run, with the process's peak memory.
 async fn fanout(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow::Result<()> {
-    let dir = fresh_dir(&opts.dir, "fanout")?;
-    let cfg = bench_config(&dir, double, None, None);
-    let app = App::build(&cfg).await?;
-    let store = app.state.store.clone();
-    let d = seed::district(&store, 50, 20, now_ms()).await?;
-    seed::parents(&store, &d, opts.fanout_people, true, now_ms()).await?;
-    let c = sms_campaign(
-        &store,
-        d.district,
-        Audience {
-            org_id: d.district,
-            roles: vec![Role::Parent],
-            class_ids: vec![],
-        },
+    let (app, d) = seeded(
+        opts,
+        double,
         "fanout",
+        (None, None),
+        (50, 20),
+        opts.fanout_people,
+        true,
     )
     .await?;
+    let store = app.state.store.clone();
+    let c = all_parents_campaign(&store, &d, "fanout").await?;
     rss::reset_peak();
     let started = Instant::now();
     store
@@ -267,34 +296,12 @@ async fn fanout(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow:
 
 /// Part 4: a provider limited to `quota`/s: the rate the double saw and its densest 100 ms.
 async fn rate_limit(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow::Result<()> {
-    let dir = fresh_dir(&opts.dir, "rate")?;
-    let cfg = bench_config(&dir, double, Some(r.rate_quota), Some(r.rate_burst));
-    let app = App::build(&cfg).await?;
-    let store = app.state.store.clone();
-    let d = seed::district(&store, 1, 10, now_ms()).await?;
     let n = r.rate_quota as usize * opts.rate_seconds as usize;
-    seed::parents(&store, &d, n, true, now_ms()).await?;
-    let c = sms_campaign(
-        &store,
-        d.district,
-        Audience {
-            org_id: d.district,
-            roles: vec![Role::Parent],
-            class_ids: vec![],
-        },
-        "rate",
-    )
-    .await?;
-    let state = app.state.clone();
-    let shutdown = CancellationToken::new();
-    let running = app.spawn(shutdown.clone());
+    let limit = (Some(r.rate_quota), Some(r.rate_burst));
+    let (app, d) = seeded(opts, double, "rate", limit, (1, 10), n, true).await?;
+    let c = all_parents_campaign(&app.state.store, &d, "rate").await?;
     let before = double.count().await?;
-    crate::api::campaigns_start(&state, c)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-    wait_done(&store, c, Duration::from_secs(opts.rate_seconds * 3 + 60)).await?;
-    shutdown.cancel();
-    running.join().await?;
+    run_to_done(app, c, Duration::from_secs(opts.rate_seconds * 3 + 60)).await?;
     let mut t = double.arrivals(before).await?;
     t.sort_unstable();
     r.rate_sent = Some(t.len());
@@ -324,14 +331,19 @@ async fn rate_limit(opts: &BenchOptions, double: &Double, r: &mut Report) -> any
 
 /// Part 5: single-person campaigns one after another on an idle daemon, through the HTTP API.
 async fn urgent(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow::Result<()> {
-    let dir = fresh_dir(&opts.dir, "urgent")?;
-    let mut cfg = bench_config(&dir, double, None, None);
-    // A dispatcher that only polled would show here: the backstop poll is left at its default.
-    cfg.dispatch.poll_interval_ms = 1000;
-    let app = App::build(&cfg).await?;
+    // One parent per class, no siblings: each class campaign reaches exactly one person. The
+    // dispatcher keeps its default one-second backstop poll, so a dispatcher that only polled shows.
+    let (app, d) = seeded(
+        opts,
+        double,
+        "urgent",
+        (None, None),
+        (1, opts.urgent),
+        opts.urgent,
+        false,
+    )
+    .await?;
     let store = app.state.store.clone();
-    let d = seed::district(&store, 1, opts.urgent, now_ms()).await?;
-    seed::parents(&store, &d, opts.urgent, false, now_ms()).await?;
     let mut campaigns = Vec::new();
     for (i, (class, _)) in d.classes.iter().enumerate() {
         let audience = Audience {
@@ -356,7 +368,7 @@ async fn urgent(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow:
         if !resp.status().is_success() {
             anyhow::bail!("start {c}: {}", resp.status());
         }
-        returned.push(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        returned.push(double::unix_ns());
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     for c in &campaigns {

@@ -83,7 +83,7 @@ pub fn fall_back(
         reason_code: Some(code),
         reason: reason.clone(),
     };
-    match choose_channel(
+    let u = match choose_channel(
         order,
         (d.channel_index + 1) as usize,
         &d.addresses,
@@ -97,7 +97,20 @@ pub fn fall_back(
             ..base
         },
         ChannelChoice::None(_) => base,
-    }
+    };
+    lawful(d, u)
+}
+
+/// The rule book may only make the moves the domain's state machine allows.
+fn lawful(d: &Claimed, u: DeliveryUpdate) -> DeliveryUpdate {
+    debug_assert!(
+        d.state.can_move_to(u.state),
+        "delivery {}: {:?} -> {:?} is not an allowed move",
+        d.id,
+        d.state,
+        u.state
+    );
+    u
 }
 
 pub fn decide(
@@ -122,7 +135,7 @@ pub fn decide(
         reason_code: None,
         reason: d.reason.clone(),
     };
-    match attempt {
+    let u = match attempt {
         Attempt::Sent { accepted, segments } => DeliveryUpdate {
             state: if accepted.delivered {
                 DeliveryState::Delivered
@@ -171,7 +184,8 @@ pub fn decide(
         Attempt::Unsendable { reason, detail } => {
             fall_back(d, order, reason, &detail, d.attempts, now)
         }
-    }
+    };
+    lawful(d, u)
 }
 
 /// A person's first state when the audience is fanned out.

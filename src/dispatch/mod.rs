@@ -132,11 +132,7 @@ impl Dispatcher {
                         continue;
                     }
                 };
-                let route = d.channel.and_then(|c| self.registry.route(c));
-                let provider_name = route
-                    .map(|r| r.provider.name().to_string())
-                    .unwrap_or_default();
-                let msg = match prepare(&d, &plan, route, &self.links, &provider_name) {
+                let (msg, route) = match prepare(&d, &plan, &self.registry, &self.links) {
                     Ok(m) => m,
                     Err(attempt) => {
                         let _ = out_tx
@@ -145,7 +141,6 @@ impl Dispatcher {
                         continue;
                     }
                 };
-                let Some(route) = route else { continue };
                 let item = Ready {
                     d,
                     msg,
@@ -218,7 +213,7 @@ impl Dispatcher {
         // Anything held for half a lease goes back to the store before another instance could take it.
         self.give_back(&held.take_older_than(now - lease_ms / 2))
             .await;
-        for channel in held.channels() {
+        for channel in held.busy() {
             let Some(route) = self.registry.route(channel) else {
                 continue;
             };
@@ -347,9 +342,6 @@ impl Held {
             .filter(|(_, q)| !q.is_empty())
             .map(|(c, _)| *c)
             .collect()
-    }
-    fn channels(&self) -> Vec<Channel> {
-        self.busy()
     }
     fn open_at(&mut self, c: Channel, at: tokio::time::Instant) {
         self.open.insert(c, at);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use providers::{Channel, Message, Unsubscribe};
 
 use super::decide::Attempt;
-use super::registry::Route;
+use super::registry::{Registry, Route};
 use crate::domain::delivery::Reason;
 use crate::links::Links;
 use crate::render::sms::{shape, unaccent};
@@ -59,19 +59,19 @@ impl Plans {
     }
 }
 
-/// Renders and shapes one delivery for its current channel, or says why it cannot go on that channel.
-pub fn prepare(
+/// Renders and shapes one delivery for its current channel, with the route that carries it, or says
+/// why it cannot go on that channel.
+pub fn prepare<'r>(
     d: &Claimed,
     plan: &Plan,
-    route: Option<&Route>,
+    registry: &'r Registry,
     links: &Links,
-    provider_name: &str,
-) -> Result<Message, Attempt> {
+) -> Result<(Message, &'r Route), Attempt> {
     let unsendable = |reason, detail: String| Attempt::Unsendable { reason, detail };
     let channel = d
         .channel
         .ok_or_else(|| unsendable(Reason::NoAddress, "no channel".into()))?;
-    let route = route.ok_or_else(|| {
+    let route = registry.route(channel).ok_or_else(|| {
         unsendable(
             Reason::ChannelUnavailable,
             format!("no provider configured for {channel}"),
@@ -132,7 +132,7 @@ pub fn prepare(
         _ => {}
     }
     if route.wants_callback {
-        msg.callback_url = Some(links.sms_report(provider_name, d.id));
+        msg.callback_url = Some(links.sms_report(route.provider.name(), d.id));
     }
-    Ok(msg)
+    Ok((msg, route))
 }
