@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use loa::audience::fan_out;
+use loa::dispatch::decide::initial;
 use loa::domain::Channel;
 use loa::domain::campaign::{Audience, CampaignState, NewCampaign, NewTemplate, TemplateBodies};
-use loa::domain::contact::{NewContactInput, Role};
+use loa::domain::contact::{NewContactInput, OptOuts, Role};
 use loa::domain::delivery::DeliveryState;
 use loa::domain::org::{NewOrg, OrgKind};
 use loa::store::sqlite::SqliteStore;
-use loa::store::{DeliveryUpdate, Receipt, Store};
+use loa::store::{DeliveryFilter, DeliveryUpdate, Receipt, Store};
 use tokio::sync::Notify;
 
 const T0: i64 = 1_800_000_000_000;
@@ -52,6 +53,16 @@ async fn campaign_to_parents(
     school: i64,
     channels: Vec<Channel>,
 ) -> (i64, i64, u64) {
+    campaign_to(store, school, vec![Role::Parent], channels).await
+}
+
+/// The same for any roles of the school.
+async fn campaign_to(
+    store: &Arc<dyn Store>,
+    school: i64,
+    roles: Vec<Role>,
+    channels: Vec<Channel>,
+) -> (i64, i64, u64) {
     let bodies = TemplateBodies {
         sms_text: Some("{{ student_names }}".into()),
         ..Default::default()
@@ -70,7 +81,7 @@ async fn campaign_to_parents(
         .id;
     let audience = Audience {
         org_id: school,
-        roles: vec![Role::Parent],
+        roles,
         class_ids: vec![],
     };
     let c = NewCampaign {
@@ -468,4 +479,89 @@ async fn a_large_audience_takes_the_scanning_plan_with_the_same_dedupe() {
         serde_json::json!(["HS 0", "HS 1"]),
         "both children in the audience, not the one outside it"
     );
+}
+
+#[tokio::test]
+async fn fan_out_picks_channels_by_the_domain_rule() {
+    // The fan-out chooses each person's first channel in SQL; it must agree with
+    // `decide::initial` for every mix of addresses and opt-outs, through a child and directly.
+    let (_d, store) = sqlite().await;
+    let (school, class) = school_with_class(&store, "S").await;
+    let mut expected = Vec::new();
+    let order = vec![
+        Channel::Zalo,
+        Channel::Sms,
+        Channel::Messenger,
+        Channel::Email,
+    ];
+    for has in 0..16i64 {
+        for opted in 0..16i64 {
+            for role in [Role::Parent, Role::Staff] {
+                let input = NewContactInput {
+                    org_id: school,
+                    role,
+                    full_name: format!("{role:?} {has} {opted}"),
+                    phone: (has & 1 != 0).then(|| format!("09123{has:02}{opted:03}")),
+                    email: (has & 2 != 0).then(|| "a@b.vn".into()),
+                    zalo_user_id: (has & 4 != 0).then(|| "z1".into()),
+                    facebook_psid: (has & 8 != 0).then(|| "f1".into()),
+                    student_code: None,
+                }
+                .validate()
+                .unwrap();
+                let mut person = store.create_contact(&input, T0).await.unwrap();
+                for ch in Channel::ALL {
+                    if opted & ch.bit() != 0 {
+                        person = store.set_opt_out(person.id, ch, true, T0).await.unwrap();
+                    }
+                }
+                if role == Role::Parent {
+                    let child = NewContactInput {
+                        org_id: class,
+                        role: Role::Student,
+                        full_name: format!("HS {has} {opted}"),
+                        phone: None,
+                        email: None,
+                        zalo_user_id: None,
+                        facebook_psid: None,
+                        student_code: Some(format!("{has}-{opted}")),
+                    }
+                    .validate()
+                    .unwrap();
+                    let child = store.create_contact(&child, T0).await.unwrap().id;
+                    store.link_guardian(person.id, child, None).await.unwrap();
+                }
+                let opt_out = person
+                    .opted_out
+                    .iter()
+                    .fold(OptOuts::default(), |o, c| o.with(*c, true));
+                let (ch, _, state, reason) = initial(&order, &person.addresses, opt_out);
+                expected.push((
+                    person.id,
+                    ch.map(|c| c.as_str().to_string()),
+                    state.as_str().to_string(),
+                    reason.map(|r| r.as_str().to_string()),
+                ));
+            }
+        }
+    }
+    let (campaign, _, inserted) =
+        campaign_to(&store, school, vec![Role::Parent, Role::Staff], order).await;
+    assert_eq!(inserted, expected.len() as u64);
+    let filter = DeliveryFilter {
+        state: None,
+        channel: None,
+        after_id: None,
+        limit: 10_000,
+    };
+    let mut got: Vec<_> = store
+        .list_deliveries(campaign, &filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.contact_id.unwrap(), d.channel, d.state, d.reason_code))
+        .collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
 }

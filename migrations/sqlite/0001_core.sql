@@ -81,11 +81,14 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_state ON runs(state);
 
+-- No REFERENCES here: they would be checked on each of a million inserts at fan-out, and the fan-out
+-- takes run and person from rows it has just read. Erasing a person anonymises their deliveries
+-- explicitly (contact_id NULL, vars emptied) rather than through a cascade.
 CREATE TABLE deliveries (
     id                   INTEGER PRIMARY KEY,
-    run_id               INTEGER NOT NULL REFERENCES runs(id),
+    run_id               INTEGER NOT NULL,
     campaign_id          INTEGER NOT NULL,
-    contact_id           INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
+    contact_id           INTEGER,
     -- The school (or office) the person was reached through, for per-school reports.
     org_id               INTEGER NOT NULL,
     channel              TEXT,

@@ -61,6 +61,18 @@ fn join_vi(items: &[String]) -> String {
     }
 }
 
+/// Classes in first-seen order without repeats: two children in one class name it once. (Done here,
+/// per message, rather than with DISTINCT at fan-out, where it cost a temporary table per person.)
+fn class_names(classes: &[String]) -> String {
+    let mut seen: Vec<&str> = Vec::with_capacity(classes.len());
+    for c in classes {
+        if !seen.contains(&c.as_str()) {
+            seen.push(c);
+        }
+    }
+    seen.join(", ")
+}
+
 /// Text rendered for one channel.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rendered {
@@ -130,7 +142,7 @@ impl CompiledTemplate {
             given_name: crate::domain::contact::given_name(&p.name),
             students: &p.students,
             student_names: join_vi(&p.students),
-            class_name: p.classes.join(", "),
+            class_name: class_names(&p.classes),
             school_name: &p.school,
             sender_name: &self.sender_name,
             campaign_name: &self.campaign_name,
@@ -207,6 +219,12 @@ pub fn sample_person() -> PersonVars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_class_named_twice_is_named_once() {
+        let classes = ["3A".to_string(), "3A".into(), "5B".into()];
+        assert_eq!(class_names(&classes), "3A, 5B");
+    }
 
     fn bodies() -> TemplateBodies {
         TemplateBodies {

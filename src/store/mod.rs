@@ -6,7 +6,6 @@ pub mod sqlite;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::domain::campaign::{
     Audience, Campaign, CampaignState, NewCampaign, NewTemplate, Template,
@@ -15,7 +14,6 @@ use crate::domain::contact::{Addresses, Contact, NewContact, OptOuts};
 use crate::domain::delivery::{DeliveryState, Reason};
 use crate::domain::org::{NewOrg, Org};
 use crate::domain::{Channel, Millis};
-use crate::render::PersonVars;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,29 +33,16 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A person in an audience, with what the fan-out needs to pick a channel and render later.
-#[derive(Clone, Debug)]
-pub struct Recipient {
-    pub contact_id: i64,
-    /// School (or office) the person is reached through.
-    pub org_id: i64,
-    pub addresses: Addresses,
-    pub opt_out: OptOuts,
-    pub vars: PersonVars,
-}
-
-/// A delivery row to insert at fan-out.
-#[derive(Clone, Debug)]
-pub struct NewDelivery {
-    pub run_id: i64,
-    pub campaign_id: i64,
-    pub contact_id: i64,
-    pub org_id: i64,
-    pub channel: Option<Channel>,
-    pub channel_index: i64,
-    pub state: DeliveryState,
-    pub reason_code: Option<Reason>,
-    pub vars: String,
+/// Where a fan-out stands. Each `Store::fan_out_step` does one bounded step and says the next, so the
+/// caller can wake the dispatcher between steps and sending starts before the fan-out ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FanOutStep {
+    Start,
+    /// Parents through their children, continuing after this parent id.
+    ParentsAfter(i64),
+    /// People registered directly in the subtree: the audience's n-th such role.
+    Direct(usize),
+    Done,
 }
 
 /// A delivery the dispatcher holds a lease on, with the person's addresses.
@@ -201,15 +186,16 @@ pub trait Store: Send + Sync + 'static {
     /// Runs whose audience has not been fully fanned out: (run id, campaign id).
     async fn pending_runs(&self) -> Result<Vec<(i64, i64)>>;
     async fn mark_run_fanned_out(&self, run_id: i64) -> Result<()>;
-    /// Streams the audience in batches into `tx`, one row per person; returns rows sent.
-    async fn stream_audience(
+    /// One step of a run's fan-out: queues a delivery for each person of the step, on the first channel
+    /// of the campaign's order that reaches them (`domain::channel_choice`), ignoring a person already
+    /// in the run; returns how many were queued and the next step.
+    async fn fan_out_step(
         &self,
-        a: &Audience,
-        batch: usize,
-        tx: mpsc::Sender<Vec<Recipient>>,
-    ) -> Result<u64>;
-    /// Inserts deliveries, ignoring a person already in the run.
-    async fn insert_deliveries(&self, rows: &[NewDelivery], now: Millis) -> Result<u64>;
+        run_id: i64,
+        c: &Campaign,
+        step: FanOutStep,
+        now: Millis,
+    ) -> Result<(u64, FanOutStep)>;
     /// Reopens a finished run (and its campaign) because a late receipt re-queued one of its deliveries.
     async fn reopen_run(&self, run_id: i64, now: Millis) -> Result<()>;
     /// Marks runs with nothing left to send done, then their campaigns; returns the campaigns done.

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-use tokio::sync::mpsc;
+
+mod fanout;
 
 use super::*;
 use crate::domain::campaign::TemplateBodies;
@@ -185,136 +185,28 @@ impl SqliteStore {
                 .ok_or(StoreError::NotFound("organisation"))?;
         org_from(&row)
     }
-
-    /// Names of the schools (and offices) in a subtree, so streamed rows carry only ids.
-    async fn org_names(&self, path: &str) -> Result<HashMap<i64, String>> {
-        let rows =
-            sqlx::query("SELECT id, name FROM orgs WHERE path LIKE ?1 || '%' AND kind <> 'class'")
-                .bind(path)
-                .fetch_all(&self.reader)
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
-            .collect()
-    }
 }
 
-/// The audience queries, one per role. Parents come through their children so that one parent with
-/// two children is one row naming both (GROUP BY), and first, so their row wins over a direct match.
-/// Two plans give the same rows. A small audience: find the subtree's students by index and sort their
-/// parents. A large one: walk guardian links in primary-key (parent) order so the GROUP BY streams
-/// without sorting a million rows in a temp file, in pages of parents so that no read transaction
-/// lasts the whole fan-out (a long reader keeps SQLite from resetting its WAL while the deliveries are
-/// written, and every page lookup then slows down as the WAL grows).
-const AUDIENCE_PARENTS_COLS: &str = "SELECT g.parent_id AS id, p.phone, p.email, p.zalo_user_id, p.facebook_psid, p.opt_out, \
-       p.full_name, group_concat(s.full_name, char(31)) AS students, group_concat(COALESCE(cls.name, ''), char(31)) AS classes, \
-       min(COALESCE(s.school_id, s.org_id)) AS attr";
-const AUDIENCE_PARENTS_WHERE: &str = "LEFT JOIN orgs cls ON cls.id = s.org_id AND cls.kind = 'class' \
-     WHERE s.role = 'student' AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
-       AND (json_array_length(?2) = 0 OR s.org_id IN (SELECT value FROM json_each(?2)))";
-/// Students in the subtree, counted up to the point where the scanning plan wins.
-const AUDIENCE_STUDENTS_CAPPED: &str = "SELECT count(*) FROM (SELECT 1 FROM contacts s \
-     WHERE s.role = 'student' AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
-       AND (json_array_length(?2) = 0 OR s.org_id IN (SELECT value FROM json_each(?2))) LIMIT ?3)";
+/// From this many students in the subtree, parents are found by walking all guardian links in pages.
 const SCAN_PLAN_FROM_STUDENTS: i64 = 20_000;
-const SCAN_PAGE_PARENTS: i64 = 20_000;
+/// Guardian links per page of that walk: each page is one statement of bounded length, between which
+/// the dispatcher's claims and writes get the writer.
+const SCAN_PAGE_LINKS: i64 = 20_000;
 
-fn parents_sorted_sql() -> String {
-    format!(
-        "{AUDIENCE_PARENTS_COLS} FROM contacts s JOIN guardian_links g ON g.student_id = s.id \
-         JOIN contacts p ON p.id = g.parent_id {AUDIENCE_PARENTS_WHERE} GROUP BY g.parent_id"
-    )
-}
-
-/// One page of the scanning plan: parents after `?3`, at most `?4` of them.
-fn parents_scan_page_sql() -> String {
-    // CROSS JOIN fixes the join order: guardian_links first, in primary-key (parent) order.
-    format!(
-        "{AUDIENCE_PARENTS_COLS} FROM guardian_links g CROSS JOIN contacts s ON s.id = g.student_id \
-         CROSS JOIN contacts p ON p.id = g.parent_id {AUDIENCE_PARENTS_WHERE} AND g.parent_id > ?3 \
-         GROUP BY g.parent_id ORDER BY g.parent_id LIMIT ?4"
-    )
-}
-
-/// Students and staff; parents registered in the subtree who were not already reached through a
-/// child in it (so a large parent audience is not offered twice).
-const AUDIENCE_DIRECT: &str = "SELECT c.id, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out, c.full_name, \
-       CASE WHEN c.role = 'student' THEN c.full_name END AS students, cls.name AS classes, \
-       COALESCE(c.school_id, c.org_id) AS attr \
-     FROM contacts c LEFT JOIN orgs cls ON cls.id = c.org_id AND cls.kind = 'class' \
-     WHERE c.role = ?3 AND c.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%') \
-       AND (json_array_length(?2) = 0 OR c.org_id IN (SELECT value FROM json_each(?2))) \
-       AND (c.role <> 'parent' OR NOT EXISTS (SELECT 1 FROM guardian_links g JOIN contacts s ON s.id = g.student_id \
-            WHERE g.parent_id = c.id AND s.org_id IN (SELECT id FROM orgs WHERE path LIKE ?1 || '%')))";
-
-fn split_unit_sep(s: Option<String>) -> Vec<String> {
-    let mut v: Vec<String> = s
-        .map(|s| {
-            s.split('\u{1f}')
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    v.dedup();
-    v
-}
-
-/// Turns audience rows into batches of recipients for the fan-out, stopping if it hangs up.
-struct AudienceOut {
-    tx: mpsc::Sender<Vec<Recipient>>,
-    batch: usize,
-    buf: Vec<Recipient>,
-    sent: u64,
-    names: HashMap<i64, String>,
-}
-
-impl AudienceOut {
-    fn closed(&self) -> bool {
-        self.tx.is_closed()
+/// Roles reached directly (not through a child), in fan-out order. A class filter reaches students
+/// only: parents and staff belong to schools, not classes.
+fn direct_roles(a: &Audience) -> Vec<&'static str> {
+    let mut roles = Vec::new();
+    if a.roles.contains(&Role::Parent) && a.class_ids.is_empty() {
+        roles.push("parent");
     }
-
-    async fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            self.sent += self.buf.len() as u64;
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch));
-            // A closed receiver means the fan-out stopped; `closed()` ends the loops.
-            let _ = self.tx.send(full).await;
-        }
+    if a.roles.contains(&Role::Student) {
+        roles.push("student");
     }
-
-    /// Streams one query's rows; returns how many there were and the last person's id.
-    async fn stream(
-        &mut self,
-        mut rows: futures::stream::BoxStream<'_, std::result::Result<SqliteRow, sqlx::Error>>,
-    ) -> Result<(usize, Option<i64>)> {
-        let (mut n, mut last) = (0, None);
-        while let Some(row) = rows.try_next().await? {
-            let attr: i64 = row.try_get("attr")?;
-            let id: i64 = row.try_get("id")?;
-            self.buf.push(Recipient {
-                contact_id: id,
-                org_id: attr,
-                addresses: addresses_from(&row)?,
-                opt_out: OptOuts(row.try_get("opt_out")?),
-                vars: PersonVars {
-                    name: row.try_get("full_name")?,
-                    students: split_unit_sep(row.try_get("students")?),
-                    classes: split_unit_sep(row.try_get("classes")?),
-                    school: self.names.get(&attr).cloned().unwrap_or_default(),
-                },
-            });
-            n += 1;
-            last = Some(id);
-            if self.buf.len() >= self.batch {
-                self.flush().await;
-                if self.closed() {
-                    break;
-                }
-            }
-        }
-        Ok((n, last))
+    if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
+        roles.push("staff");
     }
+    roles
 }
 
 #[async_trait::async_trait]
@@ -750,115 +642,69 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn stream_audience(
+    async fn fan_out_step(
         &self,
-        a: &Audience,
-        batch: usize,
-        tx: mpsc::Sender<Vec<Recipient>>,
-    ) -> Result<u64> {
+        run_id: i64,
+        c: &Campaign,
+        step: FanOutStep,
+        now: Millis,
+    ) -> Result<(u64, FanOutStep)> {
+        let a = &c.audience;
         let root = self.fetch_org(a.org_id).await?;
-        let names = self.org_names(&root.path).await?;
         let classes = serde_json::to_string(&a.class_ids).unwrap_or_else(|_| "[]".into());
-        let mut out = AudienceOut {
-            tx,
-            batch,
-            buf: Vec::with_capacity(batch),
-            sent: 0,
-            names,
+        let insert = |people: &str| fanout::insert(run_id, c.id, &c.channels, people);
+        // Every statement binds ?1 to ?5 (path, classes, two per-query values, time), so one shape fits all.
+        let run = async |sql: String, p3: Option<i64>, role: Option<&str>, p4: Option<i64>| {
+            let q = sqlx::query(&sql).bind(&root.path).bind(&classes);
+            let q = match role {
+                Some(role) => q.bind(role),
+                None => q.bind(p3),
+            };
+            let done = q.bind(p4).bind(now).execute(&self.writer).await?;
+            Ok::<u64, StoreError>(done.rows_affected())
         };
-        // One reader connection for every page and role: each connection warms its own page cache,
-        // and a fan-out spread over the pool would hold several of them.
-        let mut conn = self.reader.acquire().await?;
-        // Parents through children first: their rows carry the children's names.
-        if a.roles.contains(&Role::Parent) {
-            let students: i64 = sqlx::query(AUDIENCE_STUDENTS_CAPPED)
-                .bind(&root.path)
-                .bind(&classes)
-                .bind(SCAN_PLAN_FROM_STUDENTS)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)?;
-            if students >= SCAN_PLAN_FROM_STUDENTS {
-                let sql = parents_scan_page_sql();
-                let mut after = 0i64;
-                loop {
-                    let q = sqlx::query(&sql)
-                        .bind(&root.path)
-                        .bind(&classes)
-                        .bind(after)
-                        .bind(SCAN_PAGE_PARENTS);
-                    let (n, last) = out.stream(q.fetch(&mut *conn)).await?;
-                    match last {
-                        Some(last) if n == SCAN_PAGE_PARENTS as usize => after = last,
-                        _ => break,
-                    }
-                    if out.closed() {
-                        return Ok(out.sent);
-                    }
+        Ok(match step {
+            FanOutStep::Start if a.roles.contains(&Role::Parent) => {
+                let students: i64 = sqlx::query(fanout::STUDENTS_CAPPED)
+                    .bind(&root.path)
+                    .bind(&classes)
+                    .bind(SCAN_PLAN_FROM_STUDENTS)
+                    .fetch_one(&self.reader)
+                    .await?
+                    .try_get(0)?;
+                if students >= SCAN_PLAN_FROM_STUDENTS {
+                    (0, FanOutStep::ParentsAfter(0))
+                } else {
+                    let n = run(insert(&fanout::parents_sorted()), None, None, None).await?;
+                    (n, FanOutStep::Direct(0))
                 }
-            } else {
-                let sql = parents_sorted_sql();
-                out.stream(
-                    sqlx::query(&sql)
-                        .bind(&root.path)
-                        .bind(&classes)
-                        .fetch(&mut *conn),
+            }
+            FanOutStep::Start => (0, FanOutStep::Direct(0)),
+            FanOutStep::ParentsAfter(after) => {
+                let end: Option<i64> = sqlx::query(fanout::PAGE_END)
+                    .bind(after)
+                    .bind(SCAN_PAGE_LINKS - 1)
+                    .fetch_optional(&self.writer)
+                    .await?
+                    .map(|r| r.try_get(0))
+                    .transpose()?;
+                // A bound on both sides, so the walk stops at the page's end.
+                let upto = Some(end.unwrap_or(i64::MAX));
+                let n = run(insert(&fanout::parents_page()), Some(after), None, upto).await?;
+                (
+                    n,
+                    end.map_or(FanOutStep::Direct(0), FanOutStep::ParentsAfter),
                 )
-                .await?;
             }
-        }
-        let mut direct = Vec::new();
-        if a.roles.contains(&Role::Parent) && a.class_ids.is_empty() {
-            direct.push("parent");
-        }
-        if a.roles.contains(&Role::Student) {
-            direct.push("student");
-        }
-        if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
-            direct.push("staff");
-        }
-        for role in direct {
-            if out.closed() {
-                break;
-            }
-            let q = sqlx::query(AUDIENCE_DIRECT)
-                .bind(&root.path)
-                .bind(&classes)
-                .bind(role);
-            out.stream(q.fetch(&mut *conn)).await?;
-        }
-        out.flush().await;
-        Ok(out.sent)
-    }
-
-    async fn insert_deliveries(&self, rows: &[NewDelivery], now: Millis) -> Result<u64> {
-        let mut total = 0;
-        let mut tx = self.writer.begin().await?;
-        // 9 parameters a row; 1000 rows stay below SQLite's 32766-parameter limit. Run and campaign,
-        // the same for a whole fan-out, go into the statement as integer literals (Loa's own numbers,
-        // not input): fewer binds, and the text stays the same from batch to batch, so the prepared
-        // statement is reused (a literal that changed per batch, like the time, would defeat that).
-        for chunk in rows.chunks(1000) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR IGNORE INTO deliveries (run_id, campaign_id, contact_id, org_id, channel, channel_index, \
-                 state, reason_code, vars, next_attempt_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut b, d| {
-                b.push(format_args!("{}, {}", d.run_id, d.campaign_id))
-                    .push_bind(d.contact_id)
-                    .push_bind(d.org_id)
-                    .push_bind(d.channel.map(|c| c.as_str()))
-                    .push_bind(d.channel_index)
-                    .push_bind(d.state.as_str())
-                    .push_bind(d.reason_code.map(|r| r.as_str()))
-                    .push_bind(&d.vars)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            total += qb.build().execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(total)
+            FanOutStep::Direct(i) => match direct_roles(a).get(i) {
+                Some(role) => {
+                    let n = run(insert(fanout::DIRECT), None, Some(role), None).await?;
+                    (n, FanOutStep::Direct(i + 1))
+                }
+                None => (0, FanOutStep::Done),
+            },
+            FanOutStep::Done => (0, FanOutStep::Done),
+        })
     }
 
     async fn reopen_run(&self, run_id: i64, now: Millis) -> Result<()> {
