@@ -49,7 +49,7 @@ fn random_secret() -> String {
 impl App {
     pub async fn build(cfg: &Config) -> anyhow::Result<App> {
         let store = open_store(cfg).await?;
-        let registry = Arc::new(Registry::from_config(cfg)?);
+        let registry = Arc::new(Registry::from_config(cfg, &store).await?);
         let listener = TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;

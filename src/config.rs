@@ -223,6 +223,33 @@ pub enum ProviderKind {
         #[serde(default = "d_timeout")]
         timeout_seconds: u64,
     },
+    /// Zalo ZNS template messages by phone number.
+    ZaloZns {
+        /// Zalo's OA app id (the token pair is kept per app).
+        app_id: String,
+        #[serde(default)]
+        secret_key: Option<Secret>,
+        #[serde(default)]
+        secret_key_file: Option<PathBuf>,
+        /// First token pair; after the first refresh the database holds the newest pair.
+        #[serde(default)]
+        access_token: Option<Secret>,
+        #[serde(default)]
+        refresh_token: Option<Secret>,
+        #[serde(default = "d_zns_url")]
+        base_url: String,
+        #[serde(default = "d_zalo_oauth_url")]
+        oauth_url: String,
+        /// Send with `"mode":"development"` (Zalo's sandbox).
+        #[serde(default)]
+        development: bool,
+        /// The parameters of each Zalo template id, so a campaign whose template leaves one unmapped
+        /// is refused when it is created.
+        #[serde(default)]
+        templates: std::collections::BTreeMap<String, Vec<String>>,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
     /// Writes messages to files (development and the demo).
     Sink {
         dir: PathBuf,
@@ -232,6 +259,12 @@ pub enum ProviderKind {
     },
 }
 
+fn d_zns_url() -> String {
+    "https://business.openapi.zalo.me".into()
+}
+fn d_zalo_oauth_url() -> String {
+    "https://oauth.zaloapp.com/v4/oa/access_token".into()
+}
 fn d_smtp_port() -> u16 {
     587
 }

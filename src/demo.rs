@@ -307,6 +307,7 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
                     sms_text: Some("{{ sender_name }}: PH em {{ student_names }} luu y: khong chia se mat khau, anh rieng tu cua con tren mang. Tro chuyen cung con khi con gap dieu la tren mang.".into()),
                     zalo_text: Some("Kính gửi phụ huynh em {{ student_names }} (lớp {{ class_name }}): không chia sẻ mật khẩu, ảnh riêng tư của con trên mạng; hãy trò chuyện cùng con khi con gặp điều lạ trên mạng. — {{ sender_name }}".into()),
                     messenger_text: None,
+                    zns: None,
                 },
             },
             now_ms(),

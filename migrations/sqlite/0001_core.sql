@@ -52,7 +52,18 @@ CREATE TABLE templates (
     sms_text        TEXT,
     zalo_text       TEXT,
     messenger_text  TEXT,
+    zns             TEXT,            -- JSON domain::campaign::ZnsTemplate
     created_at      INTEGER NOT NULL
+);
+
+-- Zalo OAuth token pair per app. The refresh token is single-use: a refresh replaces the row only if
+-- it still holds the refresh token that was spent (compare-and-swap), in the same statement.
+CREATE TABLE zalo_tokens (
+    app_id         TEXT PRIMARY KEY,
+    access_token   TEXT NOT NULL,
+    refresh_token  TEXT NOT NULL,
+    expires_at     INTEGER NOT NULL,   -- Unix ms; 0 = unknown
+    updated_at     INTEGER NOT NULL
 );
 
 CREATE TABLE campaigns (

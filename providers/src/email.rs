@@ -191,6 +191,7 @@ mod tests {
                 mailto: Some("unsubscribe@myphu.edu.vn".into()),
             }),
             callback_url: None,
+            zns: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod email;
 pub mod kannel;
 pub mod sink;
+pub mod zalo;
 
 use std::fmt;
 use std::time::Duration;
@@ -12,20 +13,24 @@ use serde::{Deserialize, Serialize};
 
 /// A way of reaching a person. The order of a campaign's channels is its order of preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
     Sms,
+    /// Zalo Official Account messages, to a follower's user id.
     Zalo,
     Messenger,
+    /// Zalo ZNS template messages, to a phone number (no need to follow the OA).
+    ZaloZns,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [
+    pub const ALL: [Channel; 5] = [
         Channel::Email,
         Channel::Sms,
         Channel::Zalo,
         Channel::Messenger,
+        Channel::ZaloZns,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +39,7 @@ impl Channel {
             Channel::Sms => "sms",
             Channel::Zalo => "zalo",
             Channel::Messenger => "messenger",
+            Channel::ZaloZns => "zalo_zns",
         }
     }
 
@@ -41,9 +47,13 @@ impl Channel {
         Channel::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// One bit per channel, used for opt-out masks.
+    /// One bit per channel, used for opt-out masks. A parent who stops Zalo stops it whichever way
+    /// it comes, so both Zalo channels share one bit.
     pub fn bit(self) -> i64 {
-        1 << (self as i64)
+        match self {
+            Channel::ZaloZns => Channel::Zalo.bit(),
+            c => 1 << (c as i64),
+        }
     }
 }
 
@@ -67,6 +77,13 @@ pub struct Unsubscribe {
     pub mailto: Option<String>,
 }
 
+/// A ZNS template message: Zalo's template id and its parameters, filled for one person.
+#[derive(Clone, Debug, Serialize)]
+pub struct ZnsData {
+    pub template_id: String,
+    pub data: std::collections::BTreeMap<String, String>,
+}
+
 /// One rendered message for one person on one channel.
 #[derive(Clone, Debug, Serialize)]
 pub struct Message {
@@ -82,6 +99,8 @@ pub struct Message {
     pub unsubscribe: Option<Unsubscribe>,
     /// Where the provider should report delivery (Kannel dlr-url), already signed by Loa.
     pub callback_url: Option<String>,
+    /// ZNS only: the template and its filled parameters.
+    pub zns: Option<ZnsData>,
 }
 
 /// The provider took the message.

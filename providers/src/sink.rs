@@ -152,6 +152,7 @@ mod tests {
             sms: None,
             unsubscribe: None,
             callback_url: None,
+            zns: None,
         }
     }
 

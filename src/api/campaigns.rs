@@ -107,6 +107,31 @@ async fn check(s: &AppState, c: &NewCampaign) -> Result<(), AppError> {
             }
             Ok(_) => {}
         }
+        if *channel == Channel::ZaloZns
+            && let Some(zns) = &template.bodies.zns
+            && !route.zns_templates.is_empty()
+        {
+            match route.zns_templates.get(zns.template_id.trim()) {
+                None => errs.push(
+                    "template_id",
+                    format!(
+                        "mẫu ZNS {} chưa được khai báo trong cấu hình nhà cung cấp",
+                        zns.template_id
+                    ),
+                ),
+                Some(params) => {
+                    for p in params.iter().filter(|p| !zns.params.contains_key(*p)) {
+                        errs.push(
+                            "template_id",
+                            format!(
+                                "mẫu ZNS {} cần tham số {p}, mẫu tin chưa gán biến cho tham số này",
+                                zns.template_id
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
     errs.into_result(()).map_err(Into::into)
 }

@@ -230,6 +230,7 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
                 sms: None,
                 unsubscribe: None,
                 callback_url: None,
+                zns: None,
             };
             async move { p.send(&msg).await.is_err() }
         })

@@ -5,6 +5,7 @@ pub mod decide;
 pub mod limit;
 pub mod plan;
 pub mod registry;
+pub mod tokens;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

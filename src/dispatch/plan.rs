@@ -106,6 +106,13 @@ pub fn prepare<'r>(
         sms: None,
         unsubscribe: None,
         callback_url: None,
+        zns: match (rendered.zns, &plan.template.zns) {
+            (Some(data), Some(t)) => Some(providers::ZnsData {
+                template_id: t.template_id.clone(),
+                data,
+            }),
+            _ => None,
+        },
     };
     match channel {
         Channel::Sms => {

@@ -1,6 +1,6 @@
 //! Which provider carries each channel, with its rate limiter and SMS policy, built from the config.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +9,15 @@ use anyhow::Context;
 use providers::email::{SmtpProvider, SmtpSettings};
 use providers::kannel::{KannelProvider, KannelSettings};
 use providers::sink::SinkProvider;
+use providers::zalo::token::{TokenManager, TokenPair, TokenSettings};
+use providers::zalo::zns::{ZnsProvider, ZnsSettings};
 use providers::{Channel, Provider};
 
 use super::limit::Limiter;
+use super::tokens::StoreTokens;
+use crate::clock::now_ms;
 use crate::config::{Config, ProviderConfig, ProviderKind, load_secret};
+use crate::store::Store;
 
 pub struct Route {
     pub provider: Arc<dyn Provider>,
@@ -21,6 +26,8 @@ pub struct Route {
     pub max_segments: Option<u32>,
     /// The provider reports delivery to `/webhooks/<name>` (Kannel DLR).
     pub wants_callback: bool,
+    /// ZNS: each Zalo template id's parameters, as configured, for checking campaigns.
+    pub zns_templates: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Default)]
@@ -31,14 +38,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn from_config(cfg: &Config) -> anyhow::Result<Registry> {
+    pub async fn from_config(cfg: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Registry> {
         let mut reg = Registry::default();
         for (channel, name) in &cfg.channels {
             let pc = cfg.providers.get(name).with_context(|| {
                 format!("channel {channel} names provider {name:?}, which is not configured")
             })?;
-            let (provider, location) =
-                build(name, pc).with_context(|| format!("provider {name}"))?;
+            let (provider, location) = build(name, pc, store)
+                .await
+                .with_context(|| format!("provider {name}"))?;
             if provider.channel() != *channel {
                 anyhow::bail!(
                     "provider {name} carries {}, not {channel}",
@@ -56,6 +64,10 @@ impl Registry {
                     limiter: Limiter::new(pc.rate_per_second, pc.burst),
                     unaccent: pc.unaccent,
                     max_segments: pc.max_segments,
+                    zns_templates: match &pc.kind {
+                        ProviderKind::ZaloZns { templates, .. } => templates.clone(),
+                        _ => BTreeMap::new(),
+                    },
                 },
             );
         }
@@ -77,8 +89,57 @@ impl Registry {
     }
 }
 
-fn build(name: &str, pc: &ProviderConfig) -> anyhow::Result<(Arc<dyn Provider>, Option<PathBuf>)> {
+async fn build(
+    name: &str,
+    pc: &ProviderConfig,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<(Arc<dyn Provider>, Option<PathBuf>)> {
     Ok(match &pc.kind {
+        ProviderKind::ZaloZns {
+            app_id,
+            secret_key,
+            secret_key_file,
+            access_token,
+            refresh_token,
+            base_url,
+            oauth_url,
+            development,
+            templates: _,
+            timeout_seconds,
+        } => {
+            if let (Some(a), Some(r)) = (access_token, refresh_token) {
+                let pair = TokenPair {
+                    access_token: a.expose().to_string(),
+                    refresh_token: r.expose().to_string(),
+                    expires_at_ms: 0,
+                };
+                store.seed_zalo_token(app_id, &pair, now_ms()).await?;
+            }
+            let timeout = Duration::from_secs(*timeout_seconds);
+            let tokens = TokenManager::new(
+                TokenSettings {
+                    app_id: app_id.clone(),
+                    secret_key: load_secret(secret_key, secret_key_file, name)?
+                        .context("secret_key (or secret_key_file) is required")?,
+                    oauth_url: oauth_url.clone(),
+                    timeout,
+                },
+                Arc::new(StoreTokens(store.clone())),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let settings = ZnsSettings {
+                base_url: base_url.clone(),
+                development: *development,
+                timeout,
+            };
+            (
+                Arc::new(
+                    ZnsProvider::new(name, settings, Arc::new(tokens))
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                None,
+            )
+        }
         ProviderKind::Smtp {
             host,
             port,

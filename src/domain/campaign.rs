@@ -154,6 +154,18 @@ pub struct TemplateBodies {
     pub zalo_text: Option<String>,
     #[serde(default)]
     pub messenger_text: Option<String>,
+    /// ZNS: Zalo's pre-approved template and which Loa variable fills each of its parameters.
+    #[serde(default)]
+    pub zns: Option<ZnsTemplate>,
+}
+
+/// A ZNS template as a Loa template names it. Zalo approves the text; Loa only fills the parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZnsTemplate {
+    pub template_id: String,
+    /// Zalo parameter name -> Loa variable (one of `render::VARIABLES`).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 impl TemplateBodies {
@@ -168,6 +180,10 @@ impl TemplateBodies {
             Channel::Sms => present(&self.sms_text),
             Channel::Zalo => present(&self.zalo_text),
             Channel::Messenger => present(&self.messenger_text),
+            Channel::ZaloZns => self
+                .zns
+                .as_ref()
+                .is_some_and(|z| !z.template_id.trim().is_empty()),
         }
     }
 

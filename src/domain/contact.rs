@@ -38,12 +38,11 @@ pub struct Addresses {
 }
 
 impl Addresses {
-    /// The address used on a channel. Zalo reaches an OA follower by user id (ZNS by phone comes with
-    /// the Zalo providers).
+    /// The address used on a channel. Zalo OA reaches a follower by user id; ZNS reaches a phone.
     pub fn for_channel(&self, c: Channel) -> Option<&str> {
         match c {
             Channel::Email => self.email.as_deref(),
-            Channel::Sms => self.phone.as_deref(),
+            Channel::Sms | Channel::ZaloZns => self.phone.as_deref(),
             Channel::Zalo => self.zalo_user_id.as_deref(),
             Channel::Messenger => self.facebook_psid.as_deref(),
         }

@@ -79,6 +79,8 @@ pub struct Rendered {
     pub subject: Option<String>,
     pub text: String,
     pub html: Option<String>,
+    /// ZNS: the template's parameters filled for this person.
+    pub zns: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A template's bodies compiled once, shared by every delivery of a campaign.
@@ -86,6 +88,7 @@ pub struct CompiledTemplate {
     env: Environment<'static>,
     pub sender_name: String,
     pub campaign_name: String,
+    pub zns: Option<crate::domain::campaign::ZnsTemplate>,
 }
 
 fn new_env() -> Environment<'static> {
@@ -120,6 +123,7 @@ impl CompiledTemplate {
             env,
             sender_name: sender_name.into(),
             campaign_name: campaign_name.into(),
+            zns: bodies.zns.clone(),
         })
     }
 
@@ -156,6 +160,7 @@ impl CompiledTemplate {
                     .map(|s| s.trim().to_string()),
                 text: text("email_text")?,
                 html: self.render_one("email_html", &ctx)?,
+                zns: None,
             },
             Channel::Sms => Rendered {
                 text: text("sms_text")?.trim().to_string(),
@@ -169,6 +174,29 @@ impl CompiledTemplate {
                 text: text("messenger_text")?,
                 ..Default::default()
             },
+            Channel::ZaloZns => {
+                let zns = self.zns.as_ref().ok_or("no ZNS template")?;
+                let vars = serde_json::to_value(&ctx).map_err(|e| e.to_string())?;
+                let mut data = std::collections::BTreeMap::new();
+                for (param, var) in &zns.params {
+                    let value = match &vars[var.as_str()] {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Array(items) => join_vi(
+                            &items
+                                .iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect::<Vec<_>>(),
+                        ),
+                        _ => return Err(format!("ZNS parameter {param}: unknown variable {var}")),
+                    };
+                    data.insert(param.clone(), value);
+                }
+                Rendered {
+                    text: format!("ZNS {}", zns.template_id),
+                    zns: Some(data),
+                    ..Default::default()
+                }
+            }
         })
     }
 }
@@ -198,6 +226,24 @@ pub fn check_template(bodies: &TemplateBodies) -> Result<(), ValidationError> {
                 }
             }
             Err(e) => errs.push(name, format!("lỗi cú pháp mẫu tin: {e}")),
+        }
+    }
+    if let Some(zns) = &bodies.zns {
+        if zns.template_id.trim().is_empty() {
+            errs.push("zns.template_id", "thiếu mã mẫu ZNS do Zalo cấp");
+        }
+        for (param, var) in &zns.params {
+            if param.trim().is_empty() {
+                errs.push("zns.params", "tên tham số ZNS không được để trống");
+            } else if !VARIABLES.contains(&var.as_str()) {
+                errs.push(
+                    "zns.params",
+                    format!(
+                        "tham số ZNS {param}: biến {var} không tồn tại (dùng được: {})",
+                        VARIABLES.join(", ")
+                    ),
+                );
+            }
         }
     }
     errs.into_result(())

@@ -14,6 +14,7 @@ use crate::domain::contact::{Addresses, Contact, NewContact, OptOuts};
 use crate::domain::delivery::{DeliveryState, Reason};
 use crate::domain::org::{NewOrg, Org};
 use crate::domain::{Channel, Millis};
+pub use providers::zalo::token::TokenPair;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -231,6 +232,22 @@ pub trait Store: Send + Sync + 'static {
     async fn summary_by_org(&self, campaign_ids: &[i64]) -> Result<Vec<SummaryRow>>;
     /// Deliveries of these campaigns the dispatcher still has to act on.
     async fn unsettled_count(&self, campaign_ids: &[i64]) -> Result<i64>;
+
+    /// The Zalo token pair of an app, if any.
+    async fn zalo_token(&self, app_id: &str) -> Result<Option<TokenPair>>;
+    /// Stores the pair for an app unless one is stored (tokens from the config seed the first run
+    /// only: after that the database holds the newest, single-use refresh token).
+    async fn seed_zalo_token(&self, app_id: &str, pair: &TokenPair, now: Millis) -> Result<()>;
+    /// Replaces the pair only if the stored refresh token is still `old_refresh`; false otherwise.
+    async fn replace_zalo_token(
+        &self,
+        app_id: &str,
+        old_refresh: &str,
+        pair: &TokenPair,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Sets the pair whatever is stored (`loa zalo set-token`).
+    async fn set_zalo_token(&self, app_id: &str, pair: &TokenPair, now: Millis) -> Result<()>;
 
     /// Stores `value` under `key` unless present; returns what is stored.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;

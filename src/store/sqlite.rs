@@ -459,8 +459,8 @@ impl Store for SqliteStore {
     async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template> {
         let b = &t.bodies;
         let id: i64 = sqlx::query(
-            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, zns, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(t.org_id)
         .bind(t.name.trim())
@@ -470,6 +470,7 @@ impl Store for SqliteStore {
         .bind(&b.sms_text)
         .bind(&b.zalo_text)
         .bind(&b.messenger_text)
+        .bind(b.zns.as_ref().and_then(|z| serde_json::to_string(z).ok()))
         .bind(now)
         .fetch_one(&self.writer)
         .await?
@@ -494,6 +495,10 @@ impl Store for SqliteStore {
                 sms_text: r.try_get("sms_text")?,
                 zalo_text: r.try_get("zalo_text")?,
                 messenger_text: r.try_get("messenger_text")?,
+                zns: match r.try_get::<Option<String>, _>("zns")? {
+                    Some(j) => Some(serde_json::from_str(&j).map_err(|_| corrupt("zns", &j))?),
+                    None => None,
+                },
             },
             created_at: r.try_get("created_at")?,
         })
@@ -1015,6 +1020,76 @@ impl Store for SqliteStore {
         .fetch_one(&self.reader)
         .await?
         .try_get(0)?)
+    }
+
+    async fn zalo_token(&self, app_id: &str) -> Result<Option<TokenPair>> {
+        let row = sqlx::query(
+            "SELECT access_token, refresh_token, expires_at FROM zalo_tokens WHERE app_id = ?",
+        )
+        .bind(app_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|r| {
+            Ok(TokenPair {
+                access_token: r.try_get(0)?,
+                refresh_token: r.try_get(1)?,
+                expires_at_ms: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn seed_zalo_token(&self, app_id: &str, p: &TokenPair, now: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO zalo_tokens (app_id, access_token, refresh_token, expires_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id) DO NOTHING",
+        )
+        .bind(app_id)
+        .bind(&p.access_token)
+        .bind(&p.refresh_token)
+        .bind(p.expires_at_ms)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn replace_zalo_token(
+        &self,
+        app_id: &str,
+        old_refresh: &str,
+        p: &TokenPair,
+        now: Millis,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE zalo_tokens SET access_token = ?1, refresh_token = ?2, expires_at = ?3, updated_at = ?4 \
+             WHERE app_id = ?5 AND refresh_token = ?6",
+        )
+        .bind(&p.access_token)
+        .bind(&p.refresh_token)
+        .bind(p.expires_at_ms)
+        .bind(now)
+        .bind(app_id)
+        .bind(old_refresh)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_zalo_token(&self, app_id: &str, p: &TokenPair, now: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO zalo_tokens (app_id, access_token, refresh_token, expires_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app_id) DO UPDATE SET access_token = ?2, \
+             refresh_token = ?3, expires_at = ?4, updated_at = ?5",
+        )
+        .bind(app_id)
+        .bind(&p.access_token)
+        .bind(&p.refresh_token)
+        .bind(p.expires_at_ms)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {

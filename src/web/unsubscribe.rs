@@ -19,7 +19,7 @@ fn channel_vi(c: Channel) -> &'static str {
     match c {
         Channel::Email => "thư điện tử (email)",
         Channel::Sms => "tin nhắn SMS",
-        Channel::Zalo => "Zalo",
+        Channel::Zalo | Channel::ZaloZns => "Zalo",
         Channel::Messenger => "Facebook Messenger",
     }
 }

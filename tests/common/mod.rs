@@ -3,6 +3,7 @@
 
 pub mod kannel_double;
 pub mod peers;
+pub mod zalo_double;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

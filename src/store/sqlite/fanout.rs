@@ -62,7 +62,7 @@ pub const DIRECT: &str = "SELECT c.id, c.phone, c.email, c.zalo_user_id, c.faceb
 fn address_column(c: Channel) -> &'static str {
     match c {
         Channel::Email => "email",
-        Channel::Sms => "phone",
+        Channel::Sms | Channel::ZaloZns => "phone",
         Channel::Zalo => "zalo_user_id",
         Channel::Messenger => "facebook_psid",
     }

@@ -1,0 +1,158 @@
+//! Zalo ZNS end to end against the Zalo double: template parameters filled per parent, phone not on
+//! Zalo falling back to SMS, an invalid token refreshed once with the single-use pair persisted, and
+//! ZNS templates checked when a campaign is created.
+
+mod common;
+
+use common::zalo_double::{APP_ID, TEMPLATE_ID, ZaloDouble, zns_provider};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A template with an SMS body and a ZNS mapping (`params`: Zalo param -> Loa variable).
+async fn zns_template(app: &TestApp, org: i64, params: serde_json::Value) -> i64 {
+    app.create(
+        "/api/v1/templates",
+        json!({
+            "org_id": org,
+            "name": "Nhắc lịch họp phụ huynh",
+            "sms_text": "PH em {{ student_names }}: hop phu huynh thu Bay.",
+            "zns": {"template_id": TEMPLATE_ID, "params": params}
+        }),
+    )
+    .await
+}
+
+fn full_mapping() -> serde_json::Value {
+    json!({"parent_name": "recipient_name", "student_name": "student_names", "school_name": "school_name"})
+}
+
+#[tokio::test]
+async fn zns_reaches_parents_by_phone_and_a_phone_not_on_zalo_falls_back_to_sms() {
+    let (server, zalo) = ZaloDouble::start("access-0", "refresh-0").await;
+    zalo.0
+        .lock()
+        .unwrap()
+        .phone_errors
+        .insert("84912000001".into(), -118);
+    let uri = server.uri();
+    let app = spawn_app(|cfg, _| zns_provider(cfg, &uri, "access-0", "refresh-0")).await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 3).await;
+    let tpl = zns_template(&app, t.school, full_mapping()).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns", "sms"]).await;
+    app.start(c).await;
+    app.wait_done(c).await;
+
+    let sent = zalo.0.lock().unwrap().sent.clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let deliveries = app.deliveries(c).await;
+    for body in &sent {
+        let phone = body["phone"].as_str().unwrap();
+        let i: usize = phone[phone.len() - 1..].parse().unwrap();
+        assert_eq!(
+            body["template_data"]["student_name"],
+            format!("Học Sinh {i}")
+        );
+        assert_eq!(
+            body["template_data"]["parent_name"],
+            format!("Phụ Huynh {i}")
+        );
+        assert_eq!(
+            body["template_data"]["school_name"],
+            "Trường Tiểu học Mỹ Phú"
+        );
+        let d = deliveries
+            .iter()
+            .find(|d| {
+                d["id"].as_i64().map(|id| id.to_string()).as_deref() == body["tracking_id"].as_str()
+            })
+            .expect("tracking_id is the delivery id");
+        assert_eq!(d["channel"], "zalo_zns");
+        assert_eq!(d["state"], "sent", "{d}");
+    }
+    let fell_back: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d["channel"] == "sms")
+        .collect();
+    assert_eq!(fell_back.len(), 1, "{deliveries:?}");
+    assert_eq!(app.sink_lines("sms").len(), 1);
+    assert!(
+        app.sink_lines("sms")[0]["to"]
+            .as_str()
+            .unwrap()
+            .ends_with("001")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_token_is_refreshed_once_and_the_new_pair_is_stored() {
+    // Zalo holds a newer access token than Loa's config: every first send is refused with -124.
+    let (server, zalo) = ZaloDouble::start("access-live", "refresh-0").await;
+    let uri = server.uri();
+    let app = spawn_app(|cfg, _| zns_provider(cfg, &uri, "access-stale", "refresh-0")).await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 8).await;
+    let tpl = zns_template(&app, t.school, full_mapping()).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns"]).await;
+    app.start(c).await;
+    app.wait_done(c).await;
+
+    let (sent, refreshes, access, refresh) = {
+        let st = zalo.0.lock().unwrap();
+        (
+            st.sent.len(),
+            st.refreshes,
+            st.access_token.clone(),
+            st.refresh_token.clone(),
+        )
+    };
+    assert_eq!(sent, 8, "every parent reached after the refresh");
+    assert_eq!(refreshes, 1, "concurrent refusals refresh once");
+    let stored = app.state.store.zalo_token(APP_ID).await.unwrap().unwrap();
+    assert_eq!(stored.access_token, access);
+    assert_eq!(
+        stored.refresh_token, refresh,
+        "the single-use refresh token is persisted"
+    );
+    assert!(
+        stored.expires_at_ms > loa::clock::now_ms() + 80_000_000,
+        "expires_in read from a string"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn zns_templates_are_checked_when_created() {
+    let (server, _zalo) = ZaloDouble::start("a", "r").await;
+    let uri = server.uri();
+    let app = spawn_app(|cfg, _| zns_provider(cfg, &uri, "a", "r")).await;
+    let t = tree(&app).await;
+    // A mapping to a variable that does not exist is refused with the template.
+    let (s, v) = app
+        .post(
+            "/api/v1/templates",
+            json!({"org_id": t.school, "name": "x", "zns": {"template_id": TEMPLATE_ID, "params": {"parent_name": "ten_phu_huynh"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("ten_phu_huynh"), "{v}");
+    // A Zalo parameter left unmapped is refused when the campaign is created, not at send time.
+    let tpl = zns_template(
+        &app,
+        t.school,
+        json!({"parent_name": "recipient_name", "school_name": "school_name"}),
+    )
+    .await;
+    let (s, v) = app
+        .post(
+            "/api/v1/campaigns",
+            json!({"org_id": t.school, "name": "c", "template_id": tpl,
+                   "audience": {"org_id": t.school, "roles": ["parent"]}, "channels": ["zalo_zns", "sms"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("student_name"), "{v}");
+    app.stop().await;
+}
