@@ -23,26 +23,43 @@ async fn zns_template(app: &TestApp, org: i64, params: serde_json::Value) -> i64
     .await
 }
 
+/// Zalo (the double) holding the pair `zalo`, and Loa started with the pair `loa` in its config.
+/// The mock server must outlive the test, so it is returned.
+async fn zalo_and_loa(
+    zalo: (&str, &str),
+    loa: (&str, &str),
+) -> (wiremock::MockServer, ZaloDouble, TestApp, Tree) {
+    let (server, double) = ZaloDouble::start(zalo.0, zalo.1).await;
+    let uri = server.uri();
+    let app = spawn_app(|cfg, _| zns_provider(cfg, &uri, loa.0, loa.1)).await;
+    let t = tree(&app).await;
+    (server, double, app, t)
+}
+
+/// `n` parents of the school sent a fully mapped ZNS campaign on `channels`, run to the end.
+async fn run_zns_campaign(app: &TestApp, t: &Tree, n: usize, channels: &[&str]) -> i64 {
+    parents_with_children(app, t, n).await;
+    let tpl = zns_template(app, t.school, full_mapping()).await;
+    let c = campaign(app, t.school, tpl, &["parent"], channels).await;
+    app.start(c).await;
+    app.wait_done(c).await;
+    c
+}
+
 fn full_mapping() -> serde_json::Value {
     json!({"parent_name": "recipient_name", "student_name": "student_names", "school_name": "school_name"})
 }
 
 #[tokio::test]
 async fn zns_reaches_parents_by_phone_and_a_phone_not_on_zalo_falls_back_to_sms() {
-    let (server, zalo) = ZaloDouble::start("access-0", "refresh-0").await;
+    let pair = ("access-0", "refresh-0");
+    let (_server, zalo, app, t) = zalo_and_loa(pair, pair).await;
     zalo.0
         .lock()
         .unwrap()
         .phone_errors
         .insert("84912000001".into(), -118);
-    let uri = server.uri();
-    let app = spawn_app(|cfg, _| zns_provider(cfg, &uri, "access-0", "refresh-0")).await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 3).await;
-    let tpl = zns_template(&app, t.school, full_mapping()).await;
-    let c = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns", "sms"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
+    let c = run_zns_campaign(&app, &t, 3, &["zalo_zns", "sms"]).await;
 
     let sent = zalo.0.lock().unwrap().sent.clone();
     assert_eq!(sent.len(), 2, "{sent:?}");
@@ -89,15 +106,9 @@ async fn zns_reaches_parents_by_phone_and_a_phone_not_on_zalo_falls_back_to_sms(
 #[tokio::test]
 async fn an_invalid_token_is_refreshed_once_and_the_new_pair_is_stored() {
     // Zalo holds a newer access token than Loa's config: every first send is refused with -124.
-    let (server, zalo) = ZaloDouble::start("access-live", "refresh-0").await;
-    let uri = server.uri();
-    let app = spawn_app(|cfg, _| zns_provider(cfg, &uri, "access-stale", "refresh-0")).await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 8).await;
-    let tpl = zns_template(&app, t.school, full_mapping()).await;
-    let c = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
+    let (_server, zalo, app, t) =
+        zalo_and_loa(("access-live", "refresh-0"), ("access-stale", "refresh-0")).await;
+    run_zns_campaign(&app, &t, 8, &["zalo_zns"]).await;
 
     let (sent, refreshes, access, refresh) = {
         let st = zalo.0.lock().unwrap();
@@ -125,10 +136,7 @@ async fn an_invalid_token_is_refreshed_once_and_the_new_pair_is_stored() {
 
 #[tokio::test]
 async fn zns_templates_are_checked_when_created() {
-    let (server, _zalo) = ZaloDouble::start("a", "r").await;
-    let uri = server.uri();
-    let app = spawn_app(|cfg, _| zns_provider(cfg, &uri, "a", "r")).await;
-    let t = tree(&app).await;
+    let (_server, _zalo, app, t) = zalo_and_loa(("a", "r"), ("a", "r")).await;
     // A mapping to a variable that does not exist is refused with the template.
     let (s, v) = app
         .post(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{Accepted, Channel, Message, Provider, SendError};
+use crate::{Accepted, Channel, Message, Provider, SendError, http_client, wire_phone};
 
 #[derive(Clone, Debug)]
 pub struct KannelSettings {
@@ -30,21 +30,12 @@ const DLR_MASK: &str = "31";
 
 impl KannelProvider {
     pub fn new(name: &str, settings: KannelSettings) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| format!("kannel http client: {e}"))?;
         Ok(KannelProvider {
             name: name.to_string(),
+            http: http_client(settings.timeout)?,
             settings,
-            http,
         })
     }
-}
-
-/// Kannel wants the number without `+`: `84912345678`.
-fn wire_number(e164: &str) -> &str {
-    e164.strip_prefix('+').unwrap_or(e164)
 }
 
 #[async_trait::async_trait]
@@ -61,7 +52,7 @@ impl Provider for KannelProvider {
         let mut query: Vec<(&str, String)> = vec![
             ("username", s.username.clone()),
             ("password", s.password.clone()),
-            ("to", wire_number(&msg.to).to_string()),
+            ("to", wire_phone(&msg.to).to_string()),
             ("text", msg.text.clone()),
             ("charset", "UTF-8".into()),
             ("coding", if ucs2 { "2" } else { "0" }.into()),
@@ -138,10 +129,5 @@ mod tests {
             classify(202, "garbage"),
             Err(SendError::Transient { .. })
         ));
-    }
-
-    #[test]
-    fn wire_number_drops_plus() {
-        assert_eq!(wire_number("+84912345678"), "84912345678");
     }
 }

@@ -153,6 +153,19 @@ pub trait Provider: Send + Sync {
     async fn send(&self, msg: &Message) -> Result<Accepted, SendError>;
 }
 
+/// A stored E.164 number as gateways want it on the wire: `+84912345678` -> `84912345678`.
+pub fn wire_phone(e164: &str) -> &str {
+    e164.strip_prefix('+').unwrap_or(e164)
+}
+
+/// The HTTP client every HTTP adapter uses: one per adapter, with the configured timeout.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}
+
 /// Masks an address for logs: `+8490****567`, `ng***@example.vn`.
 pub fn mask_address(addr: &str) -> String {
     if let Some((user, domain)) = addr.split_once('@') {
@@ -177,6 +190,12 @@ mod tests {
         assert_eq!(mask_address("+84901234567"), "+8490****567");
         assert_eq!(mask_address("nguyen.lan@example.vn"), "ng***@example.vn");
         assert_eq!(mask_address("12345"), "*****");
+    }
+
+    #[test]
+    fn wire_phone_drops_plus() {
+        assert_eq!(wire_phone("+84912345678"), "84912345678");
+        assert_eq!(wire_phone("84912345678"), "84912345678");
     }
 
     #[test]

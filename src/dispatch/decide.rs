@@ -188,7 +188,8 @@ pub fn decide(
     lawful(d, u)
 }
 
-/// A person's first state when the audience is fanned out.
+/// A person's first state when the audience is fanned out. The SQLite fan-out computes this in SQL
+/// (`store::sqlite::fanout::insert`); a store test holds the two to the same answers.
 pub fn initial(
     order: &[Channel],
     addr: &Addresses,

@@ -246,8 +246,6 @@ pub trait Store: Send + Sync + 'static {
         pair: &TokenPair,
         now: Millis,
     ) -> Result<bool>;
-    /// Sets the pair whatever is stored (`loa zalo set-token`).
-    async fn set_zalo_token(&self, app_id: &str, pair: &TokenPair, now: Millis) -> Result<()>;
 
     /// Stores `value` under `key` unless present; returns what is stored.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;

@@ -1076,22 +1076,6 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_zalo_token(&self, app_id: &str, p: &TokenPair, now: Millis) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO zalo_tokens (app_id, access_token, refresh_token, expires_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app_id) DO UPDATE SET access_token = ?2, \
-             refresh_token = ?3, expires_at = ?4, updated_at = ?5",
-        )
-        .bind(app_id)
-        .bind(&p.access_token)
-        .bind(&p.refresh_token)
-        .bind(p.expires_at_ms)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
         sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)

@@ -71,13 +71,9 @@ fn now_ms() -> i64 {
 
 impl TokenManager {
     pub fn new(settings: TokenSettings, store: Arc<dyn TokenStore>) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(TokenManager {
+            http: crate::http_client(settings.timeout)?,
             settings,
-            http,
             store,
             current: Mutex::new(None),
         })

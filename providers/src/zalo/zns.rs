@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::token::TokenManager;
 use super::{NumOrString, until_next_vn_midnight};
-use crate::{Accepted, Channel, Message, Provider, SendError};
+use crate::{Accepted, Channel, Message, Provider, SendError, http_client, wire_phone};
 
 #[derive(Clone, Debug)]
 pub struct ZnsSettings {
@@ -67,22 +67,15 @@ fn classify(code: i64, message: &str, now: SystemTime) -> Outcome {
             reason,
             retry_after: Some(until_next_vn_midnight(now)),
         }),
-        // Phone invalid, user inactive or refused ZNS, phone not on Zalo.
-        -108 | -114 | -118 => Outcome::Failed(SendError::permanent(reason)),
-        // Template id invalid, template data empty or invalid.
-        -109 | -111 | -112 => Outcome::Failed(SendError::permanent(reason)),
-        // Zalo's own trouble (-32 over the request rate).
+        // Over Zalo's request rate.
         -32 => Outcome::Failed(SendError::RateLimited {
             reason,
             retry_after: Some(Duration::from_secs(1)),
         }),
+        // Everything else is permanent: the person's (-108 phone invalid, -114 inactive or refused
+        // ZNS, -118 not on Zalo) and the template's (-109 id invalid, -111/-112 data empty or invalid).
         _ => Outcome::Failed(SendError::permanent(reason)),
     }
-}
-
-/// `+84912345678` -> `84912345678`, the form ZNS wants.
-fn zns_phone(e164: &str) -> &str {
-    e164.strip_prefix('+').unwrap_or(e164)
 }
 
 impl ZnsProvider {
@@ -91,10 +84,6 @@ impl ZnsProvider {
         settings: ZnsSettings,
         tokens: Arc<TokenManager>,
     ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(ZnsProvider {
             name: name.into(),
             url: format!(
@@ -102,7 +91,7 @@ impl ZnsProvider {
                 settings.base_url.trim_end_matches('/')
             ),
             development: settings.development,
-            http,
+            http: http_client(settings.timeout)?,
             tokens,
         })
     }
@@ -162,35 +151,34 @@ impl Provider for ZnsProvider {
             .as_ref()
             .ok_or_else(|| SendError::permanent("no ZNS template for this message"))?;
         let body = Body {
-            phone: zns_phone(&msg.to),
+            phone: wire_phone(&msg.to),
             template_id: &zns.template_id,
             template_data: &zns.data,
             tracking_id: &msg.id,
             mode: self.development.then_some("development"),
         };
-        let token = self
+        let mut token = self
             .tokens
             .access_token()
             .await
             .map_err(SendError::transient)?;
         match self.post(&token, &body).await? {
+            Err(Outcome::TokenInvalid) => {}
+            Ok(a) => return Ok(a),
+            Err(Outcome::Failed(e)) => return Err(e),
+        }
+        // Refresh (or pick up another sender's refresh) and retry once.
+        token = self
+            .tokens
+            .refresh_after_rejection(&token)
+            .await
+            .map_err(SendError::transient)?;
+        match self.post(&token, &body).await? {
             Ok(a) => Ok(a),
             Err(Outcome::Failed(e)) => Err(e),
-            Err(Outcome::TokenInvalid) => {
-                // Refresh (or pick up another sender's refresh) and retry once.
-                let token = self
-                    .tokens
-                    .refresh_after_rejection(&token)
-                    .await
-                    .map_err(SendError::transient)?;
-                match self.post(&token, &body).await? {
-                    Ok(a) => Ok(a),
-                    Err(Outcome::Failed(e)) => Err(e),
-                    Err(Outcome::TokenInvalid) => Err(SendError::transient(
-                        "Zalo refused a freshly refreshed access token",
-                    )),
-                }
-            }
+            Err(Outcome::TokenInvalid) => Err(SendError::transient(
+                "Zalo refused a freshly refreshed access token",
+            )),
         }
     }
 }
@@ -215,10 +203,5 @@ mod tests {
             }) => assert!(d <= Duration::from_secs(86_400)),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn phone_goes_without_plus() {
-        assert_eq!(zns_phone("+84912345678"), "84912345678");
     }
 }
