@@ -83,6 +83,7 @@ impl App {
             links,
             scheduler_wake,
             dispatch_wake,
+            webhook_wake: Arc::new(Notify::new()),
         };
         Ok(App {
             state,
@@ -115,6 +116,10 @@ impl App {
             })
         };
         let scheduler = tokio::spawn(self.scheduler.clone().run(shutdown.clone()));
+        let events = tokio::spawn(crate::webhooks::events::run(
+            self.state.clone(),
+            shutdown.clone(),
+        ));
         let dispatcher = if with_dispatcher {
             tokio::spawn(self.dispatcher.clone().run(shutdown.clone()))
         } else {
@@ -126,6 +131,7 @@ impl App {
             server,
             scheduler,
             dispatcher,
+            events,
         }
     }
 }
@@ -136,6 +142,7 @@ pub struct Running {
     server: JoinHandle<anyhow::Result<()>>,
     scheduler: JoinHandle<()>,
     dispatcher: JoinHandle<()>,
+    events: JoinHandle<()>,
 }
 
 impl Running {
@@ -143,6 +150,7 @@ impl Running {
     pub async fn join(self) -> anyhow::Result<()> {
         let _ = self.scheduler.await;
         let _ = self.dispatcher.await;
+        let _ = self.events.await;
         match tokio::time::timeout(Duration::from_secs(5), self.server).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(e.into()),

@@ -231,6 +231,11 @@ pub enum ProviderKind {
         secret_key: Option<Secret>,
         #[serde(default)]
         secret_key_file: Option<PathBuf>,
+        /// Verifies webhook signatures (Zalo's "OA secret key", shown with the webhook settings).
+        #[serde(default)]
+        oa_secret_key: Option<Secret>,
+        #[serde(default)]
+        oa_secret_key_file: Option<PathBuf>,
         /// First token pair; after the first refresh the database holds the newest pair.
         #[serde(default)]
         access_token: Option<Secret>,
@@ -250,6 +255,105 @@ pub enum ProviderKind {
         #[serde(default = "d_timeout")]
         timeout_seconds: u64,
     },
+    /// Zalo Official Account messages to followers (consultation or transaction).
+    ZaloOa {
+        app_id: String,
+        #[serde(default)]
+        secret_key: Option<Secret>,
+        #[serde(default)]
+        secret_key_file: Option<PathBuf>,
+        /// The OA's secret key for webhook signatures (Zalo calls it the OA secret key).
+        #[serde(default)]
+        oa_secret_key: Option<Secret>,
+        #[serde(default)]
+        oa_secret_key_file: Option<PathBuf>,
+        #[serde(default)]
+        access_token: Option<Secret>,
+        #[serde(default)]
+        refresh_token: Option<Secret>,
+        #[serde(default = "d_zalo_oa_url")]
+        base_url: String,
+        #[serde(default = "d_zalo_oauth_url")]
+        oauth_url: String,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
+    /// Facebook Messenger Send API for one Page.
+    Facebook {
+        #[serde(default)]
+        page_token: Option<Secret>,
+        #[serde(default)]
+        page_token_file: Option<PathBuf>,
+        /// Signs webhook bodies (`X-Hub-Signature-256`).
+        #[serde(default)]
+        app_secret: Option<Secret>,
+        #[serde(default)]
+        app_secret_file: Option<PathBuf>,
+        /// What Facebook must present in the webhook verification handshake.
+        #[serde(default)]
+        verify_token: Option<Secret>,
+        #[serde(default = "d_graph_version")]
+        graph_version: String,
+        #[serde(default = "d_graph_url")]
+        base_url: String,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
+    /// eSMS.vn brandname SMS.
+    Esms {
+        api_key: String,
+        #[serde(default)]
+        secret_key: Option<Secret>,
+        #[serde(default)]
+        secret_key_file: Option<PathBuf>,
+        brandname: String,
+        #[serde(default)]
+        sandbox: bool,
+        #[serde(default = "d_esms_url")]
+        base_url: String,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
+    /// SpeedSMS brandname SMS.
+    Speedsms {
+        #[serde(default)]
+        token: Option<Secret>,
+        #[serde(default)]
+        token_file: Option<PathBuf>,
+        /// 2 customer care, 3 brandname (needs `sender`), 4 SpeedSMS's default brandname.
+        #[serde(default = "d_speedsms_type")]
+        sms_type: u8,
+        #[serde(default)]
+        sender: Option<String>,
+        /// Must appear as `?token=` on delivery reports posted to `/webhooks/<name>`.
+        #[serde(default)]
+        webhook_token: Option<Secret>,
+        #[serde(default = "d_speedsms_url")]
+        base_url: String,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
+    /// Any HTTP SMS gateway, described in config.
+    HttpSms {
+        #[serde(default = "d_post")]
+        method: String,
+        url: String,
+        /// Header values are secrets (they often carry a key).
+        #[serde(default)]
+        headers: BTreeMap<String, Secret>,
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default = "d_json_type")]
+        content_type: String,
+        #[serde(default)]
+        success_pointer: Option<String>,
+        #[serde(default)]
+        success_value: Option<String>,
+        #[serde(default)]
+        id_pointer: Option<String>,
+        #[serde(default = "d_timeout")]
+        timeout_seconds: u64,
+    },
     /// Writes messages to files (development and the demo).
     Sink {
         dir: PathBuf,
@@ -261,6 +365,30 @@ pub enum ProviderKind {
 
 fn d_zns_url() -> String {
     "https://business.openapi.zalo.me".into()
+}
+fn d_zalo_oa_url() -> String {
+    "https://openapi.zalo.me".into()
+}
+fn d_graph_version() -> String {
+    "v25.0".into()
+}
+fn d_graph_url() -> String {
+    "https://graph.facebook.com".into()
+}
+fn d_esms_url() -> String {
+    "https://rest.esms.vn".into()
+}
+fn d_speedsms_url() -> String {
+    "https://api.speedsms.vn".into()
+}
+fn d_speedsms_type() -> u8 {
+    3
+}
+fn d_post() -> String {
+    "POST".into()
+}
+fn d_json_type() -> String {
+    "application/json".into()
 }
 fn d_zalo_oauth_url() -> String {
     "https://oauth.zaloapp.com/v4/oa/access_token".into()

@@ -308,6 +308,7 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
                     zalo_text: Some("Kính gửi phụ huynh em {{ student_names }} (lớp {{ class_name }}): không chia sẻ mật khẩu, ảnh riêng tư của con trên mạng; hãy trò chuyện cùng con khi con gặp điều lạ trên mạng. — {{ sender_name }}".into()),
                     messenger_text: None,
                     zns: None,
+                    zalo_transaction: None,
                 },
             },
             now_ms(),
@@ -363,6 +364,7 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
                 class_ids: vec![],
             },
             channels,
+            messenger_tag: None,
             send_at: None,
         }
         .validate()

@@ -39,8 +39,13 @@ enum Command {
         #[arg(long)]
         exit_when_done: bool,
     },
-    /// Print the per-school summary of a campaign.
+    /// Print the per-channel and per-school summary of a campaign.
     Report { campaign_id: i64 },
+    /// Zalo Official Account administration.
+    Zalo {
+        #[command(subcommand)]
+        command: ZaloCommand,
+    },
     /// Measure throughput, fan-out, memory, rate-limit accuracy and latency (see docs/PERFORMANCE.md).
     Bench {
         /// People in the end-to-end run (and requests in the ceiling run).
@@ -70,6 +75,23 @@ enum Command {
     BenchDouble {
         #[arg(long)]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZaloCommand {
+    /// Store a new token pair for a Zalo app (after re-authorising the OA), replacing the stored one.
+    /// Pass the tokens through the environment so they stay out of the shell history.
+    SetToken {
+        #[arg(long)]
+        app_id: String,
+        #[arg(long, env = "LOA_ZALO_ACCESS_TOKEN", hide_env_values = true)]
+        access_token: String,
+        #[arg(long, env = "LOA_ZALO_REFRESH_TOKEN", hide_env_values = true)]
+        refresh_token: String,
+        /// Seconds the access token is valid for (Zalo's `expires_in`); unknown when absent.
+        #[arg(long)]
+        expires_in: Option<i64>,
     },
 }
 
@@ -147,6 +169,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|_| anyhow::anyhow!("không tìm thấy chiến dịch {campaign_id}"))?;
             let rows = store.summary_by_org(&[campaign_id]).await?;
+            let progress = store.progress(campaign_id).await?;
+            print!(
+                "\nTheo kênh\n{}",
+                loa::report::render_channels(&loa::report::by_channel(&progress))
+            );
             print!(
                 "{}",
                 loa::report::render_table(
@@ -157,6 +184,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ),
                     &loa::report::by_org(&rows)
                 )
+            );
+            Ok(())
+        }
+        Command::Zalo {
+            command:
+                ZaloCommand::SetToken {
+                    app_id,
+                    access_token,
+                    refresh_token,
+                    expires_in,
+                },
+        } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let store = open_store(&cfg).await?;
+            let now = loa::clock::now_ms();
+            let pair = loa::store::TokenPair {
+                access_token: access_token.trim().to_string(),
+                refresh_token: refresh_token.trim().to_string(),
+                expires_at_ms: expires_in.map(|s| now + s * 1000).unwrap_or(0),
+            };
+            if pair.access_token.is_empty() || pair.refresh_token.is_empty() {
+                anyhow::bail!("access token và refresh token không được để trống");
+            }
+            store.set_zalo_token(app_id.trim(), &pair, now).await?;
+            println!(
+                "Đã lưu token Zalo cho ứng dụng {app_id}. Khởi động lại loa serve để dùng token mới."
             );
             Ok(())
         }

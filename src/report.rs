@@ -6,7 +6,89 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::delivery::{DeliveryState, Reason};
-use crate::store::SummaryRow;
+use crate::store::{Progress, SummaryRow};
+
+/// One channel of a campaign, as a funnel: `sent` counts every message the provider accepted
+/// (whatever happened next), `delivered` those with a delivery or read receipt, `read` those read.
+/// `failed` counts people for whom this channel failed, whether they then moved on to their next
+/// channel or not; `reasons` says why, by reason code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ChannelSummary {
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub failed: i64,
+    /// Still queued, sending or retrying on this channel.
+    pub pending: i64,
+    pub reasons: BTreeMap<String, i64>,
+    /// Why the channel is paused for the campaign, if it is.
+    pub paused: Option<String>,
+}
+
+pub fn by_channel(p: &Progress) -> BTreeMap<String, ChannelSummary> {
+    let mut out: BTreeMap<String, ChannelSummary> = BTreeMap::new();
+    for (channel, states) in &p.by_channel {
+        if channel == "none" {
+            continue;
+        }
+        let c = out.entry(channel.clone()).or_default();
+        for (state, n) in states {
+            match DeliveryState::parse(state) {
+                Some(DeliveryState::Sent) => c.sent += n,
+                Some(DeliveryState::Delivered) => {
+                    c.sent += n;
+                    c.delivered += n;
+                }
+                Some(DeliveryState::Read) => {
+                    c.sent += n;
+                    c.delivered += n;
+                    c.read += n;
+                }
+                Some(DeliveryState::Failed) => c.failed += n,
+                Some(DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Retrying) => {
+                    c.pending += n
+                }
+                _ => {}
+            }
+        }
+    }
+    for (channel, reasons) in p.failed_by_channel.iter().chain(&p.fell_back) {
+        let c = out.entry(channel.clone()).or_default();
+        for (code, n) in reasons {
+            *c.reasons.entry(code.clone()).or_default() += n;
+        }
+    }
+    for (channel, reasons) in &p.fell_back {
+        out.entry(channel.clone()).or_default().failed += reasons.values().sum::<i64>();
+    }
+    for pause in &p.paused {
+        if !pause.skipped {
+            out.entry(pause.channel.clone()).or_default().paused = Some(pause.reason.clone());
+        }
+    }
+    out
+}
+
+/// Per-channel lines for the terminal, labels in Vietnamese for school staff.
+pub fn render_channels(rows: &BTreeMap<String, ChannelSummary>) -> String {
+    let mut s = format!(
+        "{:<12} {:>8} {:>9} {:>8} {:>6} {:>8}\n",
+        "Kênh", "Đã gửi", "Đã nhận", "Đã xem", "Lỗi", "Đang gửi"
+    );
+    for (channel, c) in rows {
+        s.push_str(&format!(
+            "{channel:<12} {:>8} {:>9} {:>8} {:>6} {:>8}\n",
+            c.sent, c.delivered, c.read, c.failed, c.pending
+        ));
+        for (code, n) in &c.reasons {
+            s.push_str(&format!("{:<12}   - {}: {n}\n", "", Reason::label_vi(code)));
+        }
+        if let Some(why) = &c.paused {
+            s.push_str(&format!("{:<12}   ! tạm dừng: {why}\n", ""));
+        }
+    }
+    s
+}
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct OrgSummary {
@@ -138,6 +220,31 @@ mod tests {
             reason_code: reason.map(str::to_string),
             count: n,
         }
+    }
+
+    #[test]
+    fn channel_funnel_counts_fallbacks_as_failures() {
+        let mut p = Progress::default();
+        let states = |v: &[(&str, i64)]| v.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        p.by_channel.insert(
+            "sms".into(),
+            states(&[("delivered", 3), ("sent", 1), ("read", 1)]),
+        );
+        p.by_channel
+            .insert("zalo_zns".into(), states(&[("read", 2), ("failed", 1)]));
+        p.failed_by_channel
+            .insert("zalo_zns".into(), states(&[("retries_exhausted", 1)]));
+        p.fell_back
+            .insert("zalo_zns".into(), states(&[("provider_rejected", 5)]));
+        let c = by_channel(&p);
+        assert_eq!(
+            (c["sms"].sent, c["sms"].delivered, c["sms"].read),
+            (5, 4, 1)
+        );
+        let z = &c["zalo_zns"];
+        assert_eq!((z.sent, z.delivered, z.read, z.failed), (2, 2, 2, 6));
+        assert_eq!(z.reasons["provider_rejected"], 5);
+        assert_eq!(z.reasons["retries_exhausted"], 1);
     }
 
     #[test]

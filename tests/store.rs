@@ -90,6 +90,7 @@ async fn campaign_to(
         template_id: tpl,
         audience,
         channels,
+        messenger_tag: None,
         send_at: None,
     };
     let campaign = store.create_campaign(&c, T0).await.unwrap().id;
@@ -190,6 +191,7 @@ fn sent(id: i64, expected: DeliveryState) -> DeliveryUpdate {
         segments: Some(1),
         reason_code: None,
         reason: None,
+        receipt_by_provider_id: false,
     }
 }
 

@@ -26,12 +26,18 @@ CREATE TABLE contacts (
     zalo_user_id   TEXT,
     facebook_psid  TEXT,
     student_code   TEXT,
+    -- 0 after the person unfollowed the school's Zalo OA (a `follow` event sets it back): OA messages
+    -- cannot reach them then, ZNS still can.
+    zalo_following INTEGER NOT NULL DEFAULT 1,
     -- One bit per channel the person has stopped (email 1, sms 2, zalo 4, messenger 8).
     opt_out        INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
 CREATE INDEX contacts_org_role ON contacts(org_id, role);
+-- Webhooks name people by their Zalo user id or Messenger PSID.
+CREATE INDEX contacts_zalo_user ON contacts(zalo_user_id) WHERE zalo_user_id IS NOT NULL;
+CREATE INDEX contacts_facebook_psid ON contacts(facebook_psid) WHERE facebook_psid IS NOT NULL;
 CREATE UNIQUE INDEX contacts_student_code ON contacts(school_id, student_code) WHERE student_code IS NOT NULL;
 
 CREATE TABLE guardian_links (
@@ -53,6 +59,7 @@ CREATE TABLE templates (
     zalo_text       TEXT,
     messenger_text  TEXT,
     zns             TEXT,            -- JSON domain::campaign::ZnsTemplate
+    zalo_transaction TEXT,           -- JSON domain::campaign::ZaloTransactionTemplate
     created_at      INTEGER NOT NULL
 );
 
@@ -73,6 +80,7 @@ CREATE TABLE campaigns (
     template_id  INTEGER NOT NULL REFERENCES templates(id),
     audience     TEXT NOT NULL,   -- JSON domain::campaign::Audience
     channels     TEXT NOT NULL,   -- JSON array, order of preference
+    messenger_tag TEXT,           -- Messenger message tag; NULL = CONFIRMED_EVENT_UPDATE
     state        TEXT NOT NULL,
     send_at      INTEGER,
     created_at   INTEGER NOT NULL,
@@ -113,6 +121,8 @@ CREATE TABLE deliveries (
     reason_code          TEXT,
     reason               TEXT,
     vars                 TEXT NOT NULL,   -- JSON render::PersonVars
+    -- When the provider accepted it (Messenger read/delivery watermarks cover what was sent before).
+    sent_at              INTEGER,
     updated_at           INTEGER NOT NULL,
     UNIQUE (run_id, contact_id)
 );
@@ -125,6 +135,63 @@ CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE state = 'sending
 CREATE INDEX deliveries_open ON deliveries(run_id) WHERE state IN ('queued','sending','retrying');
 -- Reports, listings (paged by id) and cancellation, per campaign.
 CREATE INDEX deliveries_campaign ON deliveries(campaign_id, id);
+
+-- Messenger receipts name every earlier message to a person: its sent deliveries, by person.
+CREATE INDEX deliveries_messenger_unread ON deliveries(contact_id, sent_at)
+    WHERE channel = 'messenger' AND state IN ('sent','delivered');
+
+-- Provider message ids that receipts will name (Zalo OA msg_id, Messenger mid, SpeedSMS tranId).
+-- Only providers whose receipts carry nothing of ours get a row, so other sends pay nothing.
+CREATE TABLE receipt_refs (
+    channel      TEXT NOT NULL,
+    ref          TEXT NOT NULL,
+    delivery_id  INTEGER NOT NULL,
+    PRIMARY KEY (channel, ref)
+) WITHOUT ROWID;
+
+-- Each channel a delivery left for the next one, with why: the per-channel report counts these as
+-- that channel's failures (the delivery itself now shows the channel it moved to).
+CREATE TABLE channel_fallbacks (
+    campaign_id  INTEGER NOT NULL,
+    channel      TEXT NOT NULL,
+    reason_code  TEXT NOT NULL,
+    n            INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, channel, reason_code)
+) WITHOUT ROWID;
+CREATE TRIGGER deliveries_fell_back AFTER UPDATE OF channel ON deliveries
+    WHEN OLD.channel IS NOT NULL AND NEW.channel IS NOT OLD.channel
+BEGIN
+    INSERT INTO channel_fallbacks (campaign_id, channel, reason_code, n)
+    VALUES (NEW.campaign_id, OLD.channel, COALESCE(NEW.reason_code, 'unknown'), 1)
+    ON CONFLICT (campaign_id, channel, reason_code) DO UPDATE SET n = n + 1;
+END;
+
+-- A channel stopped for one campaign because every send would fail the same way (template refused,
+-- wrong key, no balance): its deliveries wait, unclaimed, until staff resume or skip the channel.
+CREATE TABLE channel_pauses (
+    campaign_id  INTEGER NOT NULL,
+    channel      TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    paused_at    INTEGER NOT NULL,
+    -- 1 once staff chose to move the waiting people on to their next channel instead.
+    skip         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, channel)
+) WITHOUT ROWID;
+
+-- Webhook events as received (signature already checked), processed after the 200 is sent. The
+-- digest makes a replayed event a no-op.
+CREATE TABLE webhook_events (
+    id            INTEGER PRIMARY KEY,
+    provider      TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    received_at   INTEGER NOT NULL,
+    processed_at  INTEGER,
+    -- applied | unknown (names no message or person we know) | ignored (event we do not use)
+    outcome       TEXT,
+    UNIQUE (provider, digest)
+);
+CREATE INDEX webhook_events_pending ON webhook_events(id) WHERE processed_at IS NULL;
 
 CREATE TABLE settings (
     key    TEXT PRIMARY KEY,

@@ -85,7 +85,7 @@ impl Provider for SmtpProvider {
         match self.transport.send(email).await {
             Ok(resp) => Ok(Accepted {
                 provider_message_id: resp.message().next().map(|l| l.to_string()),
-                delivered: false,
+                ..Accepted::default()
             }),
             Err(e) => Err(classify_smtp(&e)),
         }
@@ -192,6 +192,8 @@ mod tests {
             }),
             callback_url: None,
             zns: None,
+            zalo_transaction: None,
+            messenger_tag: None,
         }
     }
 

@@ -89,10 +89,7 @@ impl Provider for KannelProvider {
 /// request itself is wrong (bad credentials, missing field) and 503 means try again later.
 fn classify(status: u16, body: &str) -> Result<Accepted, SendError> {
     match status {
-        200..=299 if body.starts_with("0:") || body.starts_with("3:") => Ok(Accepted {
-            provider_message_id: None,
-            delivered: false,
-        }),
+        200..=299 if body.starts_with("0:") || body.starts_with("3:") => Ok(Accepted::default()),
         200..=299 => Err(SendError::transient(format!(
             "kannel: unexpected reply {status} {body:?}"
         ))),

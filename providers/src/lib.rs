@@ -2,8 +2,12 @@
 //! takes, and the classified error it returns (the dispatcher alone decides what to do with the class).
 
 pub mod email;
+pub mod esms;
+pub mod http_sms;
 pub mod kannel;
+pub mod messenger;
 pub mod sink;
+pub mod speedsms;
 pub mod zalo;
 
 use std::fmt;
@@ -84,6 +88,16 @@ pub struct ZnsData {
     pub data: std::collections::BTreeMap<String, String>,
 }
 
+/// A Zalo OA transaction message (`template_type` `transaction_education`), rendered for one person:
+/// a header, the message text, a key/value table and an optional link button.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ZaloTransaction {
+    pub header: String,
+    pub table: Vec<(String, String)>,
+    /// (title, https URL)
+    pub button: Option<(String, String)>,
+}
+
 /// One rendered message for one person on one channel.
 #[derive(Clone, Debug, Serialize)]
 pub struct Message {
@@ -101,6 +115,10 @@ pub struct Message {
     pub callback_url: Option<String>,
     /// ZNS only: the template and its filled parameters.
     pub zns: Option<ZnsData>,
+    /// Zalo OA only: send as a transaction message instead of a consultation text.
+    pub zalo_transaction: Option<ZaloTransaction>,
+    /// Messenger only: the message tag the campaign chose (`CONFIRMED_EVENT_UPDATE` when absent).
+    pub messenger_tag: Option<String>,
 }
 
 /// The provider took the message.
@@ -109,6 +127,9 @@ pub struct Accepted {
     pub provider_message_id: Option<String>,
     /// True when acceptance already means the person has it (local sinks); otherwise a receipt follows.
     pub delivered: bool,
+    /// Receipts will name the message only by `provider_message_id` (Zalo OA, Messenger, SpeedSMS),
+    /// so Loa must be able to look the delivery up by it.
+    pub receipt_by_provider_id: bool,
 }
 
 /// A failure, classified once by the adapter that saw it.
@@ -129,6 +150,11 @@ pub enum SendError {
     /// Will never succeed for this person on this channel.
     #[error("permanent: {reason}")]
     Permanent { reason: String },
+    /// Will fail the same way for everyone this campaign sends on this channel (template refused,
+    /// wrong key, no balance, brandname inactive): the channel is paused for the campaign instead of
+    /// failing its people one by one.
+    #[error("campaign-wide: {reason}")]
+    CampaignFault { reason: String },
 }
 
 impl SendError {
@@ -140,6 +166,11 @@ impl SendError {
     }
     pub fn permanent(reason: impl Into<String>) -> Self {
         SendError::Permanent {
+            reason: reason.into(),
+        }
+    }
+    pub fn campaign(reason: impl Into<String>) -> Self {
+        SendError::CampaignFault {
             reason: reason.into(),
         }
     }
@@ -156,6 +187,15 @@ pub trait Provider: Send + Sync {
 /// A stored E.164 number as gateways want it on the wire: `+84912345678` -> `84912345678`.
 pub fn wire_phone(e164: &str) -> &str {
     e164.strip_prefix('+').unwrap_or(e164)
+}
+
+/// A stored E.164 Vietnamese number in the domestic form some gateways want: `+84912345678` ->
+/// `0912345678`. Other countries' numbers stay international.
+pub fn domestic_phone(e164: &str) -> String {
+    match e164.strip_prefix("+84") {
+        Some(rest) => format!("0{rest}"),
+        None => wire_phone(e164).to_string(),
+    }
 }
 
 /// The HTTP client every HTTP adapter uses: one per adapter, with the configured timeout.
@@ -196,6 +236,8 @@ mod tests {
     fn wire_phone_drops_plus() {
         assert_eq!(wire_phone("+84912345678"), "84912345678");
         assert_eq!(wire_phone("84912345678"), "84912345678");
+        assert_eq!(domestic_phone("+84912345678"), "0912345678");
+        assert_eq!(domestic_phone("+6591234567"), "6591234567");
     }
 
     #[test]

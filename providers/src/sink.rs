@@ -133,6 +133,7 @@ impl Provider for SinkProvider {
         Ok(Accepted {
             provider_message_id: Some(format!("sink-{}", msg.id)),
             delivered: true,
+            receipt_by_provider_id: false,
         })
     }
 }
@@ -153,6 +154,8 @@ mod tests {
             unsubscribe: None,
             callback_url: None,
             zns: None,
+            zalo_transaction: None,
+            messenger_tag: None,
         }
     }
 

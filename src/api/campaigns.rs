@@ -30,6 +30,14 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/{id}/progress", get(progress))
         .route("/campaigns/{id}/deliveries", get(deliveries))
         .route("/campaigns/{id}/report", get(by_org))
+        .route(
+            "/campaigns/{id}/channels/{channel}/resume",
+            post(resume_channel),
+        )
+        .route(
+            "/campaigns/{id}/channels/{channel}/skip",
+            post(skip_channel),
+        )
 }
 
 /// Everything that can be known before anyone is messaged: the audience is inside the sender's subtree,
@@ -237,8 +245,55 @@ async fn progress(
 ) -> Result<Json<Value>, AppError> {
     let c = s.store.get_campaign(id).await?;
     let p = s.store.progress(id).await?;
+    Ok(Json(json!({
+        "campaign_id": id,
+        "state": c.state,
+        "by_channel": report::by_channel(&p),
+        "progress": p,
+    })))
+}
+
+fn channel_param(v: &str) -> Result<Channel, AppError> {
+    Channel::parse(v).ok_or_else(|| AppError::field("channel", format!("unknown channel {v:?}")))
+}
+
+/// Lifts a pause after staff fixed its cause (template approved again, balance topped up): the people
+/// waiting on that channel are sent to again.
+async fn resume_channel(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiPath((id, channel)): ApiPath<(i64, String)>,
+) -> Result<Json<Value>, AppError> {
+    s.store.get_campaign(id).await?;
+    let channel = channel_param(&channel)?;
+    if !s.store.resume_channel(id, channel).await? {
+        return Err(AppError::conflict(format!(
+            "{channel} is not paused for this campaign"
+        )));
+    }
+    s.dispatch_wake.notify_one();
     Ok(Json(
-        json!({"campaign_id": id, "state": c.state, "progress": p}),
+        json!({"campaign_id": id, "channel": channel, "paused": false}),
+    ))
+}
+
+/// Gives up on a paused channel for the campaign: the people waiting on it move on to their next
+/// channel (or fail with that reason if there is none).
+async fn skip_channel(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiPath((id, channel)): ApiPath<(i64, String)>,
+) -> Result<Json<Value>, AppError> {
+    s.store.get_campaign(id).await?;
+    let channel = channel_param(&channel)?;
+    if !s.store.skip_channel(id, channel).await? {
+        return Err(AppError::conflict(format!(
+            "{channel} is not paused (or already skipped) for this campaign"
+        )));
+    }
+    s.dispatch_wake.notify_one();
+    Ok(Json(
+        json!({"campaign_id": id, "channel": channel, "skipped": true}),
     ))
 }
 

@@ -6,6 +6,7 @@ mod contacts;
 pub mod error;
 mod orgs;
 mod templates;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub links: Arc<Links>,
     pub scheduler_wake: Arc<Notify>,
     pub dispatch_wake: Arc<Notify>,
+    /// Notified when a webhook event is stored, to process it at once.
+    pub webhook_wake: Arc<Notify>,
 }
 
 /// Who is acting. Until authentication lands every request acts as the local operator; handlers take
@@ -50,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(contacts::router())
         .merge(templates::router())
         .merge(campaigns::router())
+        .merge(webhooks::router())
         .fallback(|| async {
             AppError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
         })

@@ -131,6 +131,7 @@ async fn sms_campaign(
         template_id: tpl.id,
         audience,
         channels: vec![Channel::Sms],
+        messenger_tag: None,
         send_at: None,
     };
     Ok(store.create_campaign(&c, now_ms()).await?.id)
@@ -231,6 +232,8 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
                 unsubscribe: None,
                 callback_url: None,
                 zns: None,
+                zalo_transaction: None,
+                messenger_tag: None,
             };
             async move { p.send(&msg).await.is_err() }
         })

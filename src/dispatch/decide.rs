@@ -82,6 +82,7 @@ pub fn fall_back(
         segments: None,
         reason_code: Some(code),
         reason: reason.clone(),
+        receipt_by_provider_id: false,
     };
     let u = match choose_channel(
         order,
@@ -134,6 +135,7 @@ pub fn decide(
         segments: None,
         reason_code: None,
         reason: d.reason.clone(),
+        receipt_by_provider_id: false,
     };
     let u = match attempt {
         Attempt::Sent { accepted, segments } => DeliveryUpdate {
@@ -142,6 +144,7 @@ pub fn decide(
             } else {
                 DeliveryState::Sent
             },
+            receipt_by_provider_id: accepted.receipt_by_provider_id,
             provider_message_id: accepted.provider_message_id,
             segments,
             ..keep
@@ -176,6 +179,17 @@ pub fn decide(
             attempts: d.attempts,
             next_attempt_at: now + retry_after.map(|r| r.as_millis() as i64).unwrap_or(1000),
             reason: Some(append_reason(&d.reason, d.channel, &reason)),
+            ..keep
+        },
+        // The whole channel is paused for the campaign (the dispatcher records the pause first): the
+        // person waits, unclaimed and with no attempt counted, until staff resume or skip the channel.
+        Attempt::Failed(SendError::CampaignFault { .. }) => DeliveryUpdate {
+            state: if d.attempts == 0 {
+                DeliveryState::Queued
+            } else {
+                DeliveryState::Retrying
+            },
+            attempts: d.attempts,
             ..keep
         },
         Attempt::Failed(SendError::Permanent { reason }) => {
@@ -232,6 +246,7 @@ mod tests {
             state: DeliveryState::Sending,
             reason: None,
             vars: "{}".into(),
+            channel_skipped: false,
             addresses: Addresses {
                 phone: Some("+84912345678".into()),
                 email: Some("a@b.vn".into()),
@@ -262,6 +277,7 @@ mod tests {
         let sink = Accepted {
             provider_message_id: Some("x".into()),
             delivered: true,
+            ..Accepted::default()
         };
         let u = decide(
             &claimed(Sms, 0, 0),

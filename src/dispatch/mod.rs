@@ -266,6 +266,7 @@ impl Dispatcher {
     ) {
         let out = out_tx.clone();
         let policy = policy.clone();
+        let store = self.store.clone();
         inflight.spawn(async move {
             let Ready { d, msg, plan, .. } = item;
             let attempt = match provider.send(&msg).await {
@@ -277,6 +278,9 @@ impl Dispatcher {
                             tracing::debug!(delivery = d.id, provider = provider.name(), %to, error = %e, "send refused")
                         }
                         _ => tracing::warn!(delivery = d.id, provider = provider.name(), %to, error = %e, "send failed"),
+                    }
+                    if let providers::SendError::CampaignFault { reason } = &e {
+                        pause(store.as_ref(), &d, msg.channel, provider.name(), reason).await;
                     }
                     Attempt::Failed(e)
                 }
@@ -307,6 +311,29 @@ impl Dispatcher {
             _ = self.wake.notified() => {}
             _ = tokio::time::sleep_until(until) => {}
             _ = shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// Pauses the channel for the campaign before the delivery goes back to the queue, so that neither
+/// it nor the rest of the campaign's people on that channel are claimed again until staff act.
+async fn pause(store: &dyn Store, d: &Claimed, channel: Channel, provider: &str, reason: &str) {
+    let why = format!("{provider}: {reason}");
+    for _ in 0..10 {
+        match store
+            .pause_channel(d.campaign_id, channel, &why, now_ms())
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(campaign = d.campaign_id, %channel, reason = %why, "channel paused for the campaign");
+                return;
+            }
+            Ok(false) => return,
+            Err(e) => {
+                // Without the pause the delivery would be claimed and refused again at once.
+                tracing::error!(campaign = d.campaign_id, error = %e, "recording a channel pause failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
     }
 }

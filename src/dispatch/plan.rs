@@ -16,6 +16,7 @@ use crate::store::{Claimed, Store};
 
 pub struct Plan {
     pub channels: Vec<Channel>,
+    pub messenger_tag: Option<String>,
     pub template: CompiledTemplate,
 }
 
@@ -50,6 +51,7 @@ impl Plans {
             .map_err(|e| e.to_string())?;
         let plan = Arc::new(Plan {
             channels: campaign.channels,
+            messenger_tag: campaign.messenger_tag,
             template: compiled,
         });
         if let Ok(mut c) = self.cache.lock() {
@@ -71,6 +73,12 @@ pub fn prepare<'r>(
     let channel = d
         .channel
         .ok_or_else(|| unsendable(Reason::NoAddress, "no channel".into()))?;
+    if d.channel_skipped {
+        return Err(unsendable(
+            Reason::ChannelSkipped,
+            format!("{channel} skipped for this campaign by staff"),
+        ));
+    }
     let route = registry.route(channel).ok_or_else(|| {
         unsendable(
             Reason::ChannelUnavailable,
@@ -113,6 +121,8 @@ pub fn prepare<'r>(
             }),
             _ => None,
         },
+        zalo_transaction: rendered.zalo_transaction,
+        messenger_tag: plan.messenger_tag.clone(),
     };
     match channel {
         Channel::Sms => {

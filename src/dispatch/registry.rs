@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use providers::email::{SmtpProvider, SmtpSettings};
+use providers::esms::{EsmsProvider, EsmsSettings};
+use providers::http_sms::{HttpSmsProvider, HttpSmsSettings};
 use providers::kannel::{KannelProvider, KannelSettings};
+use providers::messenger::{MessengerProvider, MessengerSettings};
 use providers::sink::SinkProvider;
+use providers::speedsms::{SpeedSmsProvider, SpeedSmsSettings};
+use providers::zalo::oa::{OaProvider, OaSettings};
 use providers::zalo::token::{TokenManager, TokenPair, TokenSettings};
 use providers::zalo::zns::{ZnsProvider, ZnsSettings};
 use providers::{Channel, Provider};
@@ -16,7 +21,7 @@ use providers::{Channel, Provider};
 use super::limit::Limiter;
 use super::tokens::StoreTokens;
 use crate::clock::now_ms;
-use crate::config::{Config, ProviderConfig, ProviderKind, load_secret};
+use crate::config::{Config, ProviderConfig, ProviderKind, Secret, load_secret};
 use crate::store::Store;
 
 pub struct Route {
@@ -24,7 +29,7 @@ pub struct Route {
     pub limiter: Option<Limiter>,
     pub unaccent: bool,
     pub max_segments: Option<u32>,
-    /// The provider reports delivery to `/webhooks/<name>` (Kannel DLR).
+    /// The provider reports delivery to a signed `/webhooks/<name>` URL Loa hands it (Kannel, eSMS).
     pub wants_callback: bool,
     /// ZNS: each Zalo template id's parameters, as configured, for checking campaigns.
     pub zns_templates: BTreeMap<String, Vec<String>>,
@@ -35,16 +40,27 @@ pub struct Registry {
     routes: HashMap<Channel, Route>,
     /// Where sink providers write, to tell the user.
     pub sink_locations: Vec<(Channel, PathBuf)>,
+    /// Provider name -> the channel it carries and how its webhook authenticates.
+    pub webhooks: HashMap<String, (Channel, WebhookAuth)>,
 }
 
 impl Registry {
     pub async fn from_config(cfg: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Registry> {
         let mut reg = Registry::default();
+        let mut builder = Builder {
+            store,
+            zalo_tokens: HashMap::new(),
+        };
         for (channel, name) in &cfg.channels {
             let pc = cfg.providers.get(name).with_context(|| {
                 format!("channel {channel} names provider {name:?}, which is not configured")
             })?;
-            let (provider, location) = build(name, pc, store)
+            let Built {
+                provider,
+                location,
+                webhook,
+            } = builder
+                .build(name, pc)
                 .await
                 .with_context(|| format!("provider {name}"))?;
             if provider.channel() != *channel {
@@ -56,10 +72,16 @@ impl Registry {
             if let Some(loc) = location {
                 reg.sink_locations.push((*channel, loc));
             }
+            if let Some(w) = webhook {
+                reg.webhooks.insert(name.clone(), (*channel, w));
+            }
             reg.insert(
                 *channel,
                 Route {
-                    wants_callback: matches!(pc.kind, ProviderKind::Kannel { .. }),
+                    wants_callback: matches!(
+                        pc.kind,
+                        ProviderKind::Kannel { .. } | ProviderKind::Esms { .. }
+                    ),
                     provider,
                     limiter: Limiter::new(pc.rate_per_second, pc.burst),
                     unaccent: pc.unaccent,
@@ -89,114 +111,357 @@ impl Registry {
     }
 }
 
-async fn build(
+/// How a provider's webhook (`/webhooks/<name>`) proves it is genuine.
+#[derive(Clone, Debug)]
+pub enum WebhookAuth {
+    /// Kannel: the dlr-url Loa handed out carries Loa's signature over the delivery id.
+    Kannel,
+    /// eSMS: the CallbackUrl carries Loa's signature; eSMS adds its own fields to it.
+    Esms,
+    /// Zalo: `X-ZEvent-Signature: mac=sha256(app_id + body + timestamp + OA secret key)`.
+    Zalo { app_id: String, oa_secret: String },
+    /// Facebook: `X-Hub-Signature-256` (HMAC-SHA256 with the app secret) and the verify handshake.
+    Facebook {
+        app_secret: String,
+        verify_token: Option<String>,
+    },
+    /// SpeedSMS: a shared token in the query string (its reports carry no signature).
+    SpeedSms { token: String },
+}
+
+/// Built providers share one token manager per Zalo app, so OA and ZNS never refresh concurrently.
+struct Builder<'a> {
+    store: &'a Arc<dyn Store>,
+    zalo_tokens: HashMap<String, Arc<TokenManager>>,
+}
+
+struct Built {
+    provider: Arc<dyn Provider>,
+    location: Option<PathBuf>,
+    webhook: Option<WebhookAuth>,
+}
+
+fn secret(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
     name: &str,
-    pc: &ProviderConfig,
-    store: &Arc<dyn Store>,
-) -> anyhow::Result<(Arc<dyn Provider>, Option<PathBuf>)> {
-    Ok(match &pc.kind {
-        ProviderKind::ZaloZns {
-            app_id,
-            secret_key,
-            secret_key_file,
-            access_token,
-            refresh_token,
-            base_url,
-            oauth_url,
-            development,
-            templates: _,
-            timeout_seconds,
-        } => {
-            if let (Some(a), Some(r)) = (access_token, refresh_token) {
-                let pair = TokenPair {
-                    access_token: a.expose().to_string(),
-                    refresh_token: r.expose().to_string(),
-                    expires_at_ms: 0,
-                };
-                store.seed_zalo_token(app_id, &pair, now_ms()).await?;
-            }
-            let timeout = Duration::from_secs(*timeout_seconds);
-            let tokens = TokenManager::new(
+    what: &str,
+) -> anyhow::Result<String> {
+    load_secret(inline, file, name)?.with_context(|| format!("{what} (or {what}_file) is required"))
+}
+
+impl Builder<'_> {
+    #[allow(clippy::too_many_arguments)]
+    async fn zalo_tokens(
+        &mut self,
+        name: &str,
+        app_id: &str,
+        secret_key: &Option<Secret>,
+        secret_key_file: &Option<PathBuf>,
+        access_token: &Option<Secret>,
+        refresh_token: &Option<Secret>,
+        oauth_url: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Arc<TokenManager>> {
+        if let (Some(a), Some(r)) = (access_token, refresh_token) {
+            let pair = TokenPair {
+                access_token: a.expose().to_string(),
+                refresh_token: r.expose().to_string(),
+                expires_at_ms: 0,
+            };
+            self.store.seed_zalo_token(app_id, &pair, now_ms()).await?;
+        }
+        if let Some(t) = self.zalo_tokens.get(app_id) {
+            return Ok(t.clone());
+        }
+        let tokens = Arc::new(
+            TokenManager::new(
                 TokenSettings {
-                    app_id: app_id.clone(),
-                    secret_key: load_secret(secret_key, secret_key_file, name)?
-                        .context("secret_key (or secret_key_file) is required")?,
-                    oauth_url: oauth_url.clone(),
+                    app_id: app_id.to_string(),
+                    secret_key: secret(secret_key, secret_key_file, name, "secret_key")?,
+                    oauth_url: oauth_url.to_string(),
                     timeout,
                 },
-                Arc::new(StoreTokens(store.clone())),
+                Arc::new(StoreTokens(self.store.clone())),
             )
-            .map_err(anyhow::Error::msg)?;
-            let settings = ZnsSettings {
-                base_url: base_url.clone(),
-                development: *development,
-                timeout,
-            };
-            (
-                Arc::new(
-                    ZnsProvider::new(name, settings, Arc::new(tokens))
-                        .map_err(anyhow::Error::msg)?,
-                ),
-                None,
+            .map_err(anyhow::Error::msg)?,
+        );
+        self.zalo_tokens.insert(app_id.to_string(), tokens.clone());
+        Ok(tokens)
+    }
+
+    async fn build(&mut self, name: &str, pc: &ProviderConfig) -> anyhow::Result<Built> {
+        let plain = |provider: Arc<dyn Provider>| Built {
+            provider,
+            location: None,
+            webhook: None,
+        };
+        let zalo_hook = |app_id: &str,
+                         oa: &Option<Secret>,
+                         file: &Option<PathBuf>|
+         -> anyhow::Result<Option<WebhookAuth>> {
+            Ok(
+                load_secret(oa, file, name)?.map(|oa_secret| WebhookAuth::Zalo {
+                    app_id: app_id.to_string(),
+                    oa_secret,
+                }),
             )
-        }
-        ProviderKind::Smtp {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            password_file,
-            from,
-            pool_size,
-            timeout_seconds,
-        } => {
-            let settings = SmtpSettings {
-                host: host.clone(),
-                port: *port,
-                tls: *tls,
-                username: username.clone(),
-                password: load_secret(password, password_file, name)?,
-                from: from.clone(),
-                pool_size: *pool_size,
-                timeout: Duration::from_secs(*timeout_seconds),
-            };
-            (
-                Arc::new(SmtpProvider::new(name, &settings).map_err(anyhow::Error::msg)?),
-                None,
-            )
-        }
-        ProviderKind::Kannel {
-            base_url,
-            username,
-            password,
-            password_file,
-            from,
-            smsc,
-            timeout_seconds,
-        } => {
-            let settings = KannelSettings {
-                base_url: base_url.clone(),
-                username: username.clone(),
-                password: load_secret(password, password_file, name)?.unwrap_or_default(),
-                from: from.clone(),
-                smsc: smsc.clone(),
-                timeout: Duration::from_secs(*timeout_seconds),
-            };
-            (
-                Arc::new(KannelProvider::new(name, settings).map_err(anyhow::Error::msg)?),
-                None,
-            )
-        }
-        ProviderKind::Sink {
-            dir,
-            channel,
-            simulate_failure_per_mille,
-        } => {
-            let sink = SinkProvider::new(name, *channel, dir.clone(), *simulate_failure_per_mille)
-                .map_err(anyhow::Error::msg)?;
-            let loc = sink.location();
-            (Arc::new(sink), Some(loc))
-        }
-    })
+        };
+        Ok(match &pc.kind {
+            ProviderKind::ZaloZns {
+                app_id,
+                secret_key,
+                secret_key_file,
+                oa_secret_key,
+                oa_secret_key_file,
+                access_token,
+                refresh_token,
+                base_url,
+                oauth_url,
+                development,
+                templates: _,
+                timeout_seconds,
+            } => {
+                let timeout = Duration::from_secs(*timeout_seconds);
+                let tokens = self
+                    .zalo_tokens(
+                        name,
+                        app_id,
+                        secret_key,
+                        secret_key_file,
+                        access_token,
+                        refresh_token,
+                        oauth_url,
+                        timeout,
+                    )
+                    .await?;
+                let settings = ZnsSettings {
+                    base_url: base_url.clone(),
+                    development: *development,
+                    timeout,
+                };
+                Built {
+                    provider: Arc::new(
+                        ZnsProvider::new(name, settings, tokens).map_err(anyhow::Error::msg)?,
+                    ),
+                    location: None,
+                    webhook: zalo_hook(app_id, oa_secret_key, oa_secret_key_file)?,
+                }
+            }
+            ProviderKind::ZaloOa {
+                app_id,
+                secret_key,
+                secret_key_file,
+                oa_secret_key,
+                oa_secret_key_file,
+                access_token,
+                refresh_token,
+                base_url,
+                oauth_url,
+                timeout_seconds,
+            } => {
+                let timeout = Duration::from_secs(*timeout_seconds);
+                let tokens = self
+                    .zalo_tokens(
+                        name,
+                        app_id,
+                        secret_key,
+                        secret_key_file,
+                        access_token,
+                        refresh_token,
+                        oauth_url,
+                        timeout,
+                    )
+                    .await?;
+                let settings = OaSettings {
+                    base_url: base_url.clone(),
+                    timeout,
+                };
+                Built {
+                    provider: Arc::new(
+                        OaProvider::new(name, settings, tokens).map_err(anyhow::Error::msg)?,
+                    ),
+                    location: None,
+                    webhook: zalo_hook(app_id, oa_secret_key, oa_secret_key_file)?,
+                }
+            }
+            ProviderKind::Facebook {
+                page_token,
+                page_token_file,
+                app_secret,
+                app_secret_file,
+                verify_token,
+                graph_version,
+                base_url,
+                timeout_seconds,
+            } => {
+                let settings = MessengerSettings {
+                    base_url: base_url.clone(),
+                    graph_version: graph_version.clone(),
+                    page_token: secret(page_token, page_token_file, name, "page_token")?,
+                    timeout: Duration::from_secs(*timeout_seconds),
+                };
+                Built {
+                    provider: Arc::new(
+                        MessengerProvider::new(name, settings).map_err(anyhow::Error::msg)?,
+                    ),
+                    location: None,
+                    webhook: load_secret(app_secret, app_secret_file, name)?.map(|app_secret| {
+                        WebhookAuth::Facebook {
+                            app_secret,
+                            verify_token: verify_token.as_ref().map(|v| v.expose().to_string()),
+                        }
+                    }),
+                }
+            }
+            ProviderKind::Esms {
+                api_key,
+                secret_key,
+                secret_key_file,
+                brandname,
+                sandbox,
+                base_url,
+                timeout_seconds,
+            } => {
+                let settings = EsmsSettings {
+                    base_url: base_url.clone(),
+                    api_key: api_key.clone(),
+                    secret_key: secret(secret_key, secret_key_file, name, "secret_key")?,
+                    brandname: brandname.clone(),
+                    sandbox: *sandbox,
+                    timeout: Duration::from_secs(*timeout_seconds),
+                };
+                Built {
+                    provider: Arc::new(
+                        EsmsProvider::new(name, settings).map_err(anyhow::Error::msg)?,
+                    ),
+                    location: None,
+                    webhook: Some(WebhookAuth::Esms),
+                }
+            }
+            ProviderKind::Speedsms {
+                token,
+                token_file,
+                sms_type,
+                sender,
+                webhook_token,
+                base_url,
+                timeout_seconds,
+            } => {
+                if *sms_type == 3 && sender.is_none() {
+                    anyhow::bail!("sms_type 3 (brandname) needs a sender");
+                }
+                let settings = SpeedSmsSettings {
+                    base_url: base_url.clone(),
+                    token: secret(token, token_file, name, "token")?,
+                    sms_type: *sms_type,
+                    sender: sender.clone(),
+                    timeout: Duration::from_secs(*timeout_seconds),
+                };
+                Built {
+                    provider: Arc::new(
+                        SpeedSmsProvider::new(name, settings).map_err(anyhow::Error::msg)?,
+                    ),
+                    location: None,
+                    webhook: webhook_token.as_ref().map(|t| WebhookAuth::SpeedSms {
+                        token: t.expose().to_string(),
+                    }),
+                }
+            }
+            ProviderKind::HttpSms {
+                method,
+                url,
+                headers,
+                body,
+                content_type,
+                success_pointer,
+                success_value,
+                id_pointer,
+                timeout_seconds,
+            } => {
+                let settings = HttpSmsSettings {
+                    method: method.clone(),
+                    url: url.clone(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                        .collect(),
+                    body: body.clone(),
+                    content_type: content_type.clone(),
+                    success_pointer: success_pointer.clone(),
+                    success_value: success_value.clone(),
+                    id_pointer: id_pointer.clone(),
+                    timeout: Duration::from_secs(*timeout_seconds),
+                };
+                plain(Arc::new(
+                    HttpSmsProvider::new(name, settings).map_err(anyhow::Error::msg)?,
+                ))
+            }
+            ProviderKind::Smtp {
+                host,
+                port,
+                tls,
+                username,
+                password,
+                password_file,
+                from,
+                pool_size,
+                timeout_seconds,
+            } => {
+                let settings = SmtpSettings {
+                    host: host.clone(),
+                    port: *port,
+                    tls: *tls,
+                    username: username.clone(),
+                    password: load_secret(password, password_file, name)?,
+                    from: from.clone(),
+                    pool_size: *pool_size,
+                    timeout: Duration::from_secs(*timeout_seconds),
+                };
+                plain(Arc::new(
+                    SmtpProvider::new(name, &settings).map_err(anyhow::Error::msg)?,
+                ))
+            }
+            ProviderKind::Kannel {
+                base_url,
+                username,
+                password,
+                password_file,
+                from,
+                smsc,
+                timeout_seconds,
+            } => {
+                let settings = KannelSettings {
+                    base_url: base_url.clone(),
+                    username: username.clone(),
+                    password: load_secret(password, password_file, name)?.unwrap_or_default(),
+                    from: from.clone(),
+                    smsc: smsc.clone(),
+                    timeout: Duration::from_secs(*timeout_seconds),
+                };
+                Built {
+                    provider: Arc::new(
+                        KannelProvider::new(name, settings).map_err(anyhow::Error::msg)?,
+                    ),
+                    location: None,
+                    webhook: Some(WebhookAuth::Kannel),
+                }
+            }
+            ProviderKind::Sink {
+                dir,
+                channel,
+                simulate_failure_per_mille,
+            } => {
+                let sink =
+                    SinkProvider::new(name, *channel, dir.clone(), *simulate_failure_per_mille)
+                        .map_err(anyhow::Error::msg)?;
+                let loc = sink.location();
+                Built {
+                    provider: Arc::new(sink),
+                    location: Some(loc),
+                    webhook: None,
+                }
+            }
+        })
+    }
 }

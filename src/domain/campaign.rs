@@ -90,6 +90,8 @@ pub struct Campaign {
     pub template_id: i64,
     pub audience: Audience,
     pub channels: Vec<Channel>,
+    /// Messenger message tag (`CONFIRMED_EVENT_UPDATE` when absent).
+    pub messenger_tag: Option<String>,
     pub state: CampaignState,
     pub send_at: Option<i64>,
     pub created_at: i64,
@@ -103,6 +105,9 @@ pub struct NewCampaign {
     pub template_id: i64,
     pub audience: Audience,
     pub channels: Vec<Channel>,
+    /// Messenger message tag, one of `providers::messenger::TAGS`.
+    #[serde(default)]
+    pub messenger_tag: Option<String>,
     /// Unix milliseconds; absent = when started.
     #[serde(default)]
     pub send_at: Option<i64>,
@@ -132,6 +137,17 @@ impl NewCampaign {
                 "cần chọn ít nhất một đối tượng nhận (phụ huynh, học sinh, cán bộ)",
             );
         }
+        if let Some(tag) = &self.messenger_tag
+            && !providers::messenger::TAGS.contains(&tag.as_str())
+        {
+            errs.push(
+                "messenger_tag",
+                format!(
+                    "thẻ tin Messenger không hợp lệ: {tag} (dùng được: {})",
+                    providers::messenger::TAGS.join(", ")
+                ),
+            );
+        }
         self.audience.roles.sort_by_key(|r| r.as_str());
         self.audience.roles.dedup();
         errs.into_result(self)
@@ -157,6 +173,32 @@ pub struct TemplateBodies {
     /// ZNS: Zalo's pre-approved template and which Loa variable fills each of its parameters.
     #[serde(default)]
     pub zns: Option<ZnsTemplate>,
+    /// Zalo OA: send `zalo_text` inside a transaction message (`transaction_education`) with this
+    /// header, table and button, instead of as a consultation text.
+    #[serde(default)]
+    pub zalo_transaction: Option<ZaloTransactionTemplate>,
+}
+
+/// The parts of a Zalo OA transaction message besides its text; header and values are templates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZaloTransactionTemplate {
+    pub header: String,
+    #[serde(default)]
+    pub table: Vec<TableRow>,
+    #[serde(default)]
+    pub button: Option<LinkButton>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRow {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkButton {
+    pub title: String,
+    pub url: String,
 }
 
 /// A ZNS template as a Loa template names it. Zalo approves the text; Loa only fills the parameters.
@@ -187,9 +229,9 @@ impl TemplateBodies {
         }
     }
 
-    /// Every (field name, source) pair, for validation.
-    pub fn fields(&self) -> Vec<(&'static str, &str)> {
-        [
+    /// Every (field name, template source) pair, for compiling and validation.
+    pub fn fields(&self) -> Vec<(String, &str)> {
+        let mut v: Vec<(String, &str)> = [
             ("email_subject", &self.email_subject),
             ("email_text", &self.email_text),
             ("email_html", &self.email_html),
@@ -198,8 +240,15 @@ impl TemplateBodies {
             ("messenger_text", &self.messenger_text),
         ]
         .into_iter()
-        .filter_map(|(n, s)| s.as_deref().map(|s| (n, s)))
-        .collect()
+        .filter_map(|(n, s)| s.as_deref().map(|s| (n.to_string(), s)))
+        .collect();
+        if let Some(t) = &self.zalo_transaction {
+            v.push(("zalo_transaction.header".into(), &t.header));
+            for (i, row) in t.table.iter().enumerate() {
+                v.push((format!("zalo_transaction.table[{i}].value"), &row.value));
+            }
+        }
+        v
     }
 }
 
@@ -253,6 +302,7 @@ mod tests {
                 class_ids: vec![],
             },
             channels,
+            messenger_tag: None,
             send_at: None,
         }
     }

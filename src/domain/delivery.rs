@@ -84,6 +84,8 @@ pub enum Reason {
     MessageTooLong,
     RenderFailed,
     Cancelled,
+    /// Staff skipped a paused channel for the campaign; the person moved on.
+    ChannelSkipped,
 }
 
 impl Reason {
@@ -98,6 +100,7 @@ impl Reason {
             Reason::MessageTooLong => "message_too_long",
             Reason::RenderFailed => "render_failed",
             Reason::Cancelled => "cancelled",
+            Reason::ChannelSkipped => "channel_skipped",
         }
     }
 
@@ -113,6 +116,7 @@ impl Reason {
             "message_too_long" => "tin nhắn quá dài",
             "render_failed" => "lỗi soạn nội dung tin",
             "cancelled" => "chiến dịch đã bị huỷ",
+            "channel_skipped" => "kênh bị tạm dừng và đã được bỏ qua",
             _ => "lý do khác",
         }
     }

@@ -81,6 +81,8 @@ pub struct Rendered {
     pub html: Option<String>,
     /// ZNS: the template's parameters filled for this person.
     pub zns: Option<std::collections::BTreeMap<String, String>>,
+    /// Zalo OA transaction message parts, filled for this person.
+    pub zalo_transaction: Option<providers::ZaloTransaction>,
 }
 
 /// A template's bodies compiled once, shared by every delivery of a campaign.
@@ -89,6 +91,7 @@ pub struct CompiledTemplate {
     pub sender_name: String,
     pub campaign_name: String,
     pub zns: Option<crate::domain::campaign::ZnsTemplate>,
+    pub zalo_transaction: Option<crate::domain::campaign::ZaloTransactionTemplate>,
 }
 
 fn new_env() -> Environment<'static> {
@@ -116,7 +119,7 @@ impl CompiledTemplate {
             }
         });
         for (name, src) in bodies.fields() {
-            env.add_template_owned(name.to_string(), src.to_string())
+            env.add_template_owned(name.clone(), src.to_string())
                 .map_err(|e| ValidationError::one(name, e.to_string()))?;
         }
         Ok(CompiledTemplate {
@@ -124,6 +127,7 @@ impl CompiledTemplate {
             sender_name: sender_name.into(),
             campaign_name: campaign_name.into(),
             zns: bodies.zns.clone(),
+            zalo_transaction: bodies.zalo_transaction.clone(),
         })
     }
 
@@ -152,7 +156,7 @@ impl CompiledTemplate {
             campaign_name: &self.campaign_name,
             unsubscribe_url,
         };
-        let text = |name| self.render_one(name, &ctx).map(|s| s.unwrap_or_default());
+        let text = |name: &str| self.render_one(name, &ctx).map(|s| s.unwrap_or_default());
         Ok(match channel {
             Channel::Email => Rendered {
                 subject: self
@@ -160,7 +164,7 @@ impl CompiledTemplate {
                     .map(|s| s.trim().to_string()),
                 text: text("email_text")?,
                 html: self.render_one("email_html", &ctx)?,
-                zns: None,
+                ..Default::default()
             },
             Channel::Sms => Rendered {
                 text: text("sms_text")?.trim().to_string(),
@@ -168,6 +172,22 @@ impl CompiledTemplate {
             },
             Channel::Zalo => Rendered {
                 text: text("zalo_text")?,
+                zalo_transaction: match &self.zalo_transaction {
+                    None => None,
+                    Some(t) => Some(providers::ZaloTransaction {
+                        header: text("zalo_transaction.header")?.trim().to_string(),
+                        table: t
+                            .table
+                            .iter()
+                            .enumerate()
+                            .map(|(i, row)| {
+                                let v = text(&format!("zalo_transaction.table[{i}].value"))?;
+                                Ok((row.key.clone(), v.trim().to_string()))
+                            })
+                            .collect::<Result<_, String>>()?,
+                        button: t.button.as_ref().map(|b| (b.title.clone(), b.url.clone())),
+                    }),
+                },
                 ..Default::default()
             },
             Channel::Messenger => Rendered {
@@ -226,6 +246,19 @@ pub fn check_template(bodies: &TemplateBodies) -> Result<(), ValidationError> {
                 }
             }
             Err(e) => errs.push(name, format!("lỗi cú pháp mẫu tin: {e}")),
+        }
+    }
+    if let Some(t) = &bodies.zalo_transaction {
+        if t.header.trim().is_empty() {
+            errs.push("zalo_transaction.header", "tin giao dịch Zalo cần tiêu đề");
+        }
+        if let Some(b) = &t.button
+            && !b.url.starts_with("https://")
+        {
+            errs.push(
+                "zalo_transaction.button.url",
+                "đường dẫn của nút phải bắt đầu bằng https://",
+            );
         }
     }
     if let Some(zns) = &bodies.zns {

@@ -61,6 +61,8 @@ pub struct Claimed {
     pub vars: String,
     pub addresses: Addresses,
     pub opt_out: OptOuts,
+    /// Staff chose to skip this channel for the campaign: the person moves on to their next one.
+    pub channel_skipped: bool,
 }
 
 /// The new state of a delivery after an attempt or a receipt; applied only if the delivery is still
@@ -78,6 +80,8 @@ pub struct DeliveryUpdate {
     pub segments: Option<i64>,
     pub reason_code: Option<Reason>,
     pub reason: Option<String>,
+    /// Receipts will name the message by `provider_message_id` only: index it.
+    pub receipt_by_provider_id: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -87,6 +91,52 @@ pub struct Progress {
     /// channel -> state -> count (`none` for deliveries that never had a channel).
     pub by_channel: BTreeMap<String, BTreeMap<String, i64>>,
     pub by_reason: BTreeMap<String, i64>,
+    /// channel -> reason code -> deliveries that ended failed on that channel.
+    pub failed_by_channel: BTreeMap<String, BTreeMap<String, i64>>,
+    /// channel -> reason code -> people who left that channel for their next one.
+    pub fell_back: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Channels paused for the campaign because every send would fail the same way.
+    pub paused: Vec<ChannelPause>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChannelPause {
+    pub channel: String,
+    pub reason: String,
+    pub paused_at: Millis,
+    /// Staff chose to move the waiting people on to their next channel.
+    pub skipped: bool,
+}
+
+/// A stored webhook event waiting to be processed.
+#[derive(Clone, Debug)]
+pub struct WebhookEvent {
+    pub id: i64,
+    pub provider: String,
+    pub body: String,
+}
+
+/// What processing a webhook event did, stored with it and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventOutcome {
+    Applied,
+    /// It named no message or person Loa knows (or nothing changed: a replay, a late receipt).
+    Unknown,
+    /// An event Loa does not use.
+    Ignored,
+    /// The body could not be read.
+    Malformed,
+}
+
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Applied => "applied",
+            EventOutcome::Unknown => "unknown",
+            EventOutcome::Ignored => "ignored",
+            EventOutcome::Malformed => "malformed",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -238,6 +288,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the pair for an app unless one is stored (tokens from the config seed the first run
     /// only: after that the database holds the newest, single-use refresh token).
     async fn seed_zalo_token(&self, app_id: &str, pair: &TokenPair, now: Millis) -> Result<()>;
+    /// Stores the pair for an app, replacing any (an operator's `loa zalo set-token`).
+    async fn set_zalo_token(&self, app_id: &str, pair: &TokenPair, now: Millis) -> Result<()>;
     /// Replaces the pair only if the stored refresh token is still `old_refresh`; false otherwise.
     async fn replace_zalo_token(
         &self,
@@ -246,6 +298,49 @@ pub trait Store: Send + Sync + 'static {
         pair: &TokenPair,
         now: Millis,
     ) -> Result<bool>;
+
+    /// Pauses a channel for a campaign (first reason wins); false if it was already paused.
+    async fn pause_channel(
+        &self,
+        campaign_id: i64,
+        channel: Channel,
+        reason: &str,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Lifts a pause: the waiting deliveries are claimed again. False if the channel was not paused.
+    async fn resume_channel(&self, campaign_id: i64, channel: Channel) -> Result<bool>;
+    /// Keeps the pause but lets the waiting deliveries be claimed to move on to their next channel.
+    async fn skip_channel(&self, campaign_id: i64, channel: Channel) -> Result<bool>;
+
+    /// The delivery a provider message id names on a channel (see `DeliveryUpdate::receipt_by_provider_id`).
+    async fn delivery_by_ref(&self, channel: Channel, provider_ref: &str) -> Result<Option<i64>>;
+    /// Moves every message sent on `channel` to the person with this address before `watermark`
+    /// forward to `r` (Messenger watermarks); returns how many moved.
+    async fn apply_watermark(
+        &self,
+        channel: Channel,
+        address: &str,
+        watermark: Millis,
+        r: Receipt,
+        now: Millis,
+    ) -> Result<u64>;
+    /// Records that the person with this Zalo user id follows (or no longer follows) the OA; returns
+    /// how many contacts carry that id.
+    async fn set_zalo_following(&self, user_id: &str, following: bool, now: Millis) -> Result<u64>;
+
+    /// Stores a webhook event unless the same body was stored before; false for a replay.
+    async fn insert_webhook_event(
+        &self,
+        provider: &str,
+        digest: &str,
+        body: &str,
+        now: Millis,
+    ) -> Result<bool>;
+    async fn pending_webhook_events(&self, limit: i64) -> Result<Vec<WebhookEvent>>;
+    async fn finish_webhook_event(&self, id: i64, outcome: EventOutcome, now: Millis)
+    -> Result<()>;
+    /// provider -> outcome (`pending` for unprocessed) -> count.
+    async fn webhook_counts(&self) -> Result<BTreeMap<String, BTreeMap<String, i64>>>;
 
     /// Stores `value` under `key` unless present; returns what is stored.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;

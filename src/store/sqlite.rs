@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 mod fanout;
+mod receipts;
 
 use super::*;
 use crate::domain::campaign::TemplateBodies;
@@ -61,8 +62,7 @@ fn json_ids(ids: &[i64]) -> String {
 }
 
 const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, created_at";
-const CAMPAIGN_COLS: &str =
-    "id, org_id, name, template_id, audience, channels, state, send_at, created_at, updated_at";
+const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at";
 
 fn org_from(row: &SqliteRow) -> Result<Org> {
     let kind: String = row.try_get("kind")?;
@@ -110,11 +110,52 @@ fn campaign_from(row: &SqliteRow) -> Result<Campaign> {
         template_id: row.try_get("template_id")?,
         audience: serde_json::from_str(&audience).map_err(|_| corrupt("audience", &audience))?,
         channels: serde_json::from_str(&channels).map_err(|_| corrupt("channels", &channels))?,
+        messenger_tag: row.try_get("messenger_tag")?,
         state: CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?,
         send_at: row.try_get("send_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+impl SqliteStore {
+    /// Stores an app's token pair; `overwrite` false keeps a pair already stored.
+    async fn put_zalo_token(
+        &self,
+        app_id: &str,
+        p: &TokenPair,
+        now: Millis,
+        overwrite: bool,
+    ) -> Result<()> {
+        let on_conflict = if overwrite {
+            "DO UPDATE SET access_token = excluded.access_token, refresh_token = excluded.refresh_token, \
+             expires_at = excluded.expires_at, updated_at = excluded.updated_at"
+        } else {
+            "DO NOTHING"
+        };
+        sqlx::query(&format!(
+            "INSERT INTO zalo_tokens (app_id, access_token, refresh_token, expires_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id) {on_conflict}"
+        ))
+        .bind(app_id)
+        .bind(&p.access_token)
+        .bind(&p.refresh_token)
+        .bind(p.expires_at_ms)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
+
+/// An optional JSON column as its type.
+fn json_col<T: serde::de::DeserializeOwned>(r: &SqliteRow, col: &'static str) -> Result<Option<T>> {
+    match r.try_get::<Option<String>, _>(col)? {
+        Some(j) => Ok(Some(
+            serde_json::from_str(&j).map_err(|_| corrupt(col, &j))?,
+        )),
+        None => Ok(None),
+    }
 }
 
 fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
@@ -132,11 +173,17 @@ fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
         vars: row.try_get("vars")?,
         addresses: addresses_from(row)?,
         opt_out: OptOuts(row.try_get::<Option<i64>, _>("opt_out")?.unwrap_or(0)),
+        channel_skipped: row.try_get("channel_skipped")?,
     })
 }
 
+/// A claimed delivery with the person's addresses (a Zalo user id only while they follow the OA) and
+/// whether staff chose to skip its channel for the campaign.
 const CLAIMED_SELECT: &str = "SELECT d.id, d.run_id, d.campaign_id, d.contact_id, d.channel, d.channel_index, d.attempts, \
-     d.state, d.reason, d.vars, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out \
+     d.state, d.reason, d.vars, c.phone, c.email, CASE WHEN c.zalo_following = 1 THEN c.zalo_user_id END AS zalo_user_id, \
+     c.facebook_psid, c.opt_out, \
+     EXISTS (SELECT 1 FROM channel_pauses p WHERE p.campaign_id = d.campaign_id AND p.channel = d.channel AND p.skip = 1) \
+       AS channel_skipped \
      FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id";
 
 impl SqliteStore {
@@ -459,8 +506,8 @@ impl Store for SqliteStore {
     async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template> {
         let b = &t.bodies;
         let id: i64 = sqlx::query(
-            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, zns, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, zns, zalo_transaction, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(t.org_id)
         .bind(t.name.trim())
@@ -471,6 +518,11 @@ impl Store for SqliteStore {
         .bind(&b.zalo_text)
         .bind(&b.messenger_text)
         .bind(b.zns.as_ref().and_then(|z| serde_json::to_string(z).ok()))
+        .bind(
+            b.zalo_transaction
+                .as_ref()
+                .and_then(|z| serde_json::to_string(z).ok()),
+        )
         .bind(now)
         .fetch_one(&self.writer)
         .await?
@@ -495,10 +547,8 @@ impl Store for SqliteStore {
                 sms_text: r.try_get("sms_text")?,
                 zalo_text: r.try_get("zalo_text")?,
                 messenger_text: r.try_get("messenger_text")?,
-                zns: match r.try_get::<Option<String>, _>("zns")? {
-                    Some(j) => Some(serde_json::from_str(&j).map_err(|_| corrupt("zns", &j))?),
-                    None => None,
-                },
+                zns: json_col(&r, "zns")?,
+                zalo_transaction: json_col(&r, "zalo_transaction")?,
             },
             created_at: r.try_get("created_at")?,
         })
@@ -510,14 +560,15 @@ impl Store for SqliteStore {
         let channels =
             serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let row = sqlx::query(&format!(
-            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, state, send_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
+            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
         ))
         .bind(c.org_id)
         .bind(&c.name)
         .bind(c.template_id)
         .bind(audience)
         .bind(channels)
+        .bind(&c.messenger_tag)
         .bind(c.send_at)
         .bind(now)
         .bind(now)
@@ -803,6 +854,8 @@ impl Store for SqliteStore {
                    SELECT d.id FROM deliveries d INDEXED BY {index} JOIN runs r ON r.id = d.run_id \
                    WHERE {cond} AND r.state IN ('pending','running') \
                      AND COALESCE(d.channel, '') NOT IN (SELECT value FROM json_each(?3)) \
+                     AND NOT EXISTS (SELECT 1 FROM channel_pauses p \
+                       WHERE p.campaign_id = d.campaign_id AND p.channel = d.channel AND p.skip = 0) \
                    ORDER BY {order} LIMIT ?4) \
                  RETURNING id"
             );
@@ -870,11 +923,28 @@ impl Store for SqliteStore {
                 ") UPDATE deliveries SET state = v.state, channel = v.channel, channel_index = v.channel_index, \
                  attempts = v.attempts, next_attempt_at = v.next_attempt_at, lease_until = NULL, \
                  provider_message_id = v.provider_message_id, segments = v.segments, reason_code = v.reason_code, \
-                 reason = v.reason, updated_at = ",
+                 reason = v.reason, sent_at = CASE WHEN v.state IN ('sent','delivered') THEN ",
             );
+            qb.push_bind(now);
+            qb.push(" ELSE deliveries.sent_at END, updated_at = ");
             qb.push_bind(now);
             qb.push(" FROM v WHERE deliveries.id = v.id AND deliveries.state = v.expected");
             n += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        // Receipts that will name a message only by the provider's id need a way back to the delivery.
+        let refs: Vec<(&str, &str, i64)> = updates
+            .iter()
+            .filter(|u| u.receipt_by_provider_id)
+            .filter_map(|u| Some((u.channel?.as_str(), u.provider_message_id.as_deref()?, u.id)))
+            .collect();
+        for chunk in refs.chunks(300) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO receipt_refs (channel, ref, delivery_id) ",
+            );
+            qb.push_values(chunk, |mut b, (c, r, id)| {
+                b.push_bind(*c).push_bind(*r).push_bind(*id);
+            });
+            qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(n)
@@ -919,12 +989,14 @@ impl Store for SqliteStore {
     }
 
     async fn progress(&self, campaign_id: i64) -> Result<Progress> {
+        // One connection for the three reads: a consistent picture, and one pool checkout.
+        let mut conn = self.reader.acquire().await?;
         let rows = sqlx::query(
             "SELECT COALESCE(channel, 'none') AS channel, state, reason_code, count(*) AS n FROM deliveries \
              WHERE campaign_id = ? GROUP BY 1, 2, 3",
         )
         .bind(campaign_id)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *conn)
         .await?;
         let mut p = Progress::default();
         for r in rows {
@@ -933,6 +1005,14 @@ impl Store for SqliteStore {
             let reason: Option<String> = r.try_get("reason_code")?;
             let n: i64 = r.try_get("n")?;
             p.total += n;
+            if state == "failed" {
+                let code = reason.clone().unwrap_or_else(|| "unknown".into());
+                *p.failed_by_channel
+                    .entry(channel.clone())
+                    .or_default()
+                    .entry(code)
+                    .or_default() += n;
+            }
             *p.by_state.entry(state.clone()).or_default() += n;
             *p.by_channel
                 .entry(channel)
@@ -943,6 +1023,8 @@ impl Store for SqliteStore {
                 *p.by_reason.entry(reason).or_default() += n;
             }
         }
+        p.fell_back = Self::fell_back(&mut conn, campaign_id).await?;
+        p.paused = Self::channel_pauses(&mut conn, campaign_id).await?;
         Ok(p)
     }
 
@@ -1040,18 +1122,11 @@ impl Store for SqliteStore {
     }
 
     async fn seed_zalo_token(&self, app_id: &str, p: &TokenPair, now: Millis) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO zalo_tokens (app_id, access_token, refresh_token, expires_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id) DO NOTHING",
-        )
-        .bind(app_id)
-        .bind(&p.access_token)
-        .bind(&p.refresh_token)
-        .bind(p.expires_at_ms)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.put_zalo_token(app_id, p, now, false).await
+    }
+
+    async fn set_zalo_token(&self, app_id: &str, p: &TokenPair, now: Millis) -> Result<()> {
+        self.put_zalo_token(app_id, p, now, true).await
     }
 
     async fn replace_zalo_token(
@@ -1074,6 +1149,64 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn pause_channel(
+        &self,
+        campaign_id: i64,
+        channel: Channel,
+        reason: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        self.do_pause_channel(campaign_id, channel, reason, now)
+            .await
+    }
+    async fn resume_channel(&self, campaign_id: i64, channel: Channel) -> Result<bool> {
+        self.do_resume_channel(campaign_id, channel).await
+    }
+    async fn skip_channel(&self, campaign_id: i64, channel: Channel) -> Result<bool> {
+        self.do_skip_channel(campaign_id, channel).await
+    }
+    async fn delivery_by_ref(&self, channel: Channel, provider_ref: &str) -> Result<Option<i64>> {
+        self.do_delivery_by_ref(channel, provider_ref).await
+    }
+    async fn apply_watermark(
+        &self,
+        channel: Channel,
+        address: &str,
+        watermark: Millis,
+        r: Receipt,
+        now: Millis,
+    ) -> Result<u64> {
+        self.do_apply_watermark(channel, address, watermark, r, now)
+            .await
+    }
+    async fn set_zalo_following(&self, user_id: &str, following: bool, now: Millis) -> Result<u64> {
+        self.do_set_zalo_following(user_id, following, now).await
+    }
+    async fn insert_webhook_event(
+        &self,
+        provider: &str,
+        digest: &str,
+        body: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        self.do_insert_webhook_event(provider, digest, body, now)
+            .await
+    }
+    async fn pending_webhook_events(&self, limit: i64) -> Result<Vec<WebhookEvent>> {
+        self.do_pending_webhook_events(limit).await
+    }
+    async fn finish_webhook_event(
+        &self,
+        id: i64,
+        outcome: EventOutcome,
+        now: Millis,
+    ) -> Result<()> {
+        self.do_finish_webhook_event(id, outcome, now).await
+    }
+    async fn webhook_counts(&self) -> Result<BTreeMap<String, BTreeMap<String, i64>>> {
+        self.do_webhook_counts().await
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {

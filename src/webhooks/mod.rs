@@ -1,12 +1,78 @@
-//! Provider callbacks -> delivery events. Signatures are verified before anything is read or recorded.
+//! Provider callbacks -> delivery events, at `/webhooks/<provider name>`. Signatures are verified
+//! before anything is read or recorded; Zalo and Facebook events are stored, answered, then processed.
 
+pub mod esms;
+pub mod events;
+pub mod facebook;
 pub mod kannel;
+pub mod receipts;
+pub mod speedsms;
+pub mod zalo;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::api::AppState;
+use crate::dispatch::registry::WebhookAuth;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/{provider}", get(kannel::report))
+    Router::new().route("/webhooks/{provider}", get(on_get).post(on_post))
+}
+
+fn unknown() -> Response {
+    (StatusCode::NOT_FOUND, "unknown provider").into_response()
+}
+
+/// GET: Kannel and eSMS delivery reports, Facebook's verification handshake.
+async fn on_get(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    match s.registry.webhooks.get(&provider) {
+        Some((_, WebhookAuth::Kannel)) => kannel::report(&s, &query).await.into_response(),
+        Some((_, WebhookAuth::Esms)) => esms::report(&s, &query).await.into_response(),
+        Some((_, WebhookAuth::Facebook { verify_token, .. })) => {
+            facebook::verify(verify_token.as_deref(), &query).into_response()
+        }
+        _ => unknown(),
+    }
+}
+
+/// POST: Zalo and Facebook events, SpeedSMS reports.
+async fn on_post(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((_, auth)) = s.registry.webhooks.get(&provider) else {
+        return unknown();
+    };
+    match auth {
+        WebhookAuth::Zalo { app_id, oa_secret } => {
+            zalo::receive(&s, &provider, app_id, oa_secret, &headers, &body)
+                .await
+                .into_response()
+        }
+        WebhookAuth::Facebook { app_secret, .. } => {
+            facebook::receive(&s, &provider, app_secret, &headers, &body)
+                .await
+                .into_response()
+        }
+        WebhookAuth::SpeedSms { token } => {
+            speedsms::report(&s, token, query.as_deref().unwrap_or(""), &body)
+                .await
+                .into_response()
+        }
+        WebhookAuth::Kannel | WebhookAuth::Esms => {
+            (StatusCode::METHOD_NOT_ALLOWED, "reports arrive by GET").into_response()
+        }
+    }
 }

@@ -12,6 +12,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub const APP_ID: &str = "4310000000000000001";
 pub const SECRET_KEY: &str = "zalo-app-secret";
 pub const TEMPLATE_ID: &str = "231145";
+pub const OA_SECRET: &str = "zalo-oa-webhook-secret";
 
 #[derive(Default)]
 pub struct ZaloState {
@@ -175,6 +176,8 @@ pub fn zns_provider(cfg: &mut loa::config::Config, base_url: &str, access: &str,
                 app_id: APP_ID.into(),
                 secret_key: Some(secret(SECRET_KEY)),
                 secret_key_file: None,
+                oa_secret_key: Some(secret(OA_SECRET)),
+                oa_secret_key_file: None,
                 access_token: Some(secret(access)),
                 refresh_token: Some(secret(refresh)),
                 base_url: base_url.into(),

@@ -1,12 +1,99 @@
 //! Zalo: the OA access-token manager shared by Zalo adapters, the ZNS adapter, and how Zalo's JSON
 //! `error` codes are classified (HTTP status is 200 even when a send fails).
 
+pub mod oa;
 pub mod token;
 pub mod zns;
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::{Accepted, SendError};
+use token::TokenManager;
+
+/// Zalo's reply envelope, shared by OA and ZNS: `error` 0 is success whatever the HTTP status says.
+#[derive(Deserialize)]
+pub(crate) struct Reply {
+    pub error: Option<NumOrString>,
+    pub message: Option<String>,
+    pub data: Option<serde_json::Value>,
+}
+
+impl Reply {
+    /// A string or number field of `data` (`msg_id` for ZNS, `message_id` for OA).
+    pub fn data_id(&self, field: &str) -> Option<String> {
+        match self.data.as_ref()?.get(field)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// What a non-zero `error` means for Loa.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    TokenInvalid,
+    Failed(SendError),
+}
+
+/// POSTs a JSON body with the token in the `access_token` header and reads Zalo's envelope. 5xx and
+/// 429 are transient; anything else is judged by the JSON `error` field.
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &impl Serialize,
+    what: &str,
+) -> Result<Reply, SendError> {
+    let resp = http
+        .post(url)
+        .header("access_token", token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| SendError::transient(format!("{what} unreachable: {e}")))?;
+    let status = resp.status();
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(SendError::transient(format!(
+            "{what} answered HTTP {status}"
+        )));
+    }
+    resp.json().await.map_err(|e| {
+        SendError::transient(format!("{what} answered HTTP {status}, unreadable: {e}"))
+    })
+}
+
+/// Runs one send with the current access token; when Zalo calls the token invalid, refreshes it (or
+/// picks up another sender's refresh) and retries once.
+pub(crate) async fn with_token<F, Fut>(
+    tokens: &TokenManager,
+    send: F,
+) -> Result<Accepted, SendError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Result<Accepted, Outcome>, SendError>>,
+{
+    let token = tokens.access_token().await.map_err(SendError::transient)?;
+    match send(token.clone()).await? {
+        Err(Outcome::TokenInvalid) => {}
+        Ok(a) => return Ok(a),
+        Err(Outcome::Failed(e)) => return Err(e),
+    }
+    let token = tokens
+        .refresh_after_rejection(&token)
+        .await
+        .map_err(SendError::transient)?;
+    match send(token).await? {
+        Ok(a) => Ok(a),
+        Err(Outcome::Failed(e)) => Err(e),
+        Err(Outcome::TokenInvalid) => Err(SendError::transient(
+            "Zalo refused a freshly refreshed access token",
+        )),
+    }
+}
 
 /// A number Zalo may send as a JSON string or a JSON number (`expires_in`, quota fields).
 #[derive(Clone, Debug, Deserialize)]

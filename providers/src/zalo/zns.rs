@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::token::TokenManager;
-use super::{NumOrString, until_next_vn_midnight};
+use super::{Outcome, until_next_vn_midnight, with_token};
 use crate::{Accepted, Channel, Message, Provider, SendError, http_client, wire_phone};
 
 #[derive(Clone, Debug)]
@@ -37,25 +37,6 @@ struct Body<'a> {
     mode: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct Reply {
-    error: Option<NumOrString>,
-    message: Option<String>,
-    data: Option<ReplyData>,
-}
-
-#[derive(Deserialize)]
-struct ReplyData {
-    msg_id: Option<NumOrString>,
-}
-
-/// What a non-zero `error` means for Loa.
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    TokenInvalid,
-    Failed(SendError),
-}
-
 /// Zalo's codes, classified once. Person-level refusals are permanent for this channel (the person
 /// falls back to the next one); template errors are permanent too (every person would get the same).
 fn classify(code: i64, message: &str, now: SystemTime) -> Outcome {
@@ -72,8 +53,10 @@ fn classify(code: i64, message: &str, now: SystemTime) -> Outcome {
             reason,
             retry_after: Some(Duration::from_secs(1)),
         }),
-        // Everything else is permanent: the person's (-108 phone invalid, -114 inactive or refused
-        // ZNS, -118 not on Zalo) and the template's (-109 id invalid, -111/-112 data empty or invalid).
+        // The template's: every person of the campaign would get the same answer.
+        -109 | -111 | -112 => Outcome::Failed(SendError::campaign(reason)),
+        // Everything else is the person's (-108 phone invalid, -114 inactive or refused ZNS, -118 not
+        // on Zalo) or unknown: permanent for this person on this channel, who falls back.
         _ => Outcome::Failed(SendError::permanent(reason)),
     }
 }
@@ -98,40 +81,23 @@ impl ZnsProvider {
 
     async fn post(
         &self,
-        token: &str,
+        token: String,
         body: &Body<'_>,
     ) -> Result<Result<Accepted, Outcome>, SendError> {
-        let resp = self
-            .http
-            .post(&self.url)
-            .header("access_token", token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| SendError::transient(format!("ZNS unreachable: {e}")))?;
-        let status = resp.status();
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(SendError::transient(format!("ZNS answered HTTP {status}")));
+        let reply = super::post(&self.http, &self.url, &token, body, "ZNS").await?;
+        let code = reply.error.as_ref().and_then(|e| e.as_i64()).unwrap_or(-1);
+        if code != 0 {
+            return Ok(Err(classify(
+                code,
+                reply.message.as_deref().unwrap_or(""),
+                SystemTime::now(),
+            )));
         }
-        let reply: Reply = resp.json().await.map_err(|e| {
-            SendError::transient(format!("ZNS answered HTTP {status}, unreadable: {e}"))
-        })?;
-        let code = reply.error.and_then(|e| e.as_i64()).unwrap_or(-1);
-        if code == 0 {
-            let id = reply.data.and_then(|d| d.msg_id).map(|m| match m {
-                NumOrString::Num(n) => n.to_string(),
-                NumOrString::Str(s) => s,
-            });
-            return Ok(Ok(Accepted {
-                provider_message_id: id,
-                delivered: false,
-            }));
-        }
-        Ok(Err(classify(
-            code,
-            reply.message.as_deref().unwrap_or(""),
-            SystemTime::now(),
-        )))
+        // ZNS receipts carry our tracking_id (the delivery id): no lookup by msg_id needed.
+        Ok(Ok(Accepted {
+            provider_message_id: reply.data_id("msg_id"),
+            ..Accepted::default()
+        }))
     }
 }
 
@@ -157,29 +123,7 @@ impl Provider for ZnsProvider {
             tracking_id: &msg.id,
             mode: self.development.then_some("development"),
         };
-        let mut token = self
-            .tokens
-            .access_token()
-            .await
-            .map_err(SendError::transient)?;
-        match self.post(&token, &body).await? {
-            Err(Outcome::TokenInvalid) => {}
-            Ok(a) => return Ok(a),
-            Err(Outcome::Failed(e)) => return Err(e),
-        }
-        // Refresh (or pick up another sender's refresh) and retry once.
-        token = self
-            .tokens
-            .refresh_after_rejection(&token)
-            .await
-            .map_err(SendError::transient)?;
-        match self.post(&token, &body).await? {
-            Ok(a) => Ok(a),
-            Err(Outcome::Failed(e)) => Err(e),
-            Err(Outcome::TokenInvalid) => Err(SendError::transient(
-                "Zalo refused a freshly refreshed access token",
-            )),
-        }
+        with_token(&self.tokens, |token| self.post(token, &body)).await
     }
 }
 
@@ -195,6 +139,10 @@ mod tests {
         assert!(matches!(
             classify(-118, "", now),
             Outcome::Failed(SendError::Permanent { .. })
+        ));
+        assert!(matches!(
+            classify(-112, "", now),
+            Outcome::Failed(SendError::CampaignFault { .. })
         ));
         match classify(-115, "quota", now) {
             Outcome::Failed(SendError::RateLimited {

@@ -4,12 +4,14 @@
 use crate::domain::Channel;
 use crate::domain::delivery::{DeliveryState, Reason};
 
+/// A Zalo user id counts as an address only while the person follows the OA.
 /// Parents come through their children, so that one parent with two children is one row naming both
 /// (GROUP BY), and first, so their row wins over a direct match. Columns of every audience query:
 /// id, the four address columns, opt_out, name, students and classes (JSON arrays), attr (the school
 /// or office the person is reached through). No DISTINCT: it costs a temporary table per person, and
 /// a class named twice (two children in it) is folded when the message is rendered.
-const PARENT_COLS: &str = "SELECT g.parent_id AS id, p.phone, p.email, p.zalo_user_id, p.facebook_psid, p.opt_out, \
+const PARENT_COLS: &str = "SELECT g.parent_id AS id, p.phone, p.email, CASE WHEN p.zalo_following = 1 THEN p.zalo_user_id END AS zalo_user_id, \
+       p.facebook_psid, p.opt_out, \
        p.full_name AS name, json_group_array(s.full_name) AS students, \
        json_group_array(cls.name) FILTER (WHERE cls.name IS NOT NULL) AS classes, \
        min(COALESCE(s.school_id, s.org_id)) AS attr";
@@ -48,7 +50,8 @@ pub fn parents_page() -> String {
 
 /// People of role `?3` registered in the subtree; a parent already reached through a child in it is
 /// left out (the insert would ignore them anyway, but this keeps a large audience from being read twice).
-pub const DIRECT: &str = "SELECT c.id, c.phone, c.email, c.zalo_user_id, c.facebook_psid, c.opt_out, c.full_name AS name, \
+pub const DIRECT: &str = "SELECT c.id, c.phone, c.email, \
+       CASE WHEN c.zalo_following = 1 THEN c.zalo_user_id END AS zalo_user_id, c.facebook_psid, c.opt_out, c.full_name AS name, \
        CASE WHEN c.role = 'student' THEN json_array(c.full_name) ELSE '[]' END AS students, \
        CASE WHEN cls.name IS NOT NULL THEN json_array(cls.name) ELSE '[]' END AS classes, \
        COALESCE(c.school_id, c.org_id) AS attr \

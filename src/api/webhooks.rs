@@ -1,0 +1,18 @@
+//! What webhooks brought in: stored events by provider and outcome (unknown messages are counted here,
+//! not refused, so a provider never retries them).
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::error::AppError;
+use super::{Actor, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/webhooks/stats", get(stats))
+}
+
+async fn stats(_actor: Actor, State(s): State<AppState>) -> Result<Json<Value>, AppError> {
+    Ok(Json(json!({"events": s.store.webhook_counts().await?})))
+}

@@ -1,0 +1,235 @@
+//! SQLite side of what providers tell Loa after a send: receipts by provider id or watermark, Zalo
+//! follow state, stored webhook events, and channels paused for a campaign.
+
+use std::collections::BTreeMap;
+
+use sqlx::{Row, SqliteConnection};
+
+use super::SqliteStore;
+use crate::domain::{Channel, Millis};
+use crate::store::{ChannelPause, EventOutcome, Receipt, Result, WebhookEvent};
+
+impl SqliteStore {
+    pub(super) async fn do_pause_channel(
+        &self,
+        campaign_id: i64,
+        channel: Channel,
+        reason: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO channel_pauses (campaign_id, channel, reason, paused_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (campaign_id, channel) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .bind(channel.as_str())
+        .bind(reason)
+        .bind(now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub(super) async fn do_resume_channel(
+        &self,
+        campaign_id: i64,
+        channel: Channel,
+    ) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM channel_pauses WHERE campaign_id = ? AND channel = ?")
+            .bind(campaign_id)
+            .bind(channel.as_str())
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub(super) async fn do_skip_channel(&self, campaign_id: i64, channel: Channel) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE channel_pauses SET skip = 1 WHERE campaign_id = ? AND channel = ? AND skip = 0",
+        )
+        .bind(campaign_id)
+        .bind(channel.as_str())
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub(super) async fn channel_pauses(
+        conn: &mut SqliteConnection,
+        campaign_id: i64,
+    ) -> Result<Vec<ChannelPause>> {
+        let rows = sqlx::query(
+            "SELECT channel, reason, paused_at, skip FROM channel_pauses WHERE campaign_id = ? ORDER BY channel",
+        )
+        .bind(campaign_id)
+        .fetch_all(conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChannelPause {
+                    channel: r.try_get("channel")?,
+                    reason: r.try_get("reason")?,
+                    paused_at: r.try_get("paused_at")?,
+                    skipped: r.try_get::<i64, _>("skip")? == 1,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn fell_back(
+        conn: &mut SqliteConnection,
+        campaign_id: i64,
+    ) -> Result<BTreeMap<String, BTreeMap<String, i64>>> {
+        let rows = sqlx::query(
+            "SELECT channel, reason_code, n FROM channel_fallbacks WHERE campaign_id = ?",
+        )
+        .bind(campaign_id)
+        .fetch_all(conn)
+        .await?;
+        let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for r in rows {
+            out.entry(r.try_get("channel")?)
+                .or_default()
+                .insert(r.try_get("reason_code")?, r.try_get("n")?);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn do_delivery_by_ref(
+        &self,
+        channel: Channel,
+        provider_ref: &str,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT delivery_id FROM receipt_refs WHERE channel = ? AND ref = ?")
+            .bind(channel.as_str())
+            .bind(provider_ref)
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    pub(super) async fn do_apply_watermark(
+        &self,
+        channel: Channel,
+        address: &str,
+        watermark: Millis,
+        r: Receipt,
+        now: Millis,
+    ) -> Result<u64> {
+        // Only Messenger has watermarks; the partial index deliveries_messenger_unread serves it, and
+        // its WHERE terms are repeated literally so SQLite can use it.
+        if channel != Channel::Messenger {
+            return Ok(0);
+        }
+        let (to, only) = match r {
+            Receipt::Delivered => ("delivered", "AND d.state = 'sent'"),
+            Receipt::Read => ("read", ""),
+        };
+        let n = sqlx::query(&format!(
+            "UPDATE deliveries SET state = ?1, lease_until = NULL, updated_at = ?2 WHERE id IN ( \
+               SELECT d.id FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+               WHERE c.facebook_psid = ?3 AND d.channel = 'messenger' AND d.state IN ('sent','delivered') {only} \
+                 AND d.sent_at <= ?4)"
+        ))
+        .bind(to)
+        .bind(now)
+        .bind(address)
+        .bind(watermark)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    pub(super) async fn do_set_zalo_following(
+        &self,
+        user_id: &str,
+        following: bool,
+        now: Millis,
+    ) -> Result<u64> {
+        let n = sqlx::query(
+            "UPDATE contacts SET zalo_following = ?1, updated_at = ?2 WHERE zalo_user_id = ?3",
+        )
+        .bind(following as i64)
+        .bind(now)
+        .bind(user_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    pub(super) async fn do_insert_webhook_event(
+        &self,
+        provider: &str,
+        digest: &str,
+        body: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO webhook_events (provider, digest, body, received_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (provider, digest) DO NOTHING",
+        )
+        .bind(provider)
+        .bind(digest)
+        .bind(body)
+        .bind(now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub(super) async fn do_pending_webhook_events(&self, limit: i64) -> Result<Vec<WebhookEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, provider, body FROM webhook_events WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WebhookEvent {
+                    id: r.try_get("id")?,
+                    provider: r.try_get("provider")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn do_finish_webhook_event(
+        &self,
+        id: i64,
+        outcome: EventOutcome,
+        now: Millis,
+    ) -> Result<()> {
+        sqlx::query("UPDATE webhook_events SET processed_at = ?, outcome = ? WHERE id = ?")
+            .bind(now)
+            .bind(outcome.as_str())
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn do_webhook_counts(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, i64>>> {
+        let rows = sqlx::query(
+            "SELECT provider, COALESCE(outcome, 'pending') AS outcome, count(*) AS n FROM webhook_events GROUP BY 1, 2",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for r in rows {
+            out.entry(r.try_get("provider")?)
+                .or_default()
+                .insert(r.try_get("outcome")?, r.try_get("n")?);
+        }
+        Ok(out)
+    }
+}
