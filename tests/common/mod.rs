@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod kannel_double;
+pub mod messenger_double;
 pub mod peers;
+pub mod sms_doubles;
 pub mod zalo_double;
 
 use std::path::{Path, PathBuf};

@@ -23,6 +23,14 @@ pub struct ZaloState {
     pub sent: Vec<Value>,
     /// Phone (84…) -> error code to answer for it.
     pub phone_errors: HashMap<String, i64>,
+    /// An error every ZNS send gets (a template Zalo disabled, say).
+    pub zns_error: Option<i64>,
+    /// ZNS send requests seen, accepted or not.
+    pub zns_requests: usize,
+    /// Accepted OA bodies, with the endpoint (`cs` or `transaction`).
+    pub oa_sent: Vec<(String, Value)>,
+    /// OA user id -> error code to answer for it (-230: no recent interaction, …).
+    pub user_errors: HashMap<String, i64>,
 }
 
 #[derive(Clone)]
@@ -46,6 +54,7 @@ struct Zns(Arc<Mutex<ZaloState>>);
 impl Respond for Zns {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut st = self.0.lock().unwrap();
+        st.zns_requests += 1;
         let ct = req
             .headers
             .get("content-type")
@@ -95,6 +104,9 @@ impl Respond for Zns {
         {
             return zalo_error(-100, "tracking_id is invalid");
         }
+        if let Some(code) = st.zns_error {
+            return zalo_error(code, "Template data is invalid");
+        }
         if let Some(code) = st.phone_errors.get(phone) {
             return zalo_error(*code, "User phone rejected");
         }
@@ -106,6 +118,81 @@ impl Respond for Zns {
                      "quota": {"dailyQuota": "5000", "remainingQuota": (5000 - n).to_string()}}
         }))
     }
+}
+
+/// OA `POST /v3.0/oa/message/{cs,transaction}`: a follower's user id, a text (cs) or a
+/// `transaction_education` attachment with header and text elements.
+struct Oa(Arc<Mutex<ZaloState>>, &'static str);
+
+impl Respond for Oa {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut st = self.0.lock().unwrap();
+        let ct = req
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with("application/json") {
+            return zalo_error(-201, "Content-Type must be application/json");
+        }
+        if req
+            .headers
+            .get("access_token")
+            .and_then(|v| v.to_str().ok())
+            != Some(st.access_token.as_str())
+        {
+            return zalo_error(-216, "Access token is invalid");
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            return zalo_error(-201, "Body is not JSON");
+        };
+        let Some(user) = body["recipient"]["user_id"]
+            .as_str()
+            .filter(|u| !u.is_empty())
+        else {
+            return zalo_error(-201, "recipient.user_id is required");
+        };
+        match self.1 {
+            "cs" => {
+                if body["message"]["text"].as_str().is_none_or(str::is_empty) {
+                    return zalo_error(-201, "message.text is required");
+                }
+            }
+            _ => {
+                let p = &body["message"]["attachment"]["payload"];
+                if body["message"]["attachment"]["type"] != "template"
+                    || p["template_type"] != "transaction_education"
+                    || p["language"] != "VI"
+                {
+                    return zalo_error(-201, "attachment must be a transaction_education template");
+                }
+                let kinds: Vec<&str> = p["elements"]
+                    .as_array()
+                    .map(|e| e.iter().filter_map(|x| x["type"].as_str()).collect())
+                    .unwrap_or_default();
+                if kinds.first() != Some(&"header") || !kinds.contains(&"text") {
+                    return zalo_error(-201, "elements need a header then a text");
+                }
+            }
+        }
+        if let Some(code) = st.user_errors.get(user) {
+            return zalo_error(*code, "User has not interacted with the OA recently");
+        }
+        st.oa_sent.push((self.1.to_string(), body.clone()));
+        let n = st.oa_sent.len();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "error": 0, "message": "Success",
+            "data": {"message_id": format!("oamsg{n:06}"), "user_id": user}
+        }))
+    }
+}
+
+/// Signs a webhook body as Zalo does: `mac=sha256(app_id + body + timestamp + OA secret key)`.
+pub fn zalo_signature(body: &str, timestamp: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{APP_ID}{body}{timestamp}{OA_SECRET}"));
+    format!("mac={}", hex::encode(h.finalize()))
 }
 
 struct OAuth(Arc<Mutex<ZaloState>>);
@@ -156,6 +243,13 @@ impl ZaloDouble {
             .respond_with(Zns(st.clone()))
             .mount(&server)
             .await;
+        for kind in ["cs", "transaction"] {
+            Mock::given(method("POST"))
+                .and(path(format!("/v3.0/oa/message/{kind}")))
+                .respond_with(Oa(st.clone(), kind))
+                .mount(&server)
+                .await;
+        }
         Mock::given(method("POST"))
             .and(path("/v4/oa/access_token"))
             .respond_with(OAuth(st.clone()))
@@ -194,4 +288,32 @@ pub fn zns_provider(cfg: &mut loa::config::Config, base_url: &str, access: &str,
     );
     cfg.channels
         .insert(providers::Channel::ZaloZns, "zns".into());
+}
+
+/// Config for a Zalo OA provider at `base_url`, same app as the ZNS one (so they share tokens).
+pub fn oa_provider(cfg: &mut loa::config::Config, base_url: &str, access: &str, refresh: &str) {
+    use loa::config::{ProviderConfig, ProviderKind};
+    let secret = |s: &str| serde_json::from_value(json!(s)).unwrap();
+    cfg.providers.insert(
+        "zalo".into(),
+        ProviderConfig {
+            kind: ProviderKind::ZaloOa {
+                app_id: APP_ID.into(),
+                secret_key: Some(secret(SECRET_KEY)),
+                secret_key_file: None,
+                oa_secret_key: Some(secret(OA_SECRET)),
+                oa_secret_key_file: None,
+                access_token: Some(secret(access)),
+                refresh_token: Some(secret(refresh)),
+                base_url: base_url.into(),
+                oauth_url: format!("{base_url}/v4/oa/access_token"),
+                timeout_seconds: 5,
+            },
+            rate_per_second: None,
+            burst: None,
+            unaccent: false,
+            max_segments: None,
+        },
+    );
+    cfg.channels.insert(providers::Channel::Zalo, "zalo".into());
 }
