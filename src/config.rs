@@ -502,6 +502,14 @@ mod tests {
         );
         let kannel = &cfg.providers["kannel"];
         assert!(kannel.unaccent);
+        assert!(matches!(
+            cfg.providers["local_gateway"].kind,
+            ProviderKind::HttpSms { .. }
+        ));
+        assert!(matches!(
+            cfg.providers["zalo"].kind,
+            ProviderKind::ZaloOa { .. }
+        ));
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("change-me"), "secrets must not print: {dbg}");
     }

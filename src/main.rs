@@ -209,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             store.set_zalo_token(app_id.trim(), &pair, now).await?;
             println!(
-                "Đã lưu token Zalo cho ứng dụng {app_id}. Khởi động lại loa serve để dùng token mới."
+                "Đã lưu token Zalo cho ứng dụng {app_id}. Loa đang chạy sẽ chuyển sang token mới ngay khi Zalo từ chối token cũ."
             );
             Ok(())
         }

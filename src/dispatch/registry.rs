@@ -111,8 +111,8 @@ impl Registry {
     }
 }
 
-/// How a provider's webhook (`/webhooks/<name>`) proves it is genuine.
-#[derive(Clone, Debug)]
+/// How a provider's webhook (`/webhooks/<name>`) proves it is genuine. Not `Debug`: it holds secrets.
+#[derive(Clone)]
 pub enum WebhookAuth {
     /// Kannel: the dlr-url Loa handed out carries Loa's signature over the delivery id.
     Kannel,
