@@ -263,6 +263,41 @@ async fn a_template_zalo_refuses_pauses_the_channel_until_staff_resume_or_skip_i
 }
 
 #[tokio::test]
+async fn a_used_up_zns_daily_quota_closes_the_channel_until_tomorrow() {
+    let (zalo_server, zalo) = ZaloDouble::start("a0", "r0").await;
+    let app = spawn_app(|cfg, _| {
+        zns_provider(cfg, &zalo_server.uri(), "a0", "r0");
+        cfg.dispatch.concurrency = 4;
+        cfg.dispatch.batch_size = 4;
+    })
+    .await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 20).await;
+    zalo.0.lock().unwrap().zns_error = Some(-115);
+    let tpl = all_channels_template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns", "sms"]).await;
+    app.start(c).await;
+    wait_for(Duration::from_secs(10), || async {
+        (zalo.0.lock().unwrap().zns_requests > 0).then_some(())
+    })
+    .await
+    .expect("tried");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tried = zalo.0.lock().unwrap().zns_requests;
+    assert!(
+        tried <= 8,
+        "the rest of the campaign waits instead of hitting the quota: {tried}"
+    );
+    let ds = app.deliveries(c).await;
+    assert!(
+        ds.iter()
+            .all(|d| d["state"] == "queued" && d["channel"] == "zalo_zns"),
+        "nobody failed or fell back: {ds:?}"
+    );
+    assert_eq!(app.sink_lines("sms").len(), 0);
+}
+
+#[tokio::test]
 async fn zalo_oa_refreshes_on_216_and_sends_transaction_messages_with_receipts() {
     // Zalo holds a newer pair than the one Loa starts with: the first send gets -216.
     let (server, zalo) = ZaloDouble::start("fresh", "r0").await;

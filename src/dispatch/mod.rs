@@ -31,6 +31,9 @@ pub struct Dispatcher {
     links: Arc<Links>,
     cfg: DispatchConfig,
     plans: Plans,
+    /// Channels whose provider said "not before" (rate limited, daily quota used up): nothing more is
+    /// claimed for them until then, so a campaign does not burn its audience against the refusal.
+    closed: Arc<Closed>,
     /// Notified when work arrives (a run fanned out, a delivery re-queued), so nothing waits for a poll.
     pub wake: Arc<Notify>,
 }
@@ -57,6 +60,7 @@ impl Dispatcher {
             links,
             cfg,
             plans: Plans::default(),
+            closed: Arc::default(),
             wake,
         }
     }
@@ -97,7 +101,7 @@ impl Dispatcher {
                     self.cfg.batch_size.max(1) as i64,
                     now,
                     now + lease_ms,
-                    &held.busy(),
+                    &self.closed.with(held.busy()),
                 )
                 .await
             {
@@ -113,7 +117,11 @@ impl Dispatcher {
             };
             if claimed.is_empty() {
                 if sent_held == 0 {
-                    self.idle(&shutdown, held.next_open()).await;
+                    let open = match (held.next_open(), self.closed.next_open()) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    self.idle(&shutdown, open).await;
                 }
                 continue;
             }
@@ -267,6 +275,7 @@ impl Dispatcher {
         let out = out_tx.clone();
         let policy = policy.clone();
         let store = self.store.clone();
+        let closed = self.closed.clone();
         inflight.spawn(async move {
             let Ready { d, msg, plan, .. } = item;
             let attempt = match provider.send(&msg).await {
@@ -279,8 +288,14 @@ impl Dispatcher {
                         }
                         _ => tracing::warn!(delivery = d.id, provider = provider.name(), %to, error = %e, "send failed"),
                     }
-                    if let providers::SendError::CampaignFault { reason } = &e {
-                        pause(store.as_ref(), &d, msg.channel, provider.name(), reason).await;
+                    match &e {
+                        providers::SendError::CampaignFault { reason } => {
+                            pause(store.as_ref(), &d, msg.channel, provider.name(), reason).await
+                        }
+                        providers::SendError::RateLimited { retry_after: Some(wait), .. } => {
+                            closed.close(msg.channel, *wait)
+                        }
+                        _ => {}
                     }
                     Attempt::Failed(e)
                 }
@@ -335,6 +350,40 @@ async fn pause(store: &dyn Store, d: &Claimed, channel: Channel, provider: &str,
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+    }
+}
+
+/// Channels closed until a time their provider named.
+#[derive(Default)]
+struct Closed(std::sync::Mutex<HashMap<Channel, tokio::time::Instant>>);
+
+impl Closed {
+    fn close(&self, c: Channel, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        if let Ok(mut m) = self.0.lock() {
+            let e = m.entry(c).or_insert(until);
+            *e = (*e).max(until);
+        }
+        tracing::warn!(channel = %c, wait_s = wait.as_secs(), "provider asked to wait: channel closed");
+    }
+
+    /// `busy` plus the channels still closed (forgetting those whose time has come).
+    fn with(&self, mut busy: Vec<Channel>) -> Vec<Channel> {
+        let now = tokio::time::Instant::now();
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|_, until| *until > now);
+            busy.extend(
+                m.keys()
+                    .copied()
+                    .filter(|c| !busy.contains(c))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        busy
+    }
+
+    fn next_open(&self) -> Option<tokio::time::Instant> {
+        self.0.lock().ok()?.values().min().copied()
     }
 }
 
