@@ -165,8 +165,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::webhooks::router())
         .merge(crate::web::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        // The hard cap; JSON and webhook bodies keep axum's 2 MB default, the roster import its own.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            2 * 1024 * 1024,
+            api::import::MAX_FILE,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

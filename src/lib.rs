@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod import;
 pub mod links;
 pub mod render;
 pub mod report;

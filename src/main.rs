@@ -41,6 +41,11 @@ enum Command {
     },
     /// Print the per-channel and per-school summary of a campaign.
     Report { campaign_id: i64 },
+    /// Import data from files.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Zalo Official Account administration.
     Zalo {
         #[command(subcommand)]
@@ -75,6 +80,20 @@ enum Command {
     BenchDouble {
         #[arg(long)]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import a class roster (.csv or .xlsx) into a school: students, classes, parents and links.
+    Contacts {
+        file: PathBuf,
+        /// The school's code.
+        #[arg(long)]
+        org: String,
+        /// The sheet to read in an .xlsx file (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
     },
 }
 
@@ -187,6 +206,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Import {
+            command: ImportCommand::Contacts { file, org, sheet },
+        } => import_contacts(cli.config.as_deref(), &file, &org, sheet.as_deref()).await,
         Command::Zalo {
             command:
                 ZaloCommand::SetToken {
@@ -214,6 +236,68 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn import_contacts(
+    config: Option<&std::path::Path>,
+    file: &std::path::Path,
+    org: &str,
+    sheet: Option<&str>,
+) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let store = open_store(&cfg).await?;
+    let bytes = std::fs::read(file)
+        .map_err(|e| anyhow::anyhow!("không đọc được tệp {}: {e}", file.display()))?;
+    let school = store
+        .list_orgs(None)
+        .await?
+        .into_iter()
+        .find(|o| o.code == org.trim())
+        .ok_or_else(|| anyhow::anyhow!("không có đơn vị mã {org}"))?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} dòng ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report =
+        loa::import::import_roster(store.as_ref(), school.id, &bytes, sheet, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await
+        .map_err(|e| match e {
+            loa::import::ImportError::Store(loa::store::StoreError::Invalid(_)) => {
+                anyhow::anyhow!(
+                    "{} không phải trường học: chỉ nhập danh sách vào một trường",
+                    school.name
+                )
+            }
+            e => anyhow::anyhow!("{e}"),
+        })?;
+    bar.finish_and_clear();
+    let c = &report.counts;
+    println!(
+        "{}: đã nhập {}/{} dòng. Học sinh: {} mới, {} cập nhật. Phụ huynh: {} mới, {} cập nhật. Lớp mới: {}. Liên kết mới: {}.",
+        school.name,
+        report.imported,
+        report.rows,
+        c.students_created,
+        c.students_updated,
+        c.parents_created,
+        c.parents_updated,
+        c.classes_created,
+        c.links_created
+    );
+    if !report.rejected.is_empty() {
+        println!(
+            "{} lỗi (các dòng này không được nhập):",
+            report.rejected.len()
+        );
+        for e in &report.rejected {
+            println!("  dòng {}, cột \"{}\": {}", e.line, e.column, e.message);
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]

@@ -4,6 +4,7 @@
 pub mod campaigns;
 mod contacts;
 pub mod error;
+pub mod import;
 mod orgs;
 mod templates;
 mod webhooks;
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(orgs::router())
         .merge(contacts::router())
+        .merge(import::router())
         .merge(templates::router())
         .merge(campaigns::router())
         .merge(webhooks::router())

@@ -99,6 +99,17 @@ pub struct Progress {
     pub paused: Vec<ChannelPause>,
 }
 
+/// What a roster import changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub students_created: u64,
+    pub students_updated: u64,
+    pub parents_created: u64,
+    pub parents_updated: u64,
+    pub classes_created: u64,
+    pub links_created: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChannelPause {
     pub channel: String,
@@ -298,6 +309,16 @@ pub trait Store: Send + Sync + 'static {
         pair: &TokenPair,
         now: Millis,
     ) -> Result<bool>;
+
+    /// Imports validated roster rows into a school in one transaction: classes created as named,
+    /// students found by code (or class and name) and parents by phone, email or Zalo id, changed
+    /// fields updated, parents linked to their children. Importing the same rows again changes nothing.
+    async fn import_roster(
+        &self,
+        school_id: i64,
+        entries: &[crate::import::RosterEntry],
+        now: Millis,
+    ) -> Result<ImportCounts>;
 
     /// Pauses a channel for a campaign (first reason wins); false if it was already paused.
     async fn pause_channel(

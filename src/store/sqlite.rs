@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 mod fanout;
+mod import;
 mod receipts;
 
 use super::*;
@@ -1149,6 +1150,15 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn import_roster(
+        &self,
+        school_id: i64,
+        entries: &[crate::import::RosterEntry],
+        now: Millis,
+    ) -> Result<ImportCounts> {
+        self.do_import_roster(school_id, entries, now).await
     }
 
     async fn pause_channel(

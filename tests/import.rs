@@ -1,0 +1,199 @@
+//! Contact import through the API: the sample CSV (BOM, `;`), an XLSX with a named sheet and a phone
+//! Excel turned into a number, bad rows mixed with good ones, duplicates, re-import, and the imported
+//! parents actually reachable by a campaign.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn import(
+    app: &TestApp,
+    org: i64,
+    query: &str,
+    body: Vec<u8>,
+    multipart: bool,
+) -> (StatusCode, Value) {
+    let url = format!("{}/api/v1/contacts/import?org_id={org}{query}", app.base);
+    let req = if multipart {
+        let part = reqwest::multipart::Part::bytes(body).file_name("danh-sach.csv");
+        app.http
+            .post(url)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+    } else {
+        app.http.post(url).body(body)
+    };
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn sample() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/danh-sach-lop.csv"
+    ))
+    .unwrap()
+}
+
+/// Runs an SMS campaign to the school's parents and returns the numbers the SMS sink saw.
+async fn parent_phones(app: &TestApp, school: i64) -> Vec<String> {
+    let tpl = template(app, school).await;
+    let c = campaign(app, school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    app.wait_done(c).await;
+    let mut phones: Vec<String> = app
+        .sink_lines("sms")
+        .iter()
+        .map(|l| l["to"].as_str().unwrap().to_string())
+        .collect();
+    phones.sort();
+    phones
+}
+
+#[tokio::test]
+async fn the_sample_roster_imports_and_reimports_without_duplicates() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let (st, r) = import(&app, t.school, "", sample(), true).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["rows"].as_u64(), r["imported"].as_u64()),
+        (Some(5), Some(5)),
+        "{r}"
+    );
+    assert_eq!(r["students_created"], 5, "{r}");
+    assert_eq!(
+        r["parents_created"], 4,
+        "one father of two children is one parent: {r}"
+    );
+    assert_eq!(r["links_created"], 5, "{r}");
+    assert_eq!(
+        r["classes_created"], 2,
+        "1A exists; 3B and 2A are created: {r}"
+    );
+    assert_eq!(r["rejected"], json!([]));
+
+    // Again, as a raw body: nothing new, nothing changed.
+    let (st, r) = import(&app, t.school, "", sample(), false).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    for k in [
+        "students_created",
+        "students_updated",
+        "parents_created",
+        "parents_updated",
+        "classes_created",
+        "links_created",
+    ] {
+        assert_eq!(r[k], 0, "{k}: {r}");
+    }
+
+    // Every phone form ends up E.164, the old 11-digit number converted.
+    let phones = parent_phones(&app, t.school).await;
+    assert_eq!(
+        phones,
+        [
+            "+84372345678",
+            "+84912345671",
+            "+84912345672",
+            "+84912345673"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bad_rows_are_named_and_good_rows_go_in() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let csv = "full_name,student_code,class,parent_name,parent_phone,parent_email\n\
+               An,HS1,1A,Ba An,0912000001,\n\
+               Binh,HS2,1A,Me Binh,09-12,\n\
+               ,HS3,1A,Ba Chi,0912000003,\n\
+               Dung,HS4,1A,Me Dung,0912000004,not-an-email\n\
+               An Updated,HS1,4B,Ba An,0912000001,ba.an@example.vn\n";
+    let (st, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["imported"], 2, "{r}");
+    let rejected: Vec<(u64, String, String)> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_str().unwrap().into(),
+                e["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (3, "parent_phone".into(), "invalid_phone".into()),
+            (4, "full_name".into(), "required".into()),
+            (5, "parent_email".into(), "invalid_email".into()),
+        ]
+    );
+    // The duplicate of HS1 later in the file updates the first: one student, moved to 4B, renamed.
+    assert_eq!(
+        (
+            r["students_created"].as_u64(),
+            r["students_updated"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["parents_updated"], 1, "the email was added: {r}");
+    let phones = parent_phones(&app, t.school).await;
+    assert_eq!(
+        phones,
+        ["+84912000001"],
+        "nothing of the rejected rows was written"
+    );
+}
+
+#[tokio::test]
+async fn xlsx_named_sheet_and_refusals() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let xlsx = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/danh-sach-4b.xlsx"
+    ))
+    .unwrap();
+    // The first sheet is a note without a name column.
+    let (st, r) = import(&app, t.school, "", xlsx.clone(), true).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    assert_eq!(r["error"]["details"][0]["field"], "file");
+    let (st, r) = import(
+        &app,
+        t.school,
+        "&sheet=L%E1%BB%9Bp%204B",
+        xlsx.clone(),
+        true,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["imported"], 2, "{r}");
+    assert_eq!(r["rejected"][0]["line"], 4, "{r}");
+    assert_eq!(r["rejected"][0]["column"], "Số điện thoại", "{r}");
+    let (st, r) = import(&app, t.school, "&sheet=Kh%C3%B4ng%20c%C3%B3", xlsx, true).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+
+    // Not a school; not a roster at all.
+    let (st, r) = import(&app, t.district, "", sample(), false).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    assert_eq!(r["error"]["details"][0]["field"], "org_id");
+    let (st, r) = import(&app, t.school, "", vec![0xff, 0xfe, 0, 1], false).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    let (st, _) = import(&app, 999_999, "", sample(), false).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let phones = parent_phones(&app, t.school).await;
+    assert_eq!(
+        phones,
+        ["+84912345681", "+84912345682"],
+        "Excel's number lost its 0; Loa puts it back"
+    );
+}
