@@ -35,6 +35,9 @@ CREATE TABLE contacts (
     updated_at     INTEGER NOT NULL
 );
 CREATE INDEX contacts_org_role ON contacts(org_id, role);
+-- Imports find a school's parents again by phone or email.
+CREATE INDEX contacts_school_phone ON contacts(school_id, phone) WHERE phone IS NOT NULL;
+CREATE INDEX contacts_school_email ON contacts(school_id, email) WHERE email IS NOT NULL;
 -- Webhooks name people by their Zalo user id or Messenger PSID.
 CREATE INDEX contacts_zalo_user ON contacts(zalo_user_id) WHERE zalo_user_id IS NOT NULL;
 CREATE INDEX contacts_facebook_psid ON contacts(facebook_psid) WHERE facebook_psid IS NOT NULL;
