@@ -197,3 +197,34 @@ async fn xlsx_named_sheet_and_refusals() {
         "Excel's number lost its 0; Loa puts it back"
     );
 }
+
+#[tokio::test]
+async fn students_without_codes_are_found_by_class_and_name_and_changes_update() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let v1 = "Họ tên,Lớp,Phụ huynh,SĐT\nAn,1A,Ba An,0912000001\nAn,4B,Ba An 2,0912000002\nBình,1A,Ba An,0912000001\n";
+    let (_, r) = import(&app, t.school, "", v1.as_bytes().to_vec(), false).await;
+    assert_eq!(
+        (
+            r["students_created"].as_u64(),
+            r["parents_created"].as_u64(),
+            r["links_created"].as_u64()
+        ),
+        (Some(3), Some(2), Some(3)),
+        "{r}"
+    );
+    // The same people, one parent renamed and given an email: one update, nothing created.
+    let v2 = "Họ tên,Lớp,Phụ huynh,SĐT,Email\nAn,1A,Trần Văn An,0912000001,an@example.vn\nAn,4B,Ba An 2,0912000002,\nBình,1A,Trần Văn An,0912000001,\n";
+    let (_, r) = import(&app, t.school, "", v2.as_bytes().to_vec(), false).await;
+    for (k, want) in [
+        ("students_created", 0),
+        ("students_updated", 0),
+        ("parents_created", 0),
+        ("parents_updated", 1),
+        ("links_created", 0),
+    ] {
+        assert_eq!(r[k], want, "{k}: {r}");
+    }
+    let phones = parent_phones(&app, t.school).await;
+    assert_eq!(phones, ["+84912000001", "+84912000002"]);
+}
