@@ -419,10 +419,11 @@ async fn parents(
         };
         of_entry.push(Some(s));
     }
-    let changed: Vec<(i64, &str, &Option<String>, &Option<String>, &Option<String>)> = slots
+    // [id, name, phone, email, zalo] for each existing parent a row changed.
+    let changed: Vec<serde_json::Value> = slots
         .iter()
         .filter(|p| p.changed)
-        .filter_map(|p| Some((p.id?, p.name.as_str(), &p.phone, &p.email, &p.zalo)))
+        .filter_map(|p| Some(serde_json::json!([p.id?, p.name, p.phone, p.email, p.zalo])))
         .collect();
     if !changed.is_empty() {
         sqlx::query(
