@@ -17,7 +17,7 @@ use crate::store::StoreError;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/contacts", post(create))
-        .route("/contacts/{id}", get(one))
+        .route("/contacts/{id}", get(one).delete(erase))
         .route("/contacts/{id}/opt-outs", post(opt_out))
         .route("/guardian-links", post(link))
 }
@@ -49,6 +49,20 @@ async fn one(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Contact>, AppError> {
     Ok(Json(s.store.get_contact(id).await?))
+}
+
+/// Erasure on request (the person's right under Decree 13/2023 on personal data): nothing personal
+/// remains; reports keep anonymous counts.
+async fn erase(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    if !s.store.erase_contact(id, now_ms()).await? {
+        return Err(AppError::not_found("contact"));
+    }
+    tracing::info!(contact = id, "contact erased");
+    Ok(Json(json!({"id": id, "erased": true})))
 }
 
 #[derive(Deserialize)]

@@ -210,6 +210,10 @@ pub trait Store: Send + Sync + 'static {
         out: bool,
         now: Millis,
     ) -> Result<Contact>;
+    /// Erases a person: their contact row and guardian links go, their unsent deliveries are
+    /// cancelled, and every delivery keeps only anonymous facts (org, channel, state, reason) for
+    /// reports. False when there was no such contact.
+    async fn erase_contact(&self, id: i64, now: Millis) -> Result<bool>;
     async fn link_guardian(
         &self,
         parent_id: i64,

@@ -397,6 +397,35 @@ impl Store for SqliteStore {
         contact_from(&row)
     }
 
+    async fn erase_contact(&self, id: i64, now: Millis) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        // No index leads from a person to their deliveries (it would be rewritten at every fan-out
+        // insert); an erasure is rare, and a scan of the deliveries table is acceptable for it.
+        sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', reason = 'person erased', \
+             lease_until = NULL, updated_at = ?1 WHERE contact_id = ?2 AND state IN ('queued','retrying')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE deliveries SET contact_id = NULL, vars = '{}' WHERE contact_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM guardian_links WHERE parent_id = ?1 OR student_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM contacts WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     async fn link_guardian(
         &self,
         parent_id: i64,
