@@ -567,3 +567,53 @@ async fn fan_out_picks_channels_by_the_domain_rule() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+#[tokio::test]
+async fn synthetic_audiences_are_the_documented_shape() {
+    let (_dir, store) = sqlite().await;
+    let (school, class) = school_with_class(&store, "SYN").await;
+    // Ids already taken must not collide with the generated ones.
+    school_with_class(&store, "OTHER").await;
+    store
+        .seed_synthetic(
+            &loa::store::SyntheticAudience {
+                classes: vec![(class, school)],
+                parents: 25,
+                siblings: true,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let (campaign, _, inserted) = campaign_to_parents(&store, school, vec![Channel::Sms]).await;
+    assert_eq!(inserted, 25, "one delivery per parent, siblings folded");
+    let rows = store
+        .list_deliveries(
+            campaign,
+            &DeliveryFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let p0 = rows
+        .iter()
+        .find(|r| r.full_name.as_deref() == Some("Phụ Huynh 0"))
+        .unwrap();
+    let base = p0.contact_id.unwrap();
+    let parent = store.get_contact(base).await.unwrap();
+    assert_eq!(parent.addresses.phone.as_deref(), Some("+84910000000"));
+    let p10 = store.get_contact(base + 10).await.unwrap();
+    assert_eq!(p10.full_name, "Phụ Huynh 10");
+    assert_eq!(
+        store.get_contact(base + 25).await.unwrap().full_name,
+        "Học Sinh 0"
+    );
+    assert_eq!(
+        store.get_contact(base + 50 + 1).await.unwrap().full_name,
+        "Học Sinh 10b"
+    );
+    let p = store.progress(campaign).await.unwrap();
+    assert_eq!(p.by_state.get("queued"), Some(&25));
+}

@@ -99,6 +99,16 @@ pub struct Progress {
     pub paused: Vec<ChannelPause>,
 }
 
+/// `parents` parents spread over `classes` (class id, its school id) in turn, each registered at the
+/// school with a phone `+8491` + 7 digits and one child in the class; with `siblings`, every tenth parent
+/// has a second child seven classes further on.
+#[derive(Clone, Debug)]
+pub struct SyntheticAudience {
+    pub classes: Vec<(i64, i64)>,
+    pub parents: usize,
+    pub siblings: bool,
+}
+
 /// What a roster import changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ImportCounts {
@@ -323,6 +333,9 @@ pub trait Store: Send + Sync + 'static {
         entries: &[crate::import::RosterEntry],
         now: Millis,
     ) -> Result<ImportCounts>;
+
+    /// Generates a synthetic audience (benchmarks): see `SyntheticAudience`.
+    async fn seed_synthetic(&self, s: &SyntheticAudience, now: Millis) -> Result<()>;
 
     /// Pauses a channel for a campaign (first reason wins); false if it was already paused.
     async fn pause_channel(

@@ -13,6 +13,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 mod fanout;
 mod import;
 mod receipts;
+mod synthetic;
 
 use super::*;
 use crate::domain::campaign::TemplateBodies;
@@ -1188,6 +1189,10 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<ImportCounts> {
         self.do_import_roster(school_id, entries, now).await
+    }
+
+    async fn seed_synthetic(&self, s: &SyntheticAudience, now: Millis) -> Result<()> {
+        self.do_seed_synthetic(s, now).await
     }
 
     async fn pause_channel(
