@@ -89,6 +89,26 @@ async fn the_sample_roster_imports_and_reimports_without_duplicates() {
         assert_eq!(r[k], 0, "{k}: {r}");
     }
 
+    // The school's roster is where the consent comes from; staff can record another source.
+    let (_, c) = app.get("/api/v1/contacts/1").await;
+    assert_eq!(c["consent_source"], "roster_import", "{c}");
+    assert!(c["consent_at"].as_i64().is_some(), "{c}");
+    let (st, c) = app
+        .post(
+            "/api/v1/contacts/1/consent",
+            json!({"source": "phiếu đồng ý giấy", "at": 1_790_000_000_000i64}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(
+        (c["consent_source"].as_str(), c["consent_at"].as_i64()),
+        (Some("phiếu đồng ý giấy"), Some(1_790_000_000_000))
+    );
+    let (st, _) = app
+        .post("/api/v1/contacts/1/consent", json!({"source": " "}))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+
     // Every phone form ends up E.164, the old 11-digit number converted.
     let phones = parent_phones(&app, t.school).await;
     assert_eq!(

@@ -29,6 +29,10 @@ CREATE TABLE contacts (
     -- 0 after the person unfollowed the school's Zalo OA (a `follow` event sets it back): OA messages
     -- cannot reach them then, ZNS still can.
     zalo_following INTEGER NOT NULL DEFAULT 1,
+    -- Where the consent to message this person comes from (`roster_import`, `form`, `api`, ...) and
+    -- when it was given.
+    consent_source TEXT,
+    consent_at     INTEGER,
     -- One bit per channel the person has stopped (email 1, sms 2, zalo 4, messenger 8).
     opt_out        INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,

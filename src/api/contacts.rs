@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/contacts", post(create))
         .route("/contacts/{id}", get(one).delete(erase))
         .route("/contacts/{id}/opt-outs", post(opt_out))
+        .route("/contacts/{id}/consent", post(consent))
         .route("/guardian-links", post(link))
 }
 
@@ -63,6 +64,34 @@ async fn erase(
     }
     tracing::info!(contact = id, "contact erased");
     Ok(Json(json!({"id": id, "erased": true})))
+}
+
+#[derive(Deserialize)]
+struct Consent {
+    source: String,
+    /// Unix ms; now when absent.
+    at: Option<i64>,
+}
+
+async fn consent(
+    _actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(c): ApiJson<Consent>,
+) -> Result<Json<Contact>, AppError> {
+    let source = c.source.trim();
+    if source.is_empty() || source.len() > 100 {
+        return Err(AppError::field(
+            "source",
+            "cần ghi nguồn đồng ý (tối đa 100 ký tự)",
+        ));
+    }
+    let now = now_ms();
+    Ok(Json(
+        s.store
+            .set_consent(id, source, c.at.unwrap_or(now), now)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -83,6 +83,9 @@ pub struct Contact {
     #[serde(flatten)]
     pub addresses: Addresses,
     pub opted_out: Vec<Channel>,
+    /// Where the consent to message this person comes from (`roster_import`, `form`, ...), and when.
+    pub consent_source: Option<String>,
+    pub consent_at: Option<i64>,
     pub created_at: i64,
 }
 

@@ -220,6 +220,8 @@ pub trait Store: Send + Sync + 'static {
         out: bool,
         now: Millis,
     ) -> Result<Contact>;
+    /// Records where the consent to message a person comes from and when it was given.
+    async fn set_consent(&self, id: i64, source: &str, at: Millis, now: Millis) -> Result<Contact>;
     /// Erases a person: their contact row and guardian links go, their unsent deliveries are
     /// cancelled, and every delivery keeps only anonymous facts (org, channel, state, reason) for
     /// reports. False when there was no such contact.

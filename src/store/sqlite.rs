@@ -63,7 +63,8 @@ fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
-const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, created_at";
+const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, \
+     consent_source, consent_at, created_at";
 const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at";
 
 fn org_from(row: &SqliteRow) -> Result<Org> {
@@ -97,6 +98,8 @@ fn contact_from(row: &SqliteRow) -> Result<Contact> {
         student_code: row.try_get("student_code")?,
         addresses: addresses_from(row)?,
         opted_out: OptOuts(row.try_get("opt_out")?).channels(),
+        consent_source: row.try_get("consent_source")?,
+        consent_at: row.try_get("consent_at")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -395,6 +398,20 @@ impl Store for SqliteStore {
             .fetch_optional(&self.writer)
             .await?
             .ok_or(StoreError::NotFound("contact"))?;
+        contact_from(&row)
+    }
+
+    async fn set_consent(&self, id: i64, source: &str, at: Millis, now: Millis) -> Result<Contact> {
+        let row = sqlx::query(&format!(
+            "UPDATE contacts SET consent_source = ?1, consent_at = ?2, updated_at = ?3 WHERE id = ?4 RETURNING {CONTACT_COLS}"
+        ))
+        .bind(source)
+        .bind(at)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or(StoreError::NotFound("contact"))?;
         contact_from(&row)
     }
 

@@ -15,8 +15,11 @@ use crate::domain::org::OrgKind;
 use crate::import::RosterEntry;
 use crate::store::{ImportCounts, Result, StoreError};
 
+/// The consent source of people a school's roster brings in: the school holds their consent.
+const CONSENT: &str = "roster_import";
+
 /// Rows per multi-row statement (SQLite allows 32,766 bound values; 8 columns a row at most).
-const ROWS: usize = 500;
+const ROWS: usize = 300;
 
 impl SqliteStore {
     pub(super) async fn do_import_roster(
@@ -248,7 +251,8 @@ async fn students(
         .collect();
     for chunk in new.chunks(ROWS) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO contacts (org_id, school_id, role, full_name, student_code, created_at, updated_at) ",
+            "INSERT INTO contacts (org_id, school_id, role, full_name, student_code, consent_source, consent_at, \
+             created_at, updated_at) ",
         );
         qb.push_values(chunk, |mut b, (k, s)| {
             let code = match k {
@@ -260,6 +264,8 @@ async fn students(
                 .push_bind("student")
                 .push_bind(slots[*s].name.clone())
                 .push_bind(code)
+                .push_bind(CONSENT)
+                .push_bind(now)
                 .push_bind(now)
                 .push_bind(now);
         });
@@ -441,7 +447,8 @@ async fn parents(
         .collect();
     for chunk in new.chunks(ROWS) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, created_at, updated_at) ",
+            "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, consent_source, \
+             consent_at, created_at, updated_at) ",
         );
         qb.push_values(chunk, |mut b, s| {
             let p = &slots[*s];
@@ -452,6 +459,8 @@ async fn parents(
                 .push_bind(p.phone.clone())
                 .push_bind(p.email.clone())
                 .push_bind(p.zalo.clone())
+                .push_bind(CONSENT)
+                .push_bind(now)
                 .push_bind(now)
                 .push_bind(now);
         });
