@@ -225,26 +225,10 @@ pub enum ProviderKind {
     },
     /// Zalo ZNS template messages by phone number.
     ZaloZns {
-        /// Zalo's OA app id (the token pair is kept per app).
-        app_id: String,
-        #[serde(default)]
-        secret_key: Option<Secret>,
-        #[serde(default)]
-        secret_key_file: Option<PathBuf>,
-        /// Verifies webhook signatures (Zalo's "OA secret key", shown with the webhook settings).
-        #[serde(default)]
-        oa_secret_key: Option<Secret>,
-        #[serde(default)]
-        oa_secret_key_file: Option<PathBuf>,
-        /// First token pair; after the first refresh the database holds the newest pair.
-        #[serde(default)]
-        access_token: Option<Secret>,
-        #[serde(default)]
-        refresh_token: Option<Secret>,
+        #[serde(flatten)]
+        app: ZaloApp,
         #[serde(default = "d_zns_url")]
         base_url: String,
-        #[serde(default = "d_zalo_oauth_url")]
-        oauth_url: String,
         /// Send with `"mode":"development"` (Zalo's sandbox).
         #[serde(default)]
         development: bool,
@@ -252,31 +236,13 @@ pub enum ProviderKind {
         /// is refused when it is created.
         #[serde(default)]
         templates: std::collections::BTreeMap<String, Vec<String>>,
-        #[serde(default = "d_timeout")]
-        timeout_seconds: u64,
     },
     /// Zalo Official Account messages to followers (consultation or transaction).
     ZaloOa {
-        app_id: String,
-        #[serde(default)]
-        secret_key: Option<Secret>,
-        #[serde(default)]
-        secret_key_file: Option<PathBuf>,
-        /// The OA's secret key for webhook signatures (Zalo calls it the OA secret key).
-        #[serde(default)]
-        oa_secret_key: Option<Secret>,
-        #[serde(default)]
-        oa_secret_key_file: Option<PathBuf>,
-        #[serde(default)]
-        access_token: Option<Secret>,
-        #[serde(default)]
-        refresh_token: Option<Secret>,
+        #[serde(flatten)]
+        app: ZaloApp,
         #[serde(default = "d_zalo_oa_url")]
         base_url: String,
-        #[serde(default = "d_zalo_oauth_url")]
-        oauth_url: String,
-        #[serde(default = "d_timeout")]
-        timeout_seconds: u64,
     },
     /// Facebook Messenger Send API for one Page.
     Facebook {
@@ -361,6 +327,31 @@ pub enum ProviderKind {
         #[serde(default)]
         simulate_failure_per_mille: u32,
     },
+}
+
+/// The Zalo app (OA) both Zalo providers speak for: its keys, its first token pair, and where tokens
+/// are refreshed. OA and ZNS providers naming the same `app_id` share one token pair.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ZaloApp {
+    pub app_id: String,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    /// Verifies webhook signatures (Zalo's "OA secret key", shown with the webhook settings).
+    #[serde(default)]
+    pub oa_secret_key: Option<Secret>,
+    #[serde(default)]
+    pub oa_secret_key_file: Option<PathBuf>,
+    /// First token pair; after the first refresh the database holds the newest pair.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    #[serde(default = "d_zalo_oauth_url")]
+    pub oauth_url: String,
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
 }
 
 fn d_zns_url() -> String {

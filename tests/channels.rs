@@ -91,6 +91,49 @@ async fn wait_state(app: &TestApp, c: i64, delivery: i64, state: &str) {
     }
 }
 
+/// Waits until `n` events of `provider` were stored and processed; returns their counts by outcome.
+async fn events_processed(app: &TestApp, provider: &str, n: i64) -> Value {
+    let found = wait_for(Duration::from_secs(5), || async {
+        let v = app.get("/api/v1/webhooks/stats").await.1;
+        let counts = v["events"][provider].clone();
+        let total: i64 = counts
+            .as_object()
+            .map(|o| o.values().filter_map(Value::as_i64).sum())
+            .unwrap_or(0);
+        (counts["pending"].is_null() && total == n).then_some(counts)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("{n} {provider} events never processed"))
+}
+
+/// Waits until `channel` is paused for the campaign; returns the progress then.
+async fn wait_paused(app: &TestApp, c: i64, channel: &str) -> Value {
+    let found = wait_for(Duration::from_secs(10), || async {
+        let p = progress(app, c).await;
+        p["by_channel"][channel]["paused"].is_string().then_some(p)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("{channel} never paused for campaign {c}"))
+}
+
+/// Zalo answering every ZNS send with `code`, and Loa (small batches, so that what one batch puts in
+/// flight is a small part of the audience) with 20 parents and a `zalo_zns, sms` campaign template.
+async fn zns_refusing(code: i64) -> (wiremock::MockServer, ZaloDouble, TestApp, Tree, i64) {
+    let (server, zalo) = ZaloDouble::start("a0", "r0").await;
+    let uri = server.uri();
+    let app = spawn_app(|cfg, _| {
+        zns_provider(cfg, &uri, "a0", "r0");
+        cfg.dispatch.concurrency = 4;
+        cfg.dispatch.batch_size = 4;
+    })
+    .await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 20).await;
+    zalo.0.lock().unwrap().zns_error = Some(code);
+    let tpl = all_channels_template(&app, t.school).await;
+    (server, zalo, app, t, tpl)
+}
+
 #[tokio::test]
 async fn zns_sms_email_campaign_reaches_a_mixed_audience_and_reports_per_channel() {
     let (zalo_server, zalo) = ZaloDouble::start("a0", "r0").await;
@@ -169,29 +212,11 @@ async fn zns_sms_email_campaign_reaches_a_mixed_audience_and_reports_per_channel
 
 #[tokio::test]
 async fn a_template_zalo_refuses_pauses_the_channel_until_staff_resume_or_skip_it() {
-    let (zalo_server, zalo) = ZaloDouble::start("a0", "r0").await;
-    let app = spawn_app(|cfg, _| {
-        zns_provider(cfg, &zalo_server.uri(), "a0", "r0");
-        // Small batches, so that what one batch puts in flight is a small part of the audience.
-        cfg.dispatch.concurrency = 4;
-        cfg.dispatch.batch_size = 4;
-    })
-    .await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 20).await;
-    zalo.0.lock().unwrap().zns_error = Some(-112);
-    let tpl = all_channels_template(&app, t.school).await;
+    let (_server, zalo, app, t, tpl) = zns_refusing(-112).await;
     let c = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns", "sms"]).await;
     app.start(c).await;
 
-    let p = wait_for(Duration::from_secs(10), || async {
-        let p = progress(&app, c).await;
-        p["by_channel"]["zalo_zns"]["paused"]
-            .is_string()
-            .then_some(p)
-    })
-    .await
-    .expect("channel paused");
+    let p = wait_paused(&app, c, "zalo_zns").await;
     assert!(
         p["by_channel"]["zalo_zns"]["paused"]
             .as_str()
@@ -228,13 +253,7 @@ async fn a_template_zalo_refuses_pauses_the_channel_until_staff_resume_or_skip_i
     zalo.0.lock().unwrap().zns_error = Some(-109);
     let c2 = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns", "sms"]).await;
     app.start(c2).await;
-    wait_for(Duration::from_secs(10), || async {
-        progress(&app, c2).await["by_channel"]["zalo_zns"]["paused"]
-            .is_string()
-            .then_some(())
-    })
-    .await
-    .expect("paused");
+    wait_paused(&app, c2, "zalo_zns").await;
     let (st, v) = app
         .post(
             &format!("/api/v1/campaigns/{c2}/channels/zalo_zns/skip"),
@@ -264,17 +283,7 @@ async fn a_template_zalo_refuses_pauses_the_channel_until_staff_resume_or_skip_i
 
 #[tokio::test]
 async fn a_used_up_zns_daily_quota_closes_the_channel_until_tomorrow() {
-    let (zalo_server, zalo) = ZaloDouble::start("a0", "r0").await;
-    let app = spawn_app(|cfg, _| {
-        zns_provider(cfg, &zalo_server.uri(), "a0", "r0");
-        cfg.dispatch.concurrency = 4;
-        cfg.dispatch.batch_size = 4;
-    })
-    .await;
-    let t = tree(&app).await;
-    parents_with_children(&app, &t, 20).await;
-    zalo.0.lock().unwrap().zns_error = Some(-115);
-    let tpl = all_channels_template(&app, t.school).await;
+    let (_server, zalo, app, t, tpl) = zns_refusing(-115).await;
     let c = campaign(&app, t.school, tpl, &["parent"], &["zalo_zns", "sms"]).await;
     app.start(c).await;
     wait_for(Duration::from_secs(10), || async {
@@ -371,19 +380,10 @@ async fn zalo_oa_refreshes_on_216_and_sends_transaction_messages_with_receipts()
     assert_eq!(zalo_event(&app, got, None).await, StatusCode::OK);
     // A replay of the seen event is stored once.
     assert_eq!(zalo_event(&app, seen, None).await, StatusCode::OK);
-    let counts = wait_for(Duration::from_secs(5), || async {
-        let v = app.get("/api/v1/webhooks/stats").await.1;
-        (v["events"]["zns"]["pending"].is_null()
-            && v["events"]["zns"]
-                .as_object()
-                .is_some_and(|o| !o.is_empty()))
-        .then_some(v)
-    })
-    .await
-    .expect("events processed");
-    assert_eq!(counts["events"]["zns"]["applied"], 1, "{counts}");
+    let counts = events_processed(&app, "zns", 2).await;
+    assert_eq!(counts["applied"], 1, "{counts}");
     assert_eq!(
-        counts["events"]["zns"]["unknown"], 1,
+        counts["unknown"], 1,
         "late delivered after read changes nothing: {counts}"
     );
     wait_state(&app, c, id, "read").await;
@@ -433,12 +433,12 @@ async fn zalo_webhooks_refuse_bad_signatures_and_track_followers() {
         StatusCode::OK,
         "unknown messages are tolerated"
     );
-    wait_for(Duration::from_secs(5), || async {
-        let v = app.get("/api/v1/webhooks/stats").await.1;
-        (v["events"]["zns"]["applied"] == 1 && v["events"]["zns"]["unknown"] == 1).then_some(())
-    })
-    .await
-    .expect("events processed");
+    let counts = events_processed(&app, "zns", 2).await;
+    assert_eq!(
+        (counts["applied"].as_i64(), counts["unknown"].as_i64()),
+        (Some(1), Some(1)),
+        "{counts}"
+    );
 
     // Unfollowed: the OA cannot reach the parent, so the campaign goes straight to ZNS.
     let tpl = all_channels_template(&app, t.school).await;
@@ -542,7 +542,11 @@ async fn messenger_sends_tagged_messages_and_applies_watermarks() {
     )
     .await;
     assert_eq!(ok, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let counts = events_processed(&app, "facebook", 2).await;
+    assert_eq!(
+        counts["unknown"], 1,
+        "the late delivery moved nothing: {counts}"
+    );
     wait_state(&app, c, id, "read").await;
 }
 
@@ -598,12 +602,7 @@ async fn esms_no_balance_pauses_sms_for_the_campaign() {
     let tpl = template(&app, t.school).await;
     let c = campaign(&app, t.school, tpl, &["parent"], &["sms", "email"]).await;
     app.start(c).await;
-    let p = wait_for(Duration::from_secs(10), || async {
-        let p = progress(&app, c).await;
-        p["by_channel"]["sms"]["paused"].is_string().then_some(p)
-    })
-    .await
-    .expect("paused");
+    let p = wait_paused(&app, c, "sms").await;
     assert!(
         p["by_channel"]["sms"]["paused"]
             .as_str()
@@ -627,9 +626,20 @@ async fn speedsms_and_a_generic_gateway_send_and_take_reports() {
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0]["sms_type"], 3);
     assert_eq!(sent[0]["sender"], "THMYPHU");
+    // SpeedSMS reports on parent 0's message by the transaction id it gave that message.
+    let tran = sent
+        .iter()
+        .find(|b| b["to"][0] == "84912000000")
+        .map(|b| b["tranId"].clone())
+        .unwrap();
     let ds = app.deliveries(c).await;
-    let id = ds[0]["id"].as_i64().unwrap();
-    let tran = 900_001; // the double's first transaction id
+    let id_of = |name: &str| {
+        ds.iter()
+            .find(|d| d["full_name"] == name)
+            .and_then(|d| d["id"].as_i64())
+            .unwrap()
+    };
+    let (id, other) = (id_of("Phụ Huynh 0"), id_of("Phụ Huynh 1"));
     let report =
         json!({"type": "report", "tranId": tran, "phone": "84912000000", "status": 0}).to_string();
     let st = post_raw(&app, "/webhooks/speedsms?token=wrong", &[], &report).await;
@@ -643,6 +653,7 @@ async fn speedsms_and_a_generic_gateway_send_and_take_reports() {
     .await;
     assert_eq!(st, StatusCode::OK);
     wait_state(&app, c, id, "delivered").await;
+    wait_state(&app, c, other, "sent").await;
 
     let (server, gw) = SmsDouble::gateway().await;
     gw.0.lock()

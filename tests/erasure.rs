@@ -17,13 +17,8 @@ async fn erasure_removes_personal_data_and_keeps_anonymous_counts() {
     app.wait_done(c).await;
 
     let gone = parents[0];
-    let r = app
-        .http
-        .delete(format!("{}/api/v1/contacts/{gone}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let (st, _) = app.delete(&format!("/api/v1/contacts/{gone}")).await;
+    assert_eq!(st, StatusCode::OK);
     let (st, _) = app.get(&format!("/api/v1/contacts/{gone}")).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
@@ -43,13 +38,7 @@ async fn erasure_removes_personal_data_and_keeps_anonymous_counts() {
     app.wait_done(c2).await;
     assert_eq!(app.deliveries(c2).await.len(), 2);
 
-    let r = app
-        .http
-        .delete(format!("{}/api/v1/contacts/{gone}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let body: serde_json::Value = r.json().await.unwrap();
+    let (st, body) = app.delete(&format!("/api/v1/contacts/{gone}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 }

@@ -179,21 +179,17 @@ mod tests {
 
     fn message() -> Message {
         Message {
-            id: "42".into(),
-            channel: Channel::Email,
-            to: "phuhuynh@example.vn".into(),
             subject: Some("Mẹo an toàn trên mạng tuần này".into()),
-            text: "Kính gửi phụ huynh em Nguyễn Văn An".into(),
-            html: None,
-            sms: None,
             unsubscribe: Some(Unsubscribe {
                 url: "http://127.0.0.1:8080/u/abc?c=email".into(),
                 mailto: Some("unsubscribe@myphu.edu.vn".into()),
             }),
-            callback_url: None,
-            zns: None,
-            zalo_transaction: None,
-            messenger_tag: None,
+            ..Message::new(
+                "42".into(),
+                Channel::Email,
+                "phuhuynh@example.vn".into(),
+                "Kính gửi phụ huynh em Nguyễn Văn An".into(),
+            )
         }
     }
 

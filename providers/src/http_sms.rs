@@ -185,20 +185,12 @@ mod tests {
     #[test]
     fn templates_fill_and_escape() {
         let p = HttpSmsProvider::new("gw", settings()).unwrap();
-        let msg = Message {
-            id: "42".into(),
-            channel: Channel::Sms,
-            to: "+84912345678".into(),
-            subject: None,
-            text: "Họp \"phụ huynh\" & lớp".into(),
-            html: None,
-            sms: None,
-            unsubscribe: None,
-            callback_url: None,
-            zns: None,
-            zalo_transaction: None,
-            messenger_tag: None,
-        };
+        let msg = Message::new(
+            "42".into(),
+            Channel::Sms,
+            "+84912345678".into(),
+            "Họp \"phụ huynh\" & lớp".into(),
+        );
         let body: serde_json::Value =
             serde_json::from_str(&p.render("body", &msg).unwrap()).unwrap();
         assert_eq!(body["to"], "0912345678");

@@ -121,6 +121,26 @@ pub struct Message {
     pub messenger_tag: Option<String>,
 }
 
+impl Message {
+    /// A plain text message; the channel-specific parts are added where they apply.
+    pub fn new(id: String, channel: Channel, to: String, text: String) -> Message {
+        Message {
+            id,
+            channel,
+            to,
+            subject: None,
+            text,
+            html: None,
+            sms: None,
+            unsubscribe: None,
+            callback_url: None,
+            zns: None,
+            zalo_transaction: None,
+            messenger_tag: None,
+        }
+    }
+}
+
 /// The provider took the message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Accepted {

@@ -144,18 +144,8 @@ mod tests {
 
     fn msg(channel: Channel, to: &str) -> Message {
         Message {
-            id: "7".into(),
-            channel,
-            to: to.into(),
             subject: Some("Thông báo".into()),
-            text: "Xin chào".into(),
-            html: None,
-            sms: None,
-            unsubscribe: None,
-            callback_url: None,
-            zns: None,
-            zalo_transaction: None,
-            messenger_tag: None,
+            ..Message::new("7".into(), channel, to.into(), "Xin chào".into())
         }
     }
 

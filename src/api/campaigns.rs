@@ -31,12 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/{id}/deliveries", get(deliveries))
         .route("/campaigns/{id}/report", get(by_org))
         .route(
-            "/campaigns/{id}/channels/{channel}/resume",
-            post(resume_channel),
-        )
-        .route(
-            "/campaigns/{id}/channels/{channel}/skip",
-            post(skip_channel),
+            "/campaigns/{id}/channels/{channel}/{action}",
+            post(channel_action),
         )
 }
 
@@ -257,43 +253,29 @@ fn channel_param(v: &str) -> Result<Channel, AppError> {
     Channel::parse(v).ok_or_else(|| AppError::field("channel", format!("unknown channel {v:?}")))
 }
 
-/// Lifts a pause after staff fixed its cause (template approved again, balance topped up): the people
-/// waiting on that channel are sent to again.
-async fn resume_channel(
+/// What staff do about a channel paused for a campaign: `resume` once its cause is fixed (template
+/// approved again, balance topped up) so the people waiting on it are sent to again, or `skip` it so
+/// they move on to their next channel (or fail with that reason if there is none).
+async fn channel_action(
     _actor: Actor,
     State(s): State<AppState>,
-    ApiPath((id, channel)): ApiPath<(i64, String)>,
+    ApiPath((id, channel, action)): ApiPath<(i64, String, String)>,
 ) -> Result<Json<Value>, AppError> {
     s.store.get_campaign(id).await?;
     let channel = channel_param(&channel)?;
-    if !s.store.resume_channel(id, channel).await? {
-        return Err(AppError::conflict(format!(
-            "{channel} is not paused for this campaign"
-        )));
-    }
-    s.dispatch_wake.notify_one();
-    Ok(Json(
-        json!({"campaign_id": id, "channel": channel, "paused": false}),
-    ))
-}
-
-/// Gives up on a paused channel for the campaign: the people waiting on it move on to their next
-/// channel (or fail with that reason if there is none).
-async fn skip_channel(
-    _actor: Actor,
-    State(s): State<AppState>,
-    ApiPath((id, channel)): ApiPath<(i64, String)>,
-) -> Result<Json<Value>, AppError> {
-    s.store.get_campaign(id).await?;
-    let channel = channel_param(&channel)?;
-    if !s.store.skip_channel(id, channel).await? {
+    let done = match action.as_str() {
+        "resume" => s.store.resume_channel(id, channel).await?,
+        "skip" => s.store.skip_channel(id, channel).await?,
+        _ => return Err(AppError::not_found("channel action")),
+    };
+    if !done {
         return Err(AppError::conflict(format!(
             "{channel} is not paused (or already skipped) for this campaign"
         )));
     }
     s.dispatch_wake.notify_one();
     Ok(Json(
-        json!({"campaign_id": id, "channel": channel, "skipped": true}),
+        json!({"campaign_id": id, "channel": channel, "done": action}),
     ))
 }
 

@@ -221,20 +221,12 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
     let failures = futures::stream::iter(0..n)
         .map(|i| {
             let p = provider.clone();
-            let msg = Message {
-                id: i.to_string(),
-                channel: Channel::Sms,
-                to: format!("+8491{i:07}"),
-                subject: None,
-                text: text.clone(),
-                html: None,
-                sms: None,
-                unsubscribe: None,
-                callback_url: None,
-                zns: None,
-                zalo_transaction: None,
-                messenger_tag: None,
-            };
+            let msg = Message::new(
+                i.to_string(),
+                Channel::Sms,
+                format!("+8491{i:07}"),
+                text.clone(),
+            );
             async move { p.send(&msg).await.is_err() }
         })
         .buffer_unordered(concurrency)

@@ -105,15 +105,8 @@ pub fn prepare<'r>(
         .render(channel, &vars, &unsubscribe_url)
         .map_err(|e| unsendable(Reason::RenderFailed, e))?;
     let mut msg = Message {
-        id: d.id.to_string(),
-        channel,
-        to,
         subject: rendered.subject,
-        text: rendered.text,
         html: rendered.html,
-        sms: None,
-        unsubscribe: None,
-        callback_url: None,
         zns: match (rendered.zns, &plan.template.zns) {
             (Some(data), Some(t)) => Some(providers::ZnsData {
                 template_id: t.template_id.clone(),
@@ -122,7 +115,13 @@ pub fn prepare<'r>(
             _ => None,
         },
         zalo_transaction: rendered.zalo_transaction,
-        messenger_tag: plan.messenger_tag.clone(),
+        // Only Messenger reads it: no allocation on the other channels' sends.
+        messenger_tag: if channel == Channel::Messenger {
+            plan.messenger_tag.clone()
+        } else {
+            None
+        },
+        ..Message::new(d.id.to_string(), channel, to, rendered.text)
     };
     match channel {
         Channel::Sms => {

@@ -21,7 +21,7 @@ use providers::{Channel, Provider};
 use super::limit::Limiter;
 use super::tokens::StoreTokens;
 use crate::clock::now_ms;
-use crate::config::{Config, ProviderConfig, ProviderKind, Secret, load_secret};
+use crate::config::{Config, ProviderConfig, ProviderKind, Secret, ZaloApp, load_secret};
 use crate::store::Store;
 
 pub struct Route {
@@ -40,8 +40,8 @@ pub struct Registry {
     routes: HashMap<Channel, Route>,
     /// Where sink providers write, to tell the user.
     pub sink_locations: Vec<(Channel, PathBuf)>,
-    /// Provider name -> the channel it carries and how its webhook authenticates.
-    pub webhooks: HashMap<String, (Channel, WebhookAuth)>,
+    /// Provider name -> how its webhook authenticates.
+    pub webhooks: HashMap<String, WebhookAuth>,
 }
 
 impl Registry {
@@ -73,7 +73,7 @@ impl Registry {
                 reg.sink_locations.push((*channel, loc));
             }
             if let Some(w) = webhook {
-                reg.webhooks.insert(name.clone(), (*channel, w));
+                reg.webhooks.insert(name.clone(), w);
             }
             reg.insert(
                 *channel,
@@ -151,43 +151,48 @@ fn secret(
 }
 
 impl Builder<'_> {
-    #[allow(clippy::too_many_arguments)]
-    async fn zalo_tokens(
+    /// A Zalo app's token manager (one per app id, whichever providers name it; the config's pair
+    /// seeds the database on first run only) and its webhook authentication, if an OA secret is set.
+    async fn zalo_app(
         &mut self,
         name: &str,
-        app_id: &str,
-        secret_key: &Option<Secret>,
-        secret_key_file: &Option<PathBuf>,
-        access_token: &Option<Secret>,
-        refresh_token: &Option<Secret>,
-        oauth_url: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<Arc<TokenManager>> {
-        if let (Some(a), Some(r)) = (access_token, refresh_token) {
+        app: &ZaloApp,
+    ) -> anyhow::Result<(Arc<TokenManager>, Option<WebhookAuth>, Duration)> {
+        let timeout = Duration::from_secs(app.timeout_seconds);
+        if let (Some(a), Some(r)) = (&app.access_token, &app.refresh_token) {
             let pair = TokenPair {
                 access_token: a.expose().to_string(),
                 refresh_token: r.expose().to_string(),
                 expires_at_ms: 0,
             };
-            self.store.seed_zalo_token(app_id, &pair, now_ms()).await?;
+            self.store
+                .seed_zalo_token(&app.app_id, &pair, now_ms())
+                .await?;
         }
-        if let Some(t) = self.zalo_tokens.get(app_id) {
-            return Ok(t.clone());
+        let webhook =
+            load_secret(&app.oa_secret_key, &app.oa_secret_key_file, name)?.map(|oa_secret| {
+                WebhookAuth::Zalo {
+                    app_id: app.app_id.clone(),
+                    oa_secret,
+                }
+            });
+        if let Some(t) = self.zalo_tokens.get(&app.app_id) {
+            return Ok((t.clone(), webhook, timeout));
         }
         let tokens = Arc::new(
             TokenManager::new(
                 TokenSettings {
-                    app_id: app_id.to_string(),
-                    secret_key: secret(secret_key, secret_key_file, name, "secret_key")?,
-                    oauth_url: oauth_url.to_string(),
+                    app_id: app.app_id.clone(),
+                    secret_key: secret(&app.secret_key, &app.secret_key_file, name, "secret_key")?,
+                    oauth_url: app.oauth_url.clone(),
                     timeout,
                 },
                 Arc::new(StoreTokens(self.store.clone())),
             )
             .map_err(anyhow::Error::msg)?,
         );
-        self.zalo_tokens.insert(app_id.to_string(), tokens.clone());
-        Ok(tokens)
+        self.zalo_tokens.insert(app.app_id.clone(), tokens.clone());
+        Ok((tokens, webhook, timeout))
     }
 
     async fn build(&mut self, name: &str, pc: &ProviderConfig) -> anyhow::Result<Built> {
@@ -196,45 +201,14 @@ impl Builder<'_> {
             location: None,
             webhook: None,
         };
-        let zalo_hook = |app_id: &str,
-                         oa: &Option<Secret>,
-                         file: &Option<PathBuf>|
-         -> anyhow::Result<Option<WebhookAuth>> {
-            Ok(
-                load_secret(oa, file, name)?.map(|oa_secret| WebhookAuth::Zalo {
-                    app_id: app_id.to_string(),
-                    oa_secret,
-                }),
-            )
-        };
         Ok(match &pc.kind {
             ProviderKind::ZaloZns {
-                app_id,
-                secret_key,
-                secret_key_file,
-                oa_secret_key,
-                oa_secret_key_file,
-                access_token,
-                refresh_token,
+                app,
                 base_url,
-                oauth_url,
                 development,
                 templates: _,
-                timeout_seconds,
             } => {
-                let timeout = Duration::from_secs(*timeout_seconds);
-                let tokens = self
-                    .zalo_tokens(
-                        name,
-                        app_id,
-                        secret_key,
-                        secret_key_file,
-                        access_token,
-                        refresh_token,
-                        oauth_url,
-                        timeout,
-                    )
-                    .await?;
+                let (tokens, webhook, timeout) = self.zalo_app(name, app).await?;
                 let settings = ZnsSettings {
                     base_url: base_url.clone(),
                     development: *development,
@@ -245,34 +219,11 @@ impl Builder<'_> {
                         ZnsProvider::new(name, settings, tokens).map_err(anyhow::Error::msg)?,
                     ),
                     location: None,
-                    webhook: zalo_hook(app_id, oa_secret_key, oa_secret_key_file)?,
+                    webhook,
                 }
             }
-            ProviderKind::ZaloOa {
-                app_id,
-                secret_key,
-                secret_key_file,
-                oa_secret_key,
-                oa_secret_key_file,
-                access_token,
-                refresh_token,
-                base_url,
-                oauth_url,
-                timeout_seconds,
-            } => {
-                let timeout = Duration::from_secs(*timeout_seconds);
-                let tokens = self
-                    .zalo_tokens(
-                        name,
-                        app_id,
-                        secret_key,
-                        secret_key_file,
-                        access_token,
-                        refresh_token,
-                        oauth_url,
-                        timeout,
-                    )
-                    .await?;
+            ProviderKind::ZaloOa { app, base_url } => {
+                let (tokens, webhook, timeout) = self.zalo_app(name, app).await?;
                 let settings = OaSettings {
                     base_url: base_url.clone(),
                     timeout,
@@ -282,7 +233,7 @@ impl Builder<'_> {
                         OaProvider::new(name, settings, tokens).map_err(anyhow::Error::msg)?,
                     ),
                     location: None,
-                    webhook: zalo_hook(app_id, oa_secret_key, oa_secret_key_file)?,
+                    webhook,
                 }
             }
             ProviderKind::Facebook {

@@ -4,8 +4,7 @@
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::kannel::signed_id;
-use super::receipts::{forward, undelivered};
+use super::receipts::{answer, forward, signed_id, undelivered};
 use crate::api::AppState;
 use crate::store::Receipt;
 
@@ -56,11 +55,5 @@ pub async fn report(s: &AppState, query: &str) -> (StatusCode, &'static str) {
     } else {
         Ok(())
     };
-    match result {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(e) => {
-            tracing::error!(delivery = id, error = %e, "recording an eSMS report failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "retry later")
-        }
-    }
+    answer(result, "eSMS")
 }

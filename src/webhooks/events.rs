@@ -65,7 +65,7 @@ pub async fn run(s: AppState, shutdown: CancellationToken) {
 pub async fn drain(s: &AppState) -> Result<usize, crate::store::StoreError> {
     let events = s.store.pending_webhook_events(200).await?;
     for e in &events {
-        let outcome = match s.registry.webhooks.get(&e.provider).map(|(_, a)| a) {
+        let outcome = match s.registry.webhooks.get(&e.provider) {
             Some(WebhookAuth::Zalo { .. }) => super::zalo::process(s, &e.body).await?,
             Some(WebhookAuth::Facebook { .. }) => super::facebook::process(s, &e.body).await?,
             // The provider left the config since the event came in.

@@ -29,7 +29,7 @@ pub fn verify(expected: Option<&str>, query: &str) -> (StatusCode, String) {
         return (StatusCode::BAD_REQUEST, "unreadable query".into());
     };
     let ok = h.mode.as_deref() == Some("subscribe")
-        && matches!((expected, h.token.as_deref()), (Some(e), Some(t)) if super::zalo::same(e.as_bytes(), t.as_bytes()));
+        && matches!((expected, h.token.as_deref()), (Some(e), Some(t)) if super::same(e.as_bytes(), t.as_bytes()));
     match (ok, h.challenge) {
         (true, Some(c)) => (StatusCode::OK, c),
         _ => {

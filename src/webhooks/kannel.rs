@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::receipts::{forward, undelivered};
+use super::receipts::{answer, forward, signed_id, undelivered};
 use crate::api::AppState;
 use crate::store::Receipt;
 
@@ -15,21 +15,6 @@ struct Report {
     #[serde(rename = "type")]
     kind: Option<String>,
     reply: Option<String>,
-}
-
-/// The delivery id of a signed callback URL, or why it is refused.
-pub fn signed_id(s: &AppState, id: Option<&str>, sig: Option<&str>) -> Result<i64, &'static str> {
-    let (Some(id), Some(sig)) = (id.and_then(|i| i.parse::<i64>().ok()), sig) else {
-        return Err("missing id or signature");
-    };
-    if !s.links.verify(id, sig) {
-        tracing::warn!(
-            delivery = id,
-            "delivery report with a bad signature refused"
-        );
-        return Err("bad signature");
-    }
-    Ok(id)
 }
 
 pub async fn report(s: &AppState, query: &str) -> (StatusCode, &'static str) {
@@ -54,11 +39,5 @@ pub async fn report(s: &AppState, query: &str) -> (StatusCode, &'static str) {
         }
         _ => Ok(()),
     };
-    match result {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(e) => {
-            tracing::error!(delivery = id, error = %e, "recording a delivery report failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "retry later")
-        }
-    }
+    answer(result, "Kannel")
 }

@@ -23,6 +23,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/{provider}", get(on_get).post(on_post))
 }
 
+/// Compares secrets in time independent of where they differ. (Five lines do not justify a crate.)
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn unknown() -> Response {
     (StatusCode::NOT_FOUND, "unknown provider").into_response()
 }
@@ -35,9 +40,9 @@ async fn on_get(
 ) -> Response {
     let query = query.unwrap_or_default();
     match s.registry.webhooks.get(&provider) {
-        Some((_, WebhookAuth::Kannel)) => kannel::report(&s, &query).await.into_response(),
-        Some((_, WebhookAuth::Esms)) => esms::report(&s, &query).await.into_response(),
-        Some((_, WebhookAuth::Facebook { verify_token, .. })) => {
+        Some(WebhookAuth::Kannel) => kannel::report(&s, &query).await.into_response(),
+        Some(WebhookAuth::Esms) => esms::report(&s, &query).await.into_response(),
+        Some(WebhookAuth::Facebook { verify_token, .. }) => {
             facebook::verify(verify_token.as_deref(), &query).into_response()
         }
         _ => unknown(),
@@ -52,7 +57,7 @@ async fn on_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some((_, auth)) = s.registry.webhooks.get(&provider) else {
+    let Some(auth) = s.registry.webhooks.get(&provider) else {
         return unknown();
     };
     match auth {
@@ -74,5 +79,17 @@ async fn on_post(
         WebhookAuth::Kannel | WebhookAuth::Esms => {
             (StatusCode::METHOD_NOT_ALLOWED, "reports arrive by GET").into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn same_compares_whole_strings() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"ab"));
     }
 }

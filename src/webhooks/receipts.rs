@@ -1,6 +1,8 @@
 //! What every receipt handler does with a delivery once it knows which one: move it forward, or, when
 //! the provider says it never reached the person, send the person on to their next channel.
 
+use axum::http::StatusCode;
+
 use crate::api::AppState;
 use crate::clock::now_ms;
 use crate::dispatch::decide::fall_back;
@@ -40,4 +42,30 @@ pub async fn undelivered(s: &AppState, id: i64, detail: &str) -> Result<bool, St
         s.dispatch_wake.notify_one();
     }
     Ok(applied)
+}
+
+/// The delivery id of a signed callback URL, or why it is refused.
+pub fn signed_id(s: &AppState, id: Option<&str>, sig: Option<&str>) -> Result<i64, &'static str> {
+    let (Some(id), Some(sig)) = (id.and_then(|i| i.parse::<i64>().ok()), sig) else {
+        return Err("missing id or signature");
+    };
+    if !s.links.verify(id, sig) {
+        tracing::warn!(
+            delivery = id,
+            "delivery report with a bad signature refused"
+        );
+        return Err("bad signature");
+    }
+    Ok(id)
+}
+
+/// The provider's answer once a report was applied: 200, or 500 so that it sends the report again.
+pub fn answer<T>(result: Result<T, StoreError>, provider: &str) -> (StatusCode, &'static str) {
+    match result {
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::error!(provider, error = %e, "recording a delivery report failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "retry later")
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::receipts::{forward, undelivered};
+use super::receipts::{answer, forward, undelivered};
 use crate::api::AppState;
 use crate::domain::Channel;
 use crate::store::Receipt;
@@ -41,7 +41,7 @@ pub async fn report(
         .ok()
         .and_then(|a| a.token)
         .unwrap_or_default();
-    if !super::zalo::same(given.as_bytes(), token.as_bytes()) {
+    if !super::same(given.as_bytes(), token.as_bytes()) {
         tracing::warn!("SpeedSMS report with a missing or wrong token refused");
         return (StatusCode::UNAUTHORIZED, "bad token");
     }
@@ -68,11 +68,5 @@ pub async fn report(
         }
     }
     .await;
-    match result {
-        Ok(_) => (StatusCode::OK, "ok"),
-        Err(e) => {
-            tracing::error!(error = %e, "recording a SpeedSMS report failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "retry later")
-        }
-    }
+    answer(result, "SpeedSMS")
 }

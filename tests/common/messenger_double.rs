@@ -113,27 +113,16 @@ pub fn fb_signature(body: &str) -> String {
 }
 
 pub fn messenger_provider(cfg: &mut loa::config::Config, base_url: &str) {
-    use loa::config::{ProviderConfig, ProviderKind};
-    let secret = |s: &str| serde_json::from_value(json!(s)).unwrap();
-    cfg.providers.insert(
-        "facebook".into(),
-        ProviderConfig {
-            kind: ProviderKind::Facebook {
-                page_token: Some(secret(PAGE_TOKEN)),
-                page_token_file: None,
-                app_secret: Some(secret(APP_SECRET)),
-                app_secret_file: None,
-                verify_token: Some(secret(VERIFY_TOKEN)),
-                graph_version: VERSION.into(),
-                base_url: base_url.into(),
-                timeout_seconds: 5,
-            },
-            rate_per_second: None,
-            burst: None,
-            unaccent: false,
-            max_segments: None,
-        },
-    );
-    cfg.channels
-        .insert(providers::Channel::Messenger, "facebook".into());
+    use super::secret;
+    let kind = loa::config::ProviderKind::Facebook {
+        page_token: Some(secret(PAGE_TOKEN)),
+        page_token_file: None,
+        app_secret: Some(secret(APP_SECRET)),
+        app_secret_file: None,
+        verify_token: Some(secret(VERIFY_TOKEN)),
+        graph_version: VERSION.into(),
+        base_url: base_url.into(),
+        timeout_seconds: 5,
+    };
+    super::route(cfg, providers::Channel::Messenger, "facebook", kind);
 }

@@ -95,6 +95,17 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs and expects 201, returning the created object's id.
     pub async fn create(&self, path: &str, body: Value) -> i64 {
         let (s, v) = self.post(path, body).await;
@@ -173,6 +184,32 @@ impl TestApp {
             r.join().await.unwrap();
         }
     }
+}
+
+/// A configuration secret in tests.
+pub fn secret(s: &str) -> loa::config::Secret {
+    serde_json::from_value(json!(s)).unwrap()
+}
+
+/// Routes `channel` to a provider `name` of `kind`, with no rate limit.
+pub fn route(
+    cfg: &mut Config,
+    channel: providers::Channel,
+    name: &str,
+    kind: loa::config::ProviderKind,
+) {
+    cfg.providers.insert(
+        name.into(),
+        loa::config::ProviderConfig {
+            kind,
+            rate_per_second: None,
+            burst: None,
+            // As brandname SMS contracts usually require.
+            unaccent: channel == providers::Channel::Sms,
+            max_segments: None,
+        },
+    );
+    cfg.channels.insert(channel, name.into());
 }
 
 pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>

@@ -146,10 +146,13 @@ impl Respond for Speed {
         } else {
             vec![phone]
         };
-        st.sent.push(b.clone());
-        let n = st.sent.len() as i64;
+        let tran = 900_001 + st.sent.len() as i64;
+        // Recorded with the transaction id it was given, so a test can report on that message.
+        let mut rec = b.clone();
+        rec["tranId"] = json!(tran);
+        st.sent.push(rec);
         ResponseTemplate::new(200).set_body_json(json!({"status": "success", "code": "00",
-            "data": {"tranId": 900_000 + n, "totalSMS": 1, "totalPrice": 250, "invalidPhone": invalid}}))
+            "data": {"tranId": tran, "totalSMS": 1, "totalPrice": 250, "invalidPhone": invalid}}))
     }
 }
 
@@ -216,22 +219,10 @@ impl SmsDouble {
 }
 
 fn sms_route(cfg: &mut loa::config::Config, name: &str, kind: loa::config::ProviderKind) {
-    cfg.providers.insert(
-        name.into(),
-        loa::config::ProviderConfig {
-            kind,
-            rate_per_second: None,
-            burst: None,
-            unaccent: true,
-            max_segments: None,
-        },
-    );
-    cfg.channels.insert(providers::Channel::Sms, name.into());
+    super::route(cfg, providers::Channel::Sms, name, kind);
 }
 
-fn secret(s: &str) -> loa::config::Secret {
-    serde_json::from_value(json!(s)).unwrap()
-}
+use super::secret;
 
 pub fn esms_provider(cfg: &mut loa::config::Config, base_url: &str) {
     sms_route(

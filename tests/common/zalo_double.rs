@@ -259,61 +259,37 @@ impl ZaloDouble {
     }
 }
 
+/// The double's app, with Loa starting from the pair (`access`, `refresh`).
+fn app(base_url: &str, access: &str, refresh: &str) -> loa::config::ZaloApp {
+    loa::config::ZaloApp {
+        app_id: APP_ID.into(),
+        secret_key: Some(super::secret(SECRET_KEY)),
+        secret_key_file: None,
+        oa_secret_key: Some(super::secret(OA_SECRET)),
+        oa_secret_key_file: None,
+        access_token: Some(super::secret(access)),
+        refresh_token: Some(super::secret(refresh)),
+        oauth_url: format!("{base_url}/v4/oa/access_token"),
+        timeout_seconds: 5,
+    }
+}
+
 /// Config for a ZNS provider at `base_url` holding the pair (`access`, `refresh`).
 pub fn zns_provider(cfg: &mut loa::config::Config, base_url: &str, access: &str, refresh: &str) {
-    use loa::config::{ProviderConfig, ProviderKind};
-    let secret = |s: &str| serde_json::from_value(json!(s)).unwrap();
-    cfg.providers.insert(
-        "zns".into(),
-        ProviderConfig {
-            kind: ProviderKind::ZaloZns {
-                app_id: APP_ID.into(),
-                secret_key: Some(secret(SECRET_KEY)),
-                secret_key_file: None,
-                oa_secret_key: Some(secret(OA_SECRET)),
-                oa_secret_key_file: None,
-                access_token: Some(secret(access)),
-                refresh_token: Some(secret(refresh)),
-                base_url: base_url.into(),
-                oauth_url: format!("{base_url}/v4/oa/access_token"),
-                development: false,
-                templates: [(TEMPLATE_ID.to_string(), template_params())].into(),
-                timeout_seconds: 5,
-            },
-            rate_per_second: None,
-            burst: None,
-            unaccent: false,
-            max_segments: None,
-        },
-    );
-    cfg.channels
-        .insert(providers::Channel::ZaloZns, "zns".into());
+    let kind = loa::config::ProviderKind::ZaloZns {
+        app: app(base_url, access, refresh),
+        base_url: base_url.into(),
+        development: false,
+        templates: [(TEMPLATE_ID.to_string(), template_params())].into(),
+    };
+    super::route(cfg, providers::Channel::ZaloZns, "zns", kind);
 }
 
 /// Config for a Zalo OA provider at `base_url`, same app as the ZNS one (so they share tokens).
 pub fn oa_provider(cfg: &mut loa::config::Config, base_url: &str, access: &str, refresh: &str) {
-    use loa::config::{ProviderConfig, ProviderKind};
-    let secret = |s: &str| serde_json::from_value(json!(s)).unwrap();
-    cfg.providers.insert(
-        "zalo".into(),
-        ProviderConfig {
-            kind: ProviderKind::ZaloOa {
-                app_id: APP_ID.into(),
-                secret_key: Some(secret(SECRET_KEY)),
-                secret_key_file: None,
-                oa_secret_key: Some(secret(OA_SECRET)),
-                oa_secret_key_file: None,
-                access_token: Some(secret(access)),
-                refresh_token: Some(secret(refresh)),
-                base_url: base_url.into(),
-                oauth_url: format!("{base_url}/v4/oa/access_token"),
-                timeout_seconds: 5,
-            },
-            rate_per_second: None,
-            burst: None,
-            unaccent: false,
-            max_segments: None,
-        },
-    );
-    cfg.channels.insert(providers::Channel::Zalo, "zalo".into());
+    let kind = loa::config::ProviderKind::ZaloOa {
+        app: app(base_url, access, refresh),
+        base_url: base_url.into(),
+    };
+    super::route(cfg, providers::Channel::Zalo, "zalo", kind);
 }

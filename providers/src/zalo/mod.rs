@@ -32,6 +32,31 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The envelope judged: accepted (Zalo's id from `data.<id_field>`) when `error` is 0, else the
+    /// adapter's classification of the code. `by_id`: receipts will name the message only by that id.
+    pub fn judge(
+        self,
+        classify: fn(i64, &str, SystemTime) -> Outcome,
+        id_field: &str,
+        by_id: bool,
+    ) -> Result<Accepted, Outcome> {
+        let code = self.error.as_ref().and_then(|e| e.as_i64()).unwrap_or(-1);
+        if code != 0 {
+            return Err(classify(
+                code,
+                self.message.as_deref().unwrap_or(""),
+                SystemTime::now(),
+            ));
+        }
+        Ok(Accepted {
+            provider_message_id: self.data_id(id_field),
+            delivered: false,
+            receipt_by_provider_id: by_id,
+        })
+    }
+}
+
 /// What a non-zero `error` means for Loa.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {

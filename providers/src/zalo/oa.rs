@@ -101,20 +101,8 @@ impl OaProvider {
         body: &Value,
     ) -> Result<Result<Accepted, Outcome>, SendError> {
         let reply = super::post(&self.http, url, &token, body, "Zalo OA").await?;
-        let code = reply.error.as_ref().and_then(|e| e.as_i64()).unwrap_or(-1);
-        if code != 0 {
-            return Ok(Err(classify(
-                code,
-                reply.message.as_deref().unwrap_or(""),
-                SystemTime::now(),
-            )));
-        }
         // OA receipts name the message only by Zalo's message_id.
-        Ok(Ok(Accepted {
-            provider_message_id: reply.data_id("message_id"),
-            delivered: false,
-            receipt_by_provider_id: true,
-        }))
+        Ok(reply.judge(classify, "message_id", true))
     }
 }
 

@@ -85,19 +85,8 @@ impl ZnsProvider {
         body: &Body<'_>,
     ) -> Result<Result<Accepted, Outcome>, SendError> {
         let reply = super::post(&self.http, &self.url, &token, body, "ZNS").await?;
-        let code = reply.error.as_ref().and_then(|e| e.as_i64()).unwrap_or(-1);
-        if code != 0 {
-            return Ok(Err(classify(
-                code,
-                reply.message.as_deref().unwrap_or(""),
-                SystemTime::now(),
-            )));
-        }
         // ZNS receipts carry our tracking_id (the delivery id): no lookup by msg_id needed.
-        Ok(Ok(Accepted {
-            provider_message_id: reply.data_id("msg_id"),
-            ..Accepted::default()
-        }))
+        Ok(reply.judge(classify, "msg_id", false))
     }
 }
 
