@@ -8,10 +8,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::campaigns::start_campaign;
 use crate::app::App;
+use crate::approval;
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::domain::access::{Principal, UserRole};
 use crate::domain::campaign::{Audience, NewCampaign, NewTemplate, TemplateBodies};
 use crate::domain::contact::{NewContactInput, Role};
 use crate::domain::org::{NewOrg, OrgKind};
@@ -287,8 +288,49 @@ async fn seed(store: &dyn Store) -> anyhow::Result<Seeded> {
     })
 }
 
-async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i64, String)>> {
+/// A campaign of the demo with who wrote it and who approves it.
+struct DemoCampaign {
+    id: i64,
+    name: String,
+    author: Principal,
+    approver: Principal,
+}
+
+async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<DemoCampaign>> {
     let school = seeded.schools[1].0;
+    // Each campaign is written by one person and approved by another, as at a real school or office.
+    let teacher = approval::tool_user(
+        store,
+        Some(school),
+        "giaovien.thmp",
+        "Lê Thị Thu Hà",
+        &[UserRole::Author],
+    )
+    .await?;
+    let principal = approval::tool_user(
+        store,
+        Some(school),
+        "hieutruong.thmp",
+        "Trần Văn Minh",
+        &[UserRole::Approver, UserRole::Viewer],
+    )
+    .await?;
+    let officer = approval::tool_user(
+        store,
+        Some(seeded.phong),
+        "chuyenvien.pgd",
+        "Phạm Ngọc Lan",
+        &[UserRole::Author],
+    )
+    .await?;
+    let head = approval::tool_user(
+        store,
+        Some(seeded.phong),
+        "truongphong.pgd",
+        "Võ Quốc Dũng",
+        &[UserRole::Approver, UserRole::Admin],
+    )
+    .await?;
     let tip = store
         .create_template(
             &NewTemplate {
@@ -311,6 +353,7 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
                     zalo_transaction: None,
                 },
             },
+            Some(teacher.user_id),
             now_ms(),
         )
         .await?;
@@ -331,11 +374,13 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
                     ..Default::default()
                 },
             },
+            Some(officer.user_id),
             now_ms(),
         )
         .await?;
     let defs = [
         (
+            (&teacher, &principal),
             school,
             "Mẹo an toàn trên mạng tuần 1 - phụ huynh Trường TH Mỹ Phú",
             tip.id,
@@ -344,6 +389,7 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
             vec![Channel::Zalo, Channel::Sms, Channel::Email],
         ),
         (
+            (&officer, &head),
             seeded.phong,
             "Chỉ thị về Luật An ninh mạng - cán bộ các trường",
             directive.id,
@@ -353,7 +399,7 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
         ),
     ];
     let mut out = Vec::new();
-    for (org_id, name, template_id, audience_org, roles, channels) in defs {
+    for ((author, approver), org_id, name, template_id, audience_org, roles, channels) in defs {
         let c = NewCampaign {
             org_id,
             name: name.into(),
@@ -369,10 +415,15 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<(i6
         }
         .validate()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push((
-            store.create_campaign(&c, now_ms()).await?.id,
-            name.to_string(),
-        ));
+        out.push(DemoCampaign {
+            id: store
+                .create_campaign(&c, Some(author.user_id), now_ms())
+                .await?
+                .id,
+            name: name.to_string(),
+            author: author.clone(),
+            approver: approver.clone(),
+        });
     }
     Ok(out)
 }
@@ -415,12 +466,28 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let base = app.base_url();
     let shutdown = CancellationToken::new();
     let running = app.spawn(shutdown.clone());
-    for (id, _) in &ids {
-        start_campaign(&state, *id)
-            .await
-            .map_err(|e| anyhow::anyhow!("start campaign {id}: {}", e.message))?;
+    for c in &ids {
+        approval::sign_off_and_start(
+            store.as_ref(),
+            &state.scheduler_wake,
+            &c.author,
+            &c.approver,
+            c.id,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("campaign {}: {e}", c.id))?;
     }
-    let campaign_ids: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
+    // An operator token, so whoever runs the demo can explore the API afterwards.
+    let ops = approval::tool_user(
+        store.as_ref(),
+        None,
+        "admin",
+        "Quản trị hệ thống",
+        &UserRole::ALL,
+    )
+    .await?;
+    let (_, token) = crate::api::users::create_token(store.as_ref(), ops.user_id, "demo").await?;
+    let campaign_ids: Vec<i64> = ids.iter().map(|c| c.id).collect();
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut all_final = false;
     while Instant::now() < deadline {
@@ -435,11 +502,17 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for (id, name) in &ids {
-        let rows = store.summary_by_org(&[*id]).await?;
+    for c in &ids {
+        let rows = store.summary_by_org(&[c.id]).await?;
         print!(
             "{}",
-            report::render_table(&format!("Chiến dịch #{id}: {name}"), &report::by_org(&rows))
+            report::render_table(
+                &format!(
+                    "Chiến dịch #{}: {} (soạn: {}, duyệt: {})",
+                    c.id, c.name, c.author.username, c.approver.username
+                ),
+                &report::by_org(&rows)
+            )
         );
     }
     println!("\nMessages written by the local sinks:");
@@ -447,7 +520,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         println!("  {c:<9} {}", p.display());
     }
     println!(
-        "Finished in {:.1} s. API: {base}/api/v1 (e.g. curl {base}/api/v1/campaigns/{}/progress)",
+        "Finished in {:.1} s. API: {base}/api/v1, operator token (shown once): {token}\n\
+         e.g. curl -H 'Authorization: Bearer {token}' {base}/api/v1/campaigns/{}/progress",
         started.elapsed().as_secs_f64(),
         campaign_ids[0]
     );

@@ -1,9 +1,12 @@
 //! Loa: a message broadcasting gateway for Vietnamese education (the electronic contact book).
 //! Contacts and campaigns in a SQL store -> runs -> deliveries -> dispatcher -> providers -> receipts.
 
+pub mod admin;
 pub mod api;
 pub mod app;
+pub mod approval;
 pub mod audience;
+pub mod auth;
 pub mod bench;
 pub mod clock;
 pub mod config;

@@ -46,6 +46,21 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Users of the API (bootstrap the first operator here).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Campaigns.
+    Campaign {
+        #[command(subcommand)]
+        command: CampaignCommand,
+    },
     /// Zalo Official Account administration.
     Zalo {
         #[command(subcommand)]
@@ -94,6 +109,49 @@ enum ImportCommand {
         /// The sheet to read in an .xlsx file (default: the first).
         #[arg(long)]
         sheet: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user at a node (or, without --org, an operator of the whole installation).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// The code of the user's node; absent = installation operator.
+        #[arg(long)]
+        org: Option<String>,
+        /// Comma-separated: admin, author, approver, viewer.
+        #[arg(long)]
+        roles: String,
+        /// Read a password for the web pages from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it (it is shown only this once).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// What the token is for (a label).
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Start an approved campaign (now, or at its send_at) as a user.
+    Start {
+        id: i64,
+        /// The acting user (an author or approver whose node covers the campaign).
+        #[arg(long = "as")]
+        username: String,
     },
 }
 
@@ -209,6 +267,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import {
             command: ImportCommand::Contacts { file, org, sheet },
         } => import_contacts(cli.config.as_deref(), &file, &org, sheet.as_deref()).await,
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    name,
+                    org,
+                    roles,
+                    password_stdin,
+                },
+        } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let store = open_store(&cfg).await?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_string())
+            } else {
+                None
+            };
+            let id = loa::admin::user_create(
+                store.as_ref(),
+                &username,
+                &name,
+                org.as_deref(),
+                &roles,
+                password,
+            )
+            .await?;
+            println!("Đã tạo tài khoản {username} (id {id}).");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Create { username, name },
+        } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let store = open_store(&cfg).await?;
+            let token = loa::admin::token_create(store.as_ref(), &username, &name).await?;
+            eprintln!("Mã truy cập của {username} (chỉ hiện một lần, hãy lưu lại):");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Campaign {
+            command: CampaignCommand::Start { id, username },
+        } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let store = open_store(&cfg).await?;
+            let c = loa::admin::campaign_start(store, &username, id).await?;
+            println!("Chiến dịch #{id} ({}): {}", c.name, c.state.as_str());
+            Ok(())
+        }
         Command::Zalo {
             command:
                 ZaloCommand::SetToken {
@@ -275,6 +383,18 @@ async fn import_contacts(
             e => anyhow::anyhow!("{e}"),
         })?;
     bar.finish_and_clear();
+    store
+        .audit(
+            &loa::admin::shell_entry(
+                Some(school.id),
+                "contacts.import",
+                "org",
+                Some(school.id),
+                serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len()}),
+            ),
+            loa::clock::now_ms(),
+        )
+        .await?;
     let c = &report.counts;
     println!(
         "{}: đã nhập {}/{} dòng. Học sinh: {} mới, {} cập nhật. Phụ huynh: {} mới, {} cập nhật. Lớp mới: {}. Liên kết mới: {}.",

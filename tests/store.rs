@@ -74,6 +74,7 @@ async fn campaign_to(
                 name: "t".into(),
                 bodies,
             },
+            None,
             T0,
         )
         .await
@@ -93,7 +94,7 @@ async fn campaign_to(
         messenger_tag: None,
         send_at: None,
     };
-    let campaign = store.create_campaign(&c, T0).await.unwrap().id;
+    let campaign = store.create_campaign(&c, None, T0).await.unwrap().id;
     assert!(
         store
             .transition_campaign(

@@ -1,5 +1,6 @@
-//! Campaigns: create (checked against the template, the audience and the configured channels), start,
-//! cancel, and read progress, deliveries and the per-school report.
+//! Campaigns: create and edit (checked against the template, the audience and the configured
+//! channels), the approval moves (submit, approve, reject), start, cancel, and read progress,
+//! deliveries and the per-school report.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,11 +9,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::{ANY, APPROVER, AUTHOR, OPERATE, START};
 use super::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use super::{Actor, AppState};
+use crate::approval;
 use crate::clock::now_ms;
 use crate::domain::Channel;
-use crate::domain::campaign::{Campaign, CampaignState, NewCampaign};
+use crate::domain::access::library_reaches;
+use crate::domain::campaign::{Audience, Campaign, CampaignState, NewCampaign};
 use crate::domain::delivery::DeliveryState;
 use crate::domain::org::OrgKind;
 use crate::domain::validation::ValidationError;
@@ -24,7 +28,10 @@ use crate::store::{DeliveryFilter, StoreError};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/campaigns", post(create).get(list))
-        .route("/campaigns/{id}", get(one))
+        .route("/campaigns/{id}", get(one).patch(edit))
+        .route("/campaigns/{id}/submit", post(submit))
+        .route("/campaigns/{id}/approve", post(approve))
+        .route("/campaigns/{id}/reject", post(reject))
         .route("/campaigns/{id}/start", post(start))
         .route("/campaigns/{id}/cancel", post(cancel))
         .route("/campaigns/{id}/progress", get(progress))
@@ -63,11 +70,25 @@ async fn check(s: &AppState, c: &NewCampaign) -> Result<(), AppError> {
         ),
         Err(_) => errs.push("audience.org_id", "đơn vị nhận tin không tồn tại"),
     }
+    // A template of the sending node itself, or library content published at or above it. Any other
+    // template is answered as missing, so ids of other nodes' templates reveal nothing.
+    let unusable = || {
+        AppError::field(
+            "template_id",
+            "mẫu tin không tồn tại, hoặc không thuộc đơn vị gửi và không có trong thư viện dùng chung",
+        )
+    };
     let template = s
         .store
         .get_template(c.template_id)
         .await
-        .map_err(|_| AppError::field("template_id", "mẫu tin không tồn tại"))?;
+        .map_err(|_| unusable())?;
+    if template.org_id != org.id {
+        let from = s.store.get_org(template.org_id).await?;
+        if template.published.is_none() || !library_reaches(&from.path, &org.path) {
+            return Err(unusable());
+        }
+    }
     let compiled = CompiledTemplate::compile(&template.bodies, &org.name, &c.name)?;
     for channel in &c.channels {
         if !template.bodies.has_channel(*channel) {
@@ -141,15 +162,153 @@ async fn check(s: &AppState, c: &NewCampaign) -> Result<(), AppError> {
 }
 
 async fn create(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiJson(c): ApiJson<NewCampaign>,
 ) -> Result<(StatusCode, Json<Campaign>), AppError> {
+    actor.require(AUTHOR)?;
+    actor.target_org(&s, c.org_id, "org_id").await?;
     let c = c.validate()?;
     check(&s, &c).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(s.store.create_campaign(&c, now_ms()).await?),
+    let created = s
+        .store
+        .create_campaign(&c, Some(actor.0.user_id), now_ms())
+        .await?;
+    actor
+        .audit(
+            &s,
+            Some(c.org_id),
+            "campaign.create",
+            "campaign",
+            Some(created.id),
+            json!({"template_id": c.template_id, "audience_org_id": c.audience.org_id}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// A partial edit: the fields given replace the stored ones. Any edit of an approved (or scheduled,
+/// not yet fired) campaign sends it back to draft, to be submitted and approved again.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Edit {
+    name: Option<String>,
+    template_id: Option<i64>,
+    audience: Option<Audience>,
+    channels: Option<Vec<Channel>>,
+    messenger_tag: Option<String>,
+    send_at: Option<i64>,
+}
+
+async fn edit(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(e): ApiJson<Edit>,
+) -> Result<Json<Campaign>, AppError> {
+    actor.require(AUTHOR)?;
+    let (old, _) = actor.visible_campaign(&s, id).await?;
+    if !old.state.editable() {
+        return Err(AppError::conflict(format!(
+            "a campaign in state {} can no longer be edited",
+            old.state.as_str()
+        )));
+    }
+    let mut c = NewCampaign::from_campaign(&old);
+    if let Some(v) = e.name {
+        c.name = v;
+    }
+    if let Some(v) = e.template_id {
+        c.template_id = v;
+    }
+    if let Some(v) = e.audience {
+        c.audience = v;
+    }
+    if let Some(v) = e.channels {
+        c.channels = v;
+    }
+    if e.messenger_tag.is_some() {
+        c.messenger_tag = e.messenger_tag;
+    }
+    if e.send_at.is_some() {
+        c.send_at = e.send_at;
+    }
+    let c = c.validate()?;
+    check(&s, &c).await?;
+    let editable: Vec<CampaignState> = CampaignState::ALL
+        .into_iter()
+        .filter(|s| s.editable())
+        .collect();
+    if !s
+        .store
+        .update_campaign(id, &c, &editable, old.updated_at, now_ms())
+        .await?
+    {
+        return Err(AppError::conflict(
+            "the campaign changed meanwhile; load it again",
+        ));
+    }
+    actor
+        .audit(
+            &s,
+            Some(old.org_id),
+            "campaign.edit",
+            "campaign",
+            Some(id),
+            json!({"previous_state": old.state, "approval_cleared": old.approval.is_some()}),
+        )
+        .await;
+    Ok(Json(s.store.get_campaign(id).await?))
+}
+
+async fn submit(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Campaign>, AppError> {
+    actor.require(AUTHOR)?;
+    actor.visible_campaign(&s, id).await?;
+    Ok(Json(
+        approval::submit(s.store.as_ref(), &actor.0, id).await?,
+    ))
+}
+
+/// Approvers of the campaign's node or of a node above it approve; the scope check is the same as
+/// for reading the campaign.
+async fn approve(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Campaign>, AppError> {
+    actor.require(APPROVER)?;
+    actor.visible_campaign(&s, id).await?;
+    Ok(Json(
+        approval::approve(s.store.as_ref(), &actor.0, id).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct Rejection {
+    reason: String,
+}
+
+async fn reject(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(r): ApiJson<Rejection>,
+) -> Result<Json<Campaign>, AppError> {
+    actor.require(APPROVER)?;
+    actor.visible_campaign(&s, id).await?;
+    let reason = r.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(AppError::field(
+            "reason",
+            "cần ghi lý do từ chối (tối đa 1000 ký tự)",
+        ));
+    }
+    Ok(Json(
+        approval::reject(s.store.as_ref(), &actor.0, id, reason).await?,
     ))
 }
 
@@ -159,68 +318,45 @@ struct ListQuery {
 }
 
 async fn list(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Campaign>>, AppError> {
-    Ok(Json(s.store.list_campaigns(q.org_id).await?))
+    actor.require(ANY)?;
+    Ok(Json(
+        s.store.list_campaigns(&actor.0.org_path, q.org_id).await?,
+    ))
 }
 
 async fn one(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Campaign>, AppError> {
-    Ok(Json(s.store.get_campaign(id).await?))
+    actor.require(ANY)?;
+    Ok(Json(actor.visible_campaign(&s, id).await?.0))
 }
 
-/// Starts now, or schedules for `send_at`. The audience is fanned out in the background.
-pub async fn start_campaign(s: &AppState, id: i64) -> Result<Campaign, AppError> {
-    let c = s.store.get_campaign(id).await?;
-    if !c.state.startable() {
-        return Err(AppError::conflict(format!(
-            "a campaign in state {} cannot be started",
-            c.state.as_str()
-        )));
-    }
-    let now = now_ms();
-    let from = [CampaignState::Draft, CampaignState::Approved];
-    if c.send_at.is_some_and(|t| t > now) {
-        if !s
-            .store
-            .transition_campaign(id, &from, CampaignState::Scheduled, now)
-            .await?
-        {
-            return Err(AppError::conflict("the campaign changed state meanwhile"));
-        }
-    } else {
-        if !s
-            .store
-            .transition_campaign(id, &from, CampaignState::Running, now)
-            .await?
-        {
-            return Err(AppError::conflict("the campaign changed state meanwhile"));
-        }
-        s.store.create_run(id, "once", now).await?;
-    }
-    s.scheduler_wake.notify_one();
-    Ok(s.store.get_campaign(id).await?)
-}
-
+/// Starts an approved campaign now, or schedules it for `send_at`.
 async fn start(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Campaign>, AppError> {
-    Ok(Json(start_campaign(&s, id).await?))
+    actor.require(START)?;
+    actor.visible_campaign(&s, id).await?;
+    Ok(Json(
+        approval::start(s.store.as_ref(), &s.scheduler_wake, &actor.0, id).await?,
+    ))
 }
 
 async fn cancel(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
-    s.store.get_campaign(id).await?;
+    actor.require(OPERATE)?;
+    let (c, _) = actor.visible_campaign(&s, id).await?;
     let n = s
         .store
         .cancel_campaign(id, now_ms())
@@ -229,17 +365,28 @@ async fn cancel(
             StoreError::Invalid(m) => AppError::conflict(m),
             e => e.into(),
         })?;
+    actor
+        .audit(
+            &s,
+            Some(c.org_id),
+            "campaign.cancel",
+            "campaign",
+            Some(id),
+            json!({"previous_state": c.state, "deliveries_cancelled": n}),
+        )
+        .await;
     Ok(Json(
         json!({"id": id, "state": "cancelled", "deliveries_cancelled": n}),
     ))
 }
 
 async fn progress(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
-    let c = s.store.get_campaign(id).await?;
+    actor.require(ANY)?;
+    let (c, _) = actor.visible_campaign(&s, id).await?;
     let p = s.store.progress(id).await?;
     Ok(Json(json!({
         "campaign_id": id,
@@ -257,11 +404,12 @@ fn channel_param(v: &str) -> Result<Channel, AppError> {
 /// approved again, balance topped up) so the people waiting on it are sent to again, or `skip` it so
 /// they move on to their next channel (or fail with that reason if there is none).
 async fn channel_action(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath((id, channel, action)): ApiPath<(i64, String, String)>,
 ) -> Result<Json<Value>, AppError> {
-    s.store.get_campaign(id).await?;
+    actor.require(OPERATE)?;
+    let (c, _) = actor.visible_campaign(&s, id).await?;
     let channel = channel_param(&channel)?;
     let done = match action.as_str() {
         "resume" => s.store.resume_channel(id, channel).await?,
@@ -274,6 +422,21 @@ async fn channel_action(
         )));
     }
     s.dispatch_wake.notify_one();
+    let audit_action = if action == "resume" {
+        "campaign.channel_resume"
+    } else {
+        "campaign.channel_skip"
+    };
+    actor
+        .audit(
+            &s,
+            Some(c.org_id),
+            audit_action,
+            "campaign",
+            Some(id),
+            json!({"channel": channel}),
+        )
+        .await;
     Ok(Json(
         json!({"campaign_id": id, "channel": channel, "done": action}),
     ))
@@ -287,13 +450,16 @@ struct DeliveriesQuery {
     limit: Option<i64>,
 }
 
+/// Who was reached, person by person (names and addresses): reading its first page is recorded in
+/// the audit log as an export of personal data.
 async fn deliveries(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Value>, AppError> {
-    s.store.get_campaign(id).await?;
+    actor.require(ANY)?;
+    let (c, _) = actor.visible_campaign(&s, id).await?;
     let state = match q.state.as_deref() {
         None => None,
         Some(v) => Some(
@@ -321,6 +487,18 @@ async fn deliveries(
             },
         )
         .await?;
+    if q.after.is_none() {
+        actor
+            .audit(
+                &s,
+                Some(c.org_id),
+                "campaign.export_deliveries",
+                "campaign",
+                Some(id),
+                json!({"rows": rows.len()}),
+            )
+            .await;
+    }
     let next = if rows.len() as i64 == limit {
         rows.last().map(|r| r.id)
     } else {
@@ -330,11 +508,12 @@ async fn deliveries(
 }
 
 async fn by_org(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
-    s.store.get_campaign(id).await?;
+    actor.require(ANY)?;
+    actor.visible_campaign(&s, id).await?;
     let rows = s.store.summary_by_org(&[id]).await?;
     Ok(Json(
         json!({"campaign_id": id, "by_org": report::by_org(&rows)}),

@@ -1,4 +1,5 @@
 //! Contacts (parents, students, staff), their opt-outs, and guardian links between parents and children.
+//! Personal data: only admins of the node or above read or change it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,6 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::ADMIN;
 use super::error::{ApiJson, ApiPath, AppError};
 use super::{Actor, AppState};
 use crate::clock::now_ms;
@@ -24,11 +26,13 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn create(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiJson(input): ApiJson<NewContactInput>,
 ) -> Result<(StatusCode, Json<Contact>), AppError> {
+    actor.require(ADMIN)?;
     let c = input.validate()?;
+    actor.target_org(&s, c.org_id, "org_id").await?;
     let contact = s
         .store
         .create_contact(&c, now_ms())
@@ -41,28 +45,51 @@ async fn create(
             StoreError::Invalid(m) => AppError::field("org_id", m),
             e => e.into(),
         })?;
+    actor
+        .audit(
+            &s,
+            Some(contact.org_id),
+            "contact.create",
+            "contact",
+            Some(contact.id),
+            json!({"role": contact.role}),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(contact)))
 }
 
 async fn one(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Contact>, AppError> {
-    Ok(Json(s.store.get_contact(id).await?))
+    actor.require(ADMIN)?;
+    Ok(Json(actor.visible_contact(&s, id).await?))
 }
 
 /// Erasure on request (the person's right under Decree 13/2023 on personal data): nothing personal
 /// remains; reports keep anonymous counts.
 async fn erase(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
+    actor.require(ADMIN)?;
+    let c = actor.visible_contact(&s, id).await?;
     if !s.store.erase_contact(id, now_ms()).await? {
         return Err(AppError::not_found("contact"));
     }
     tracing::info!(contact = id, "contact erased");
+    actor
+        .audit(
+            &s,
+            Some(c.org_id),
+            "contact.erase",
+            "contact",
+            Some(id),
+            json!({}),
+        )
+        .await;
     Ok(Json(json!({"id": id, "erased": true})))
 }
 
@@ -74,11 +101,13 @@ struct Consent {
 }
 
 async fn consent(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(c): ApiJson<Consent>,
 ) -> Result<Json<Contact>, AppError> {
+    actor.require(ADMIN)?;
+    let contact = actor.visible_contact(&s, id).await?;
     let source = c.source.trim();
     if source.is_empty() || source.len() > 100 {
         return Err(AppError::field(
@@ -87,11 +116,21 @@ async fn consent(
         ));
     }
     let now = now_ms();
-    Ok(Json(
-        s.store
-            .set_consent(id, source, c.at.unwrap_or(now), now)
-            .await?,
-    ))
+    let updated = s
+        .store
+        .set_consent(id, source, c.at.unwrap_or(now), now)
+        .await?;
+    actor
+        .audit(
+            &s,
+            Some(contact.org_id),
+            "contact.consent",
+            "contact",
+            Some(id),
+            json!({"source": source}),
+        )
+        .await;
+    Ok(Json(updated))
 }
 
 #[derive(Deserialize)]
@@ -106,16 +145,28 @@ fn yes() -> bool {
 }
 
 async fn opt_out(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(o): ApiJson<OptOut>,
 ) -> Result<Json<Contact>, AppError> {
-    Ok(Json(
-        s.store
-            .set_opt_out(id, o.channel, o.opted_out, now_ms())
-            .await?,
-    ))
+    actor.require(ADMIN)?;
+    let contact = actor.visible_contact(&s, id).await?;
+    let updated = s
+        .store
+        .set_opt_out(id, o.channel, o.opted_out, now_ms())
+        .await?;
+    actor
+        .audit(
+            &s,
+            Some(contact.org_id),
+            "contact.opt_out",
+            "contact",
+            Some(id),
+            json!({"channel": o.channel, "opted_out": o.opted_out}),
+        )
+        .await;
+    Ok(Json(updated))
 }
 
 #[derive(Deserialize)]
@@ -126,10 +177,20 @@ struct Link {
 }
 
 async fn link(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiJson(l): ApiJson<Link>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
+    actor.require(ADMIN)?;
+    // People outside the user's subtree are answered as if they did not exist.
+    let parent = actor
+        .visible_contact(&s, l.parent_id)
+        .await
+        .map_err(|_| AppError::field("parent_id", "phụ huynh không tồn tại"))?;
+    actor
+        .visible_contact(&s, l.student_id)
+        .await
+        .map_err(|_| AppError::field("student_id", "học sinh không tồn tại"))?;
     s.store
         .link_guardian(l.parent_id, l.student_id, l.relation.as_deref())
         .await
@@ -148,6 +209,16 @@ async fn link(
             }
             e => e.into(),
         })?;
+    actor
+        .audit(
+            &s,
+            Some(parent.org_id),
+            "guardian.link",
+            "contact",
+            Some(l.parent_id),
+            json!({"student_id": l.student_id}),
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(json!({"parent_id": l.parent_id, "student_id": l.student_id, "relation": l.relation})),

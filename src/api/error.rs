@@ -46,7 +46,14 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body =
             json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
-        (self.status, axum::Json(body)).into_response()
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
     }
 }
 
@@ -78,6 +85,18 @@ impl From<StoreError> for AppError {
                     "internal error, see the server log",
                 )
             }
+        }
+    }
+}
+
+impl From<crate::approval::FlowError> for AppError {
+    fn from(e: crate::approval::FlowError) -> Self {
+        use crate::approval::FlowError;
+        match e {
+            FlowError::Conflict(m) => AppError::conflict(m),
+            FlowError::SelfApproval(m) => AppError::new(StatusCode::FORBIDDEN, "self_approval", m),
+            FlowError::NotApproved(m) => AppError::new(StatusCode::CONFLICT, "not_approved", m),
+            FlowError::Store(e) => e.into(),
         }
     }
 }

@@ -8,6 +8,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::auth::ADMIN;
 use super::error::{ApiQuery, AppError};
 use super::{Actor, AppState};
 use crate::import::{ImportError, ImportReport, import_roster};
@@ -63,11 +64,13 @@ async fn file_bytes(req: Request, state: &AppState) -> Result<Bytes, AppError> {
 }
 
 async fn import(
-    _actor: Actor,
+    actor: Actor,
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<Params>,
     req: Request,
 ) -> Result<Json<ImportReport>, AppError> {
+    actor.require(ADMIN)?;
+    actor.target_org(&s, p.org_id, "org_id").await?;
     let bytes = file_bytes(req, &s).await?;
     let report = import_roster(
         s.store.as_ref(),
@@ -88,5 +91,15 @@ async fn import(
         }
         ImportError::Store(e) => e.into(),
     })?;
+    actor
+        .audit(
+            &s,
+            Some(p.org_id),
+            "contacts.import",
+            "org",
+            Some(p.org_id),
+            serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len()}),
+        )
+        .await;
     Ok(Json(report))
 }

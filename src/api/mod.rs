@@ -1,21 +1,21 @@
-//! The JSON HTTP API under `/api/v1`: one router per area, shared state, and the acting user every
-//! handler receives (authentication and roles plug in there).
+//! The JSON HTTP API under `/api/v1`: one router per area and the shared state. Every route takes the
+//! acting user (`auth::Actor`) and checks role and scope before touching data.
 
+mod audit;
+pub mod auth;
 pub mod campaigns;
 mod contacts;
 pub mod error;
 pub mod import;
 mod orgs;
 mod templates;
+pub mod users;
 mod webhooks;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use tokio::sync::Notify;
 
 use crate::dispatch::registry::Registry;
@@ -34,19 +34,7 @@ pub struct AppState {
     pub webhook_wake: Arc<Notify>,
 }
 
-/// Who is acting. Until authentication lands every request acts as the local operator; handlers take
-/// it already so that role and scope checks slot in without changing their signatures.
-#[derive(Clone, Debug)]
-pub enum Actor {
-    LocalOperator,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = Infallible;
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Actor::LocalOperator)
-    }
-}
+pub use auth::Actor;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .merge(templates::router())
         .merge(campaigns::router())
         .merge(webhooks::router())
+        .merge(users::router())
+        .merge(audit::router())
         .fallback(|| async {
             AppError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
         })

@@ -13,6 +13,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/stats", get(stats))
 }
 
-async fn stats(_actor: Actor, State(s): State<AppState>) -> Result<Json<Value>, AppError> {
+/// Provider events concern the whole installation: operators only.
+async fn stats(actor: Actor, State(s): State<AppState>) -> Result<Json<Value>, AppError> {
+    actor.require_operator()?;
     Ok(Json(json!({"events": s.store.webhook_counts().await?})))
 }

@@ -18,9 +18,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::approval;
 use crate::audience::fan_out;
 use crate::clock::now_ms;
 use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::domain::access::{Principal, UserRole};
 use crate::domain::campaign::{Audience, CampaignState, NewCampaign, NewTemplate, TemplateBodies};
 use crate::domain::contact::Role;
 use crate::store::Store;
@@ -105,7 +107,25 @@ fn fresh_dir(base: &std::path::Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(d)
 }
 
-/// A campaign from the district to the parents of `audience` (its subtree), on SMS.
+/// The benchmark's author and approver (operators), created on first use in each database.
+async fn bench_users(store: &Arc<dyn Store>) -> anyhow::Result<(Principal, Principal)> {
+    let mut out = Vec::new();
+    for (name, role) in [
+        ("bench-author", UserRole::Author),
+        ("bench-approver", UserRole::Approver),
+    ] {
+        let p = match store.user_by_name(name).await {
+            Ok(u) => Principal::of(&u, ""),
+            Err(_) => approval::tool_user(store.as_ref(), None, name, name, &[role]).await?,
+        };
+        out.push(p);
+    }
+    let approver = out.pop().ok_or_else(|| anyhow::anyhow!("no approver"))?;
+    let author = out.pop().ok_or_else(|| anyhow::anyhow!("no author"))?;
+    Ok((author, approver))
+}
+
+/// An approved campaign from the district to the parents of `audience` (its subtree), on SMS.
 async fn sms_campaign(
     store: &Arc<dyn Store>,
     org: i64,
@@ -122,6 +142,7 @@ async fn sms_campaign(
                     ..Default::default()
                 },
             },
+            None,
             now_ms(),
         )
         .await?;
@@ -134,7 +155,14 @@ async fn sms_campaign(
         messenger_tag: None,
         send_at: None,
     };
-    Ok(store.create_campaign(&c, now_ms()).await?.id)
+    let (author, approver) = bench_users(store).await?;
+    let id = store
+        .create_campaign(&c, Some(author.user_id), now_ms())
+        .await?
+        .id;
+    approval::submit(store.as_ref(), &author, id).await?;
+    approval::approve(store.as_ref(), &approver, id).await?;
+    Ok(id)
 }
 
 async fn wait_done(store: &Arc<dyn Store>, campaign: i64, limit: Duration) -> anyhow::Result<()> {
@@ -188,9 +216,8 @@ async fn run_to_done(app: App, c: i64, limit: Duration) -> anyhow::Result<Durati
     let shutdown = CancellationToken::new();
     let running = app.spawn(shutdown.clone());
     let started = Instant::now();
-    crate::api::campaigns::start_campaign(&state, c)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let (author, _) = bench_users(&state.store).await?;
+    approval::start(state.store.as_ref(), &state.scheduler_wake, &author, c).await?;
     wait_done(&state.store, c, limit).await?;
     let took = started.elapsed();
     shutdown.cancel();
@@ -357,12 +384,16 @@ async fn urgent(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow:
     let shutdown = CancellationToken::new();
     let running = app.spawn(shutdown.clone());
     let http = reqwest::Client::new();
+    let (author, _) = bench_users(&store).await?;
+    let (_, token) =
+        crate::api::users::create_token(store.as_ref(), author.user_id, "bench").await?;
     tokio::time::sleep(Duration::from_millis(1500)).await; // idle: nothing pending, the dispatcher asleep
     let before = double.count().await?;
     let mut returned = Vec::new();
     for c in &campaigns {
         let resp = http
             .post(format!("{base}/api/v1/campaigns/{c}/start"))
+            .bearer_auth(&token)
             .send()
             .await?;
         if !resp.status().is_success() {

@@ -49,26 +49,33 @@ impl CampaignState {
         CampaignState::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// The allowed moves. Approval (submitted -> approved) arrives with the governance issue; until
-    /// then a draft may be started directly.
+    /// The allowed moves. Only an approved campaign is scheduled or runs; an edit sends an approved
+    /// (or scheduled, not yet fired) campaign back to draft.
     pub fn can_move_to(self, to: CampaignState) -> bool {
         use CampaignState::*;
         matches!(
             (self, to),
-            (Draft, Submitted | Scheduled | Running | Cancelled)
+            (Draft, Submitted | Cancelled)
                 | (Submitted, Approved | Rejected | Draft | Cancelled)
-                | (Rejected, Draft)
+                | (Rejected, Draft | Submitted | Cancelled)
                 | (Approved, Scheduled | Running | Draft | Cancelled)
-                | (Scheduled, Running | Cancelled)
+                | (Scheduled, Running | Draft | Cancelled)
                 | (Running, Done | Cancelled)
                 // A late failure report re-queues someone on their next channel.
                 | (Done, Running)
         )
     }
 
-    /// States from which a person may call `start` (approval will narrow this to `Approved`).
+    /// Only an approved campaign may be started (scheduled or run).
     pub fn startable(self) -> bool {
-        matches!(self, CampaignState::Draft | CampaignState::Approved)
+        self == CampaignState::Approved
+    }
+
+    /// States in which the campaign's content and audience may still be edited (an edit after
+    /// approval returns it to draft).
+    pub fn editable(self) -> bool {
+        use CampaignState::*;
+        matches!(self, Draft | Submitted | Rejected | Approved | Scheduled)
     }
 }
 
@@ -94,8 +101,22 @@ pub struct Campaign {
     pub messenger_tag: Option<String>,
     pub state: CampaignState,
     pub send_at: Option<i64>,
+    pub created_by: Option<i64>,
+    pub submitted_by: Option<i64>,
+    pub approval: Option<Approval>,
+    pub rejection_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// The approval a campaign carries: who approved it when, the frozen content they approved (JSON of
+/// `approval::Snapshot`) and the hash every sending door checks the campaign against.
+#[derive(Clone, Debug, Serialize)]
+pub struct Approval {
+    pub approved_by: i64,
+    pub approved_at: i64,
+    pub hash: String,
+    pub snapshot: serde_json::Value,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -111,6 +132,21 @@ pub struct NewCampaign {
     /// Unix milliseconds; absent = when started.
     #[serde(default)]
     pub send_at: Option<i64>,
+}
+
+impl NewCampaign {
+    /// The editable part of a stored campaign, to apply a partial edit onto.
+    pub fn from_campaign(c: &Campaign) -> NewCampaign {
+        NewCampaign {
+            org_id: c.org_id,
+            name: c.name.clone(),
+            template_id: c.template_id,
+            audience: c.audience.clone(),
+            channels: c.channels.clone(),
+            messenger_tag: c.messenger_tag.clone(),
+            send_at: c.send_at,
+        }
+    }
 }
 
 impl NewCampaign {
@@ -252,6 +288,8 @@ impl TemplateBodies {
     }
 }
 
+/// A stored template. Templates never change once created (a change is a new template), so a
+/// template id names one exact version of the text.
 #[derive(Clone, Debug, Serialize)]
 pub struct Template {
     pub id: i64,
@@ -259,7 +297,18 @@ pub struct Template {
     pub name: String,
     #[serde(flatten)]
     pub bodies: TemplateBodies,
+    pub created_by: Option<i64>,
+    /// Set once the template is in the shared library.
+    pub published: Option<Publication>,
     pub created_at: i64,
+}
+
+/// A template published to the shared library: every node below its own may use it unedited.
+#[derive(Clone, Debug, Serialize)]
+pub struct Publication {
+    pub published_by: i64,
+    pub published_at: i64,
+    pub topics: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -277,7 +326,9 @@ mod tests {
 
     #[test]
     fn campaign_moves() {
-        assert!(Draft.can_move_to(Running));
+        assert!(!Draft.can_move_to(Running), "nothing runs unapproved");
+        assert!(!Submitted.can_move_to(Running) && !Submitted.can_move_to(Scheduled));
+        assert!(Approved.can_move_to(Running) && Approved.can_move_to(Draft));
         assert!(Running.can_move_to(Done));
         assert!(Running.can_move_to(Cancelled));
         assert!(!Cancelled.can_move_to(Running));
@@ -287,7 +338,11 @@ mod tests {
         );
         assert!(!Draft.can_move_to(Done));
         assert!(
-            Draft.startable() && Approved.startable() && !Done.startable() && !Running.startable()
+            !Draft.startable()
+                && Approved.startable()
+                && !Done.startable()
+                && !Running.startable()
+                && !Rejected.startable()
         );
     }
 

@@ -1,6 +1,7 @@
 //! Plain types and rules of Loa, without I/O: the org tree, contacts, campaigns, deliveries and the
 //! state machines that say which moves are allowed.
 
+pub mod access;
 pub mod campaign;
 pub mod channel_choice;
 pub mod contact;

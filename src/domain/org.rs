@@ -61,6 +61,9 @@ pub struct Org {
     pub name: String,
     /// Materialised path of ids, `/1/4/9/`: a subtree is every node whose path starts with this one's.
     pub path: String,
+    /// Whether an approver may approve a campaign they created or submitted themselves (small
+    /// schools with one manager). Set from above the node; default no.
+    pub self_approval: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

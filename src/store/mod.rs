@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::domain::access::{AuditEntry, NewUser, Principal, User};
 use crate::domain::campaign::{
     Audience, Campaign, CampaignState, NewCampaign, NewTemplate, Template,
 };
@@ -196,6 +197,20 @@ pub struct SummaryRow {
     pub count: i64,
 }
 
+/// One audit log entry as read back.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: Millis,
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub org_id: Option<i64>,
+    pub action: String,
+    pub object: String,
+    pub object_id: Option<i64>,
+    pub detail: serde_json::Value,
+}
+
 /// A receipt from a provider moving a delivery forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receipt {
@@ -240,12 +255,92 @@ pub trait Store: Send + Sync + 'static {
     /// many were linked.
     async fn link_guardians(&self, pairs: &[(i64, i64)]) -> Result<u64>;
 
-    async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template>;
-    async fn get_template(&self, id: i64) -> Result<Template>;
+    /// Sets whether approvers of a node may approve their own campaigns.
+    async fn set_self_approval(&self, org_id: i64, allowed: bool) -> Result<Org>;
 
-    async fn create_campaign(&self, c: &NewCampaign, now: Millis) -> Result<Campaign>;
+    async fn create_user(&self, u: &NewUser, now: Millis) -> Result<User>;
+    async fn get_user(&self, id: i64) -> Result<User>;
+    async fn user_by_name(&self, username: &str) -> Result<User>;
+    /// Users of the nodes whose path starts with `org_path` ("" = all, operators included).
+    async fn list_users(&self, org_path: &str) -> Result<Vec<User>>;
+    /// The stored argon2 hash of a user's password, if any.
+    async fn password_hash(&self, username: &str) -> Result<Option<String>>;
+    /// Stores a token's hash for a user; returns the token's id.
+    async fn create_api_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<i64>;
+    /// The enabled user a live token belongs to, with the path of their node.
+    async fn principal_by_token(&self, token_hash: &str) -> Result<Option<Principal>>;
+
+    async fn audit(&self, e: &AuditEntry, now: Millis) -> Result<()>;
+    /// Entries about nodes whose path starts with `org_path` (operators: "" = everything, including
+    /// entries about no node), newest first, before `before_id`.
+    async fn list_audit(
+        &self,
+        org_path: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>>;
+
+    async fn create_template(
+        &self,
+        t: &NewTemplate,
+        created_by: Option<i64>,
+        now: Millis,
+    ) -> Result<Template>;
+    async fn get_template(&self, id: i64) -> Result<Template>;
+    /// Puts a template in the shared library with topic tags; false if it was already there.
+    async fn publish_template(
+        &self,
+        id: i64,
+        by: i64,
+        topics: &[String],
+        now: Millis,
+    ) -> Result<bool>;
+    /// Library templates a node at `user_path` may use: those published at that node or above it
+    /// ("" = every published template), optionally with a topic.
+    async fn library(&self, user_path: &str, topic: Option<&str>) -> Result<Vec<Template>>;
+
+    async fn create_campaign(
+        &self,
+        c: &NewCampaign,
+        created_by: Option<i64>,
+        now: Millis,
+    ) -> Result<Campaign>;
+    /// Replaces a campaign's editable fields if it is in one of `from` and was last changed at
+    /// `expected_updated_at`; it returns to draft and loses any approval. False otherwise.
+    async fn update_campaign(
+        &self,
+        id: i64,
+        c: &NewCampaign,
+        from: &[CampaignState],
+        expected_updated_at: Millis,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Draft or rejected -> submitted, by a user.
+    async fn submit_campaign(&self, id: i64, by: i64, now: Millis) -> Result<bool>;
+    /// Submitted -> approved with the frozen content and its hash, if the campaign was last changed
+    /// at `expected_updated_at` (what the approver saw is what gets approved).
+    async fn approve_campaign(
+        &self,
+        id: i64,
+        by: i64,
+        expected_updated_at: Millis,
+        snapshot: &serde_json::Value,
+        hash: &str,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Submitted -> rejected with a reason.
+    async fn reject_campaign(&self, id: i64, reason: &str, now: Millis) -> Result<bool>;
+    /// Back to draft without approval, from one of `from` (content found changed after approval).
+    async fn revoke_approval(&self, id: i64, from: &[CampaignState], now: Millis) -> Result<bool>;
     async fn get_campaign(&self, id: i64) -> Result<Campaign>;
-    async fn list_campaigns(&self, org_id: Option<i64>) -> Result<Vec<Campaign>>;
+    /// Campaigns of the nodes whose path starts with `org_path`, optionally of one node only.
+    async fn list_campaigns(&self, org_path: &str, org_id: Option<i64>) -> Result<Vec<Campaign>>;
     /// Moves a campaign to `to` if it is in one of `from`; false when it was not.
     async fn transition_campaign(
         &self,

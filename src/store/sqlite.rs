@@ -11,12 +11,13 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 mod fanout;
+mod governance;
 mod import;
 mod receipts;
 mod synthetic;
 
 use super::*;
-use crate::domain::campaign::TemplateBodies;
+use crate::domain::campaign::{Approval, Publication, TemplateBodies};
 use crate::domain::contact::Role;
 use crate::domain::org::OrgKind;
 
@@ -65,7 +66,9 @@ fn json_ids(ids: &[i64]) -> String {
 
 const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, \
      consent_source, consent_at, created_at";
-const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at";
+const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, \
+     created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason";
+const ORG_COLS: &str = "id, parent_id, kind, code, name, path, self_approval";
 
 fn org_from(row: &SqliteRow) -> Result<Org> {
     let kind: String = row.try_get("kind")?;
@@ -76,6 +79,7 @@ fn org_from(row: &SqliteRow) -> Result<Org> {
         code: row.try_get("code")?,
         name: row.try_get("name")?,
         path: row.try_get("path")?,
+        self_approval: row.try_get("self_approval")?,
     })
 }
 
@@ -118,6 +122,21 @@ fn campaign_from(row: &SqliteRow) -> Result<Campaign> {
         messenger_tag: row.try_get("messenger_tag")?,
         state: CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?,
         send_at: row.try_get("send_at")?,
+        created_by: row.try_get("created_by")?,
+        submitted_by: row.try_get("submitted_by")?,
+        approval: match (
+            row.try_get::<Option<i64>, _>("approved_by")?,
+            row.try_get::<Option<String>, _>("approval_hash")?,
+        ) {
+            (Some(approved_by), Some(hash)) => Some(Approval {
+                approved_by,
+                approved_at: row.try_get::<Option<i64>, _>("approved_at")?.unwrap_or(0),
+                hash,
+                snapshot: json_col(row, "approval")?.unwrap_or_default(),
+            }),
+            _ => None,
+        },
+        rejection_reason: row.try_get("rejection_reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -161,6 +180,34 @@ fn json_col<T: serde::de::DeserializeOwned>(r: &SqliteRow, col: &'static str) ->
         )),
         None => Ok(None),
     }
+}
+
+fn template_from(r: &SqliteRow) -> Result<Template> {
+    Ok(Template {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        name: r.try_get("name")?,
+        bodies: TemplateBodies {
+            email_subject: r.try_get("email_subject")?,
+            email_text: r.try_get("email_text")?,
+            email_html: r.try_get("email_html")?,
+            sms_text: r.try_get("sms_text")?,
+            zalo_text: r.try_get("zalo_text")?,
+            messenger_text: r.try_get("messenger_text")?,
+            zns: json_col(r, "zns")?,
+            zalo_transaction: json_col(r, "zalo_transaction")?,
+        },
+        created_by: r.try_get("created_by")?,
+        published: match r.try_get::<Option<i64>, _>("published_at")? {
+            Some(published_at) => Some(Publication {
+                published_by: r.try_get::<Option<i64>, _>("published_by")?.unwrap_or(0),
+                published_at,
+                topics: json_col(r, "topics")?.unwrap_or_default(),
+            }),
+            None => None,
+        },
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
@@ -229,12 +276,11 @@ impl SqliteStore {
     }
 
     async fn fetch_org(&self, id: i64) -> Result<Org> {
-        let row =
-            sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.writer)
-                .await?
-                .ok_or(StoreError::NotFound("organisation"))?;
+        let row = sqlx::query(&format!("SELECT {ORG_COLS} FROM orgs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or(StoreError::NotFound("organisation"))?;
         org_from(&row)
     }
 }
@@ -319,16 +365,109 @@ impl Store for SqliteStore {
     async fn list_orgs(&self, parent_id: Option<i64>) -> Result<Vec<Org>> {
         let rows = match parent_id {
             Some(p) => {
-                sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs WHERE parent_id = ? ORDER BY id")
-                    .bind(p)
+                sqlx::query(&format!(
+                    "SELECT {ORG_COLS} FROM orgs WHERE parent_id = ? ORDER BY id"
+                ))
+                .bind(p)
+                .fetch_all(&self.reader)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {ORG_COLS} FROM orgs ORDER BY path"))
                     .fetch_all(&self.reader)
                     .await?
             }
-            None => sqlx::query("SELECT id, parent_id, kind, code, name, path FROM orgs ORDER BY path")
-                .fetch_all(&self.reader)
-                .await?,
         };
         rows.iter().map(org_from).collect()
+    }
+
+    async fn set_self_approval(&self, org_id: i64, allowed: bool) -> Result<Org> {
+        self.do_set_self_approval(org_id, allowed).await?;
+        self.fetch_org(org_id).await
+    }
+
+    async fn create_user(&self, u: &NewUser, now: Millis) -> Result<User> {
+        self.do_create_user(u, now).await
+    }
+    async fn get_user(&self, id: i64) -> Result<User> {
+        self.do_get_user(Some(id), None).await
+    }
+    async fn user_by_name(&self, username: &str) -> Result<User> {
+        self.do_get_user(None, Some(username)).await
+    }
+    async fn list_users(&self, org_path: &str) -> Result<Vec<User>> {
+        self.do_list_users(org_path).await
+    }
+    async fn password_hash(&self, username: &str) -> Result<Option<String>> {
+        self.do_password_hash(username).await
+    }
+    async fn create_api_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<i64> {
+        self.do_create_api_token(user_id, name, token_hash, now)
+            .await
+    }
+    async fn principal_by_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+        self.do_principal_by_token(token_hash).await
+    }
+    async fn audit(&self, e: &AuditEntry, now: Millis) -> Result<()> {
+        self.do_audit(e, now).await
+    }
+    async fn list_audit(
+        &self,
+        org_path: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>> {
+        self.do_list_audit(org_path, before_id, limit).await
+    }
+    async fn publish_template(
+        &self,
+        id: i64,
+        by: i64,
+        topics: &[String],
+        now: Millis,
+    ) -> Result<bool> {
+        self.do_publish_template(id, by, topics, now).await
+    }
+    async fn library(&self, user_path: &str, topic: Option<&str>) -> Result<Vec<Template>> {
+        self.do_library(user_path, topic).await
+    }
+    async fn update_campaign(
+        &self,
+        id: i64,
+        c: &NewCampaign,
+        from: &[CampaignState],
+        expected_updated_at: Millis,
+        now: Millis,
+    ) -> Result<bool> {
+        self.do_update_campaign(id, c, from, expected_updated_at, now)
+            .await
+    }
+    async fn submit_campaign(&self, id: i64, by: i64, now: Millis) -> Result<bool> {
+        self.do_submit_campaign(id, by, now).await
+    }
+    async fn approve_campaign(
+        &self,
+        id: i64,
+        by: i64,
+        expected_updated_at: Millis,
+        snapshot: &serde_json::Value,
+        hash: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        self.do_approve_campaign(id, by, expected_updated_at, snapshot, hash, now)
+            .await
+    }
+    async fn reject_campaign(&self, id: i64, reason: &str, now: Millis) -> Result<bool> {
+        self.do_reject_campaign(id, reason, now).await
+    }
+    async fn revoke_approval(&self, id: i64, from: &[CampaignState], now: Millis) -> Result<bool> {
+        self.do_revoke_approval(id, from, now).await
     }
 
     async fn create_contact(&self, c: &NewContact, now: Millis) -> Result<Contact> {
@@ -551,11 +690,16 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn create_template(&self, t: &NewTemplate, now: Millis) -> Result<Template> {
+    async fn create_template(
+        &self,
+        t: &NewTemplate,
+        created_by: Option<i64>,
+        now: Millis,
+    ) -> Result<Template> {
         let b = &t.bodies;
         let id: i64 = sqlx::query(
-            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, zns, zalo_transaction, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, zns, zalo_transaction, created_at, created_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(t.org_id)
         .bind(t.name.trim())
@@ -572,6 +716,7 @@ impl Store for SqliteStore {
                 .and_then(|z| serde_json::to_string(z).ok()),
         )
         .bind(now)
+        .bind(created_by)
         .fetch_one(&self.writer)
         .await?
         .try_get(0)?;
@@ -584,32 +729,22 @@ impl Store for SqliteStore {
             .fetch_optional(&self.writer)
             .await?
             .ok_or(StoreError::NotFound("template"))?;
-        Ok(Template {
-            id: r.try_get("id")?,
-            org_id: r.try_get("org_id")?,
-            name: r.try_get("name")?,
-            bodies: TemplateBodies {
-                email_subject: r.try_get("email_subject")?,
-                email_text: r.try_get("email_text")?,
-                email_html: r.try_get("email_html")?,
-                sms_text: r.try_get("sms_text")?,
-                zalo_text: r.try_get("zalo_text")?,
-                messenger_text: r.try_get("messenger_text")?,
-                zns: json_col(&r, "zns")?,
-                zalo_transaction: json_col(&r, "zalo_transaction")?,
-            },
-            created_at: r.try_get("created_at")?,
-        })
+        template_from(&r)
     }
 
-    async fn create_campaign(&self, c: &NewCampaign, now: Millis) -> Result<Campaign> {
+    async fn create_campaign(
+        &self,
+        c: &NewCampaign,
+        created_by: Option<i64>,
+        now: Millis,
+    ) -> Result<Campaign> {
         let audience =
             serde_json::to_string(&c.audience).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let channels =
             serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let row = sqlx::query(&format!(
-            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
+            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, created_by) \
+             VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
         ))
         .bind(c.org_id)
         .bind(&c.name)
@@ -620,6 +755,7 @@ impl Store for SqliteStore {
         .bind(c.send_at)
         .bind(now)
         .bind(now)
+        .bind(created_by)
         .fetch_one(&self.writer)
         .await?;
         campaign_from(&row)
@@ -636,11 +772,13 @@ impl Store for SqliteStore {
         campaign_from(&row)
     }
 
-    async fn list_campaigns(&self, org_id: Option<i64>) -> Result<Vec<Campaign>> {
+    async fn list_campaigns(&self, org_path: &str, org_id: Option<i64>) -> Result<Vec<Campaign>> {
         let rows = sqlx::query(&format!(
-            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE ?1 IS NULL OR org_id = ?1 ORDER BY id DESC LIMIT 500"
+            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE (?1 IS NULL OR org_id = ?1) \
+             AND org_id IN (SELECT id FROM orgs WHERE path LIKE ?2 || '%') ORDER BY id DESC LIMIT 500"
         ))
         .bind(org_id)
+        .bind(org_path)
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(campaign_from).collect()

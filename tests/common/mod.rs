@@ -21,7 +21,10 @@ use tokio_util::sync::CancellationToken;
 pub struct TestApp {
     pub base: String,
     pub state: AppState,
+    /// Sends the operator's token (an installation admin and author) with every request.
     pub http: reqwest::Client,
+    /// A second operator who approves what the first one writes (nobody approves their own).
+    pub approver_token: String,
     pub app_dispatcher: std::sync::Arc<loa::dispatch::Dispatcher>,
     pub cfg: Config,
     shutdown: CancellationToken,
@@ -59,10 +62,48 @@ pub async fn spawn_app_with(
     let app_dispatcher = app.dispatcher.clone();
     let shutdown = CancellationToken::new();
     let running = app.spawn_with(shutdown.clone(), with_dispatcher);
+    let store = running.state.store.clone();
+    let ops = loa::approval::tool_user(
+        store.as_ref(),
+        None,
+        "ops",
+        "Vận hành",
+        &[
+            loa::domain::access::UserRole::Admin,
+            loa::domain::access::UserRole::Author,
+        ],
+    )
+    .await
+    .unwrap();
+    let checker = loa::approval::tool_user(
+        store.as_ref(),
+        None,
+        "ops-approver",
+        "Phê duyệt",
+        &[loa::domain::access::UserRole::Approver],
+    )
+    .await
+    .unwrap();
+    let (_, token) = loa::api::users::create_token(store.as_ref(), ops.user_id, "tests")
+        .await
+        .unwrap();
+    let (_, approver_token) =
+        loa::api::users::create_token(store.as_ref(), checker.user_id, "tests")
+            .await
+            .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     TestApp {
         base,
         state: running.state.clone(),
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+        approver_token,
         app_dispatcher,
         cfg,
         shutdown,
@@ -76,6 +117,39 @@ impl TestApp {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A request with another user's token (or none: `token` empty).
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        // A client without the operator's default header.
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .patch(format!("{}{path}", self.base))
             .json(&body)
             .send()
             .await
@@ -135,7 +209,26 @@ impl TestApp {
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
 
+    /// Submits the campaign (as the operator) and approves it (as the second operator).
+    pub async fn approve(&self, campaign: i64) {
+        let (s, v) = self
+            .post(&format!("/api/v1/campaigns/{campaign}/submit"), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "submit: {v}");
+        let (s, v) = self
+            .call_as(
+                &self.approver_token,
+                reqwest::Method::POST,
+                &format!("/api/v1/campaigns/{campaign}/approve"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "approve: {v}");
+    }
+
+    /// Approves and starts the campaign.
     pub async fn start(&self, campaign: i64) {
+        self.approve(campaign).await;
         let (s, v) = self
             .post(&format!("/api/v1/campaigns/{campaign}/start"), json!({}))
             .await;
