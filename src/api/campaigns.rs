@@ -323,6 +323,9 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Campaign>>, AppError> {
     actor.require(ANY)?;
+    if let Some(org) = q.org_id {
+        actor.visible_org(&s, org).await?;
+    }
     Ok(Json(
         s.store.list_campaigns(&actor.0.org_path, q.org_id).await?,
     ))
