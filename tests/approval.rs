@@ -632,6 +632,7 @@ async fn cli_bootstraps_users_and_tokens() {
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(token.starts_with("loa_"), "{token}");
     let (s, v) = app.call_as(&token, Method::GET, "/api/v1/me", None).await;
+    let me = v["user_id"].as_i64().unwrap();
     assert_eq!(
         (s, v["org_id"].as_i64(), v["roles"].clone()),
         (
@@ -640,6 +641,45 @@ async fn cli_bootstraps_users_and_tokens() {
             json!(["approver", "viewer"])
         ),
         "{v}"
+    );
+    // A user makes a second token for themself and revokes it; it stops working at once.
+    let (s, v) = app
+        .call_as(
+            &token,
+            Method::POST,
+            &format!("/api/v1/users/{me}/tokens"),
+            Some(json!({"name": "điện thoại"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (second, second_id) = (
+        v["token"].as_str().unwrap().to_string(),
+        v["id"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        app.call_as(&second, Method::GET, "/api/v1/me", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (s, v) = app
+        .call_as(
+            &token,
+            Method::DELETE,
+            &format!("/api/v1/users/{me}/tokens/{second_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        app.call_as(&second, Method::GET, "/api/v1/me", None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call_as(&token, Method::GET, "/api/v1/me", None).await.0,
+        StatusCode::OK
     );
     // Bad input: unknown role, unknown node, taken username; each a clear message and exit 1.
     for (args, says) in [

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/users", post(create).get(list))
         .route("/users/{id}/tokens", post(token))
+        .route("/users/{id}/tokens/{token_id}", delete(revoke))
         .route("/me", get(me))
 }
 
@@ -159,13 +160,9 @@ struct TokenInput {
     name: String,
 }
 
-/// A user creates tokens for themself; an admin for users of their subtree.
-async fn token(
-    actor: Actor,
-    State(s): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(t): ApiJson<TokenInput>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+/// The user whose tokens are managed: the acting user themself, or a user of an admin's subtree
+/// (404 for anyone else, as if they did not exist).
+async fn token_owner(actor: &Actor, s: &AppState, id: i64) -> Result<User, AppError> {
     actor.require(ANY)?;
     let user = match s.store.get_user(id).await {
         Ok(u) => u,
@@ -175,13 +172,24 @@ async fn token(
     if user.id != actor.0.user_id {
         actor.require(ADMIN)?;
         let in_scope = match user.org_id {
-            Some(org) => actor.visible_org(&s, org).await.is_ok(),
+            Some(org) => actor.visible_org(s, org).await.is_ok(),
             None => actor.0.is_operator(),
         };
         if !in_scope {
             return Err(AppError::not_found("user"));
         }
     }
+    Ok(user)
+}
+
+/// A user creates tokens for themself; an admin for users of their subtree.
+async fn token(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(t): ApiJson<TokenInput>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let user = token_owner(&actor, &s, id).await?;
     let name = t.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::field(
@@ -208,6 +216,31 @@ async fn token(
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": token_id, "user_id": id, "name": name, "token": token})),
+    ))
+}
+
+/// Revokes a token at once: the next request with it gets 401.
+async fn revoke(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath((id, token_id)): ApiPath<(i64, i64)>,
+) -> Result<Json<Value>, AppError> {
+    let user = token_owner(&actor, &s, id).await?;
+    if !s.store.revoke_api_token(id, token_id, now_ms()).await? {
+        return Err(AppError::not_found("token"));
+    }
+    actor
+        .audit(
+            &s,
+            user.org_id,
+            "token.revoke",
+            "user",
+            Some(id),
+            json!({"token_id": token_id}),
+        )
+        .await;
+    Ok(Json(
+        json!({"id": token_id, "user_id": id, "revoked": true}),
     ))
 }
 

@@ -273,6 +273,8 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         now: Millis,
     ) -> Result<i64>;
+    /// Revokes a user's token; false if there was no such live token.
+    async fn revoke_api_token(&self, user_id: i64, token_id: i64, now: Millis) -> Result<bool>;
     /// The enabled user a live token belongs to, with the path of their node.
     async fn principal_by_token(&self, token_hash: &str) -> Result<Option<Principal>>;
 

@@ -411,6 +411,9 @@ impl Store for SqliteStore {
         self.do_create_api_token(user_id, name, token_hash, now)
             .await
     }
+    async fn revoke_api_token(&self, user_id: i64, token_id: i64, now: Millis) -> Result<bool> {
+        self.do_revoke_api_token(user_id, token_id, now).await
+    }
     async fn principal_by_token(&self, token_hash: &str) -> Result<Option<Principal>> {
         self.do_principal_by_token(token_hash).await
     }

@@ -113,14 +113,25 @@ pub async fn spawn_app_with(
 }
 
 impl TestApp {
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+    /// A request as the operator (the default client's token).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        Self::finish(
+            self.http.request(method, format!("{}{path}", self.base)),
+            body,
+        )
+        .await
+    }
+
+    async fn finish(mut req: reqwest::RequestBuilder, body: Option<Value>) -> (StatusCode, Value) {
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -138,46 +149,23 @@ impl TestApp {
         if !token.is_empty() {
             req = req.bearer_auth(token);
         }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        Self::finish(req, body).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .patch(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.call(reqwest::Method::GET, path, None).await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .delete(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.call(reqwest::Method::DELETE, path, None).await
     }
 
     /// POSTs and expects 201, returning the created object's id.

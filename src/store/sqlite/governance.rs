@@ -102,6 +102,24 @@ impl SqliteStore {
         .try_get(0)?)
     }
 
+    pub(super) async fn do_revoke_api_token(
+        &self,
+        user_id: i64,
+        token_id: i64,
+        now: Millis,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_id)
+        .bind(user_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     pub(super) async fn do_principal_by_token(
         &self,
         token_hash: &str,
