@@ -70,10 +70,12 @@ impl App {
             registry.clone(),
             links.clone(),
             cfg.dispatch.clone(),
+            crate::dispatch::QuietPolicy::from_config(&cfg.schedule)?,
             dispatch_wake.clone(),
         ));
         let scheduler = Arc::new(Scheduler::new(
             store.clone(),
+            cfg.schedule.grace_ms(),
             scheduler_wake.clone(),
             dispatch_wake.clone(),
         ));

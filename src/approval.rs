@@ -15,6 +15,7 @@ use crate::clock::now_ms;
 use crate::domain::Channel;
 use crate::domain::access::{AuditEntry, Principal};
 use crate::domain::campaign::{Audience, Campaign, CampaignState, Template, TemplateBodies};
+use crate::domain::schedule::Recurrence;
 use crate::render::{CompiledTemplate, sample_person};
 use crate::store::{Store, StoreError};
 
@@ -48,9 +49,13 @@ struct Frozen<'a> {
     channels: &'a [Channel],
     messenger_tag: Option<&'a str>,
     send_at: Option<i64>,
+    schedule: Option<&'a Recurrence>,
+    /// Each template of a series, in order, with its bodies.
+    series: Vec<(i64, i64, &'a TemplateBodies)>,
+    urgent: bool,
 }
 
-fn frozen<'a>(c: &'a Campaign, t: &'a Template) -> Frozen<'a> {
+fn frozen<'a>(c: &'a Campaign, t: &'a Template, series: &'a [Template]) -> Frozen<'a> {
     Frozen {
         campaign_id: c.id,
         org_id: c.org_id,
@@ -62,12 +67,28 @@ fn frozen<'a>(c: &'a Campaign, t: &'a Template) -> Frozen<'a> {
         channels: &c.channels,
         messenger_tag: c.messenger_tag.as_deref(),
         send_at: c.send_at,
+        schedule: c.schedule.as_ref(),
+        series: series.iter().map(|t| (t.id, t.org_id, &t.bodies)).collect(),
+        urgent: c.urgent,
     }
 }
 
+/// The campaign's template and, for a series, every template of it in order.
+pub async fn templates(
+    store: &dyn Store,
+    c: &Campaign,
+) -> Result<(Template, Vec<Template>), StoreError> {
+    let main = store.get_template(c.template_id).await?;
+    let mut series = Vec::with_capacity(c.series.len());
+    for id in &c.series {
+        series.push(store.get_template(*id).await?);
+    }
+    Ok((main, series))
+}
+
 /// SHA-256 (hex) of the campaign's frozen content.
-pub fn content_hash(c: &Campaign, t: &Template) -> String {
-    let bytes = serde_json::to_vec(&frozen(c, t)).unwrap_or_default();
+pub fn content_hash(c: &Campaign, t: &Template, series: &[Template]) -> String {
+    let bytes = serde_json::to_vec(&frozen(c, t, series)).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -81,7 +102,12 @@ struct Sample {
 
 /// What is stored with the approval: the frozen content, where its text comes from (the shared
 /// library or the node itself) and each channel's text rendered for a sample person.
-fn snapshot(c: &Campaign, t: &Template, sender_name: &str) -> serde_json::Value {
+fn snapshot(
+    c: &Campaign,
+    t: &Template,
+    series: &[Template],
+    sender_name: &str,
+) -> serde_json::Value {
     let mut samples = BTreeMap::new();
     if let Ok(compiled) = CompiledTemplate::compile(&t.bodies, sender_name, &c.name) {
         for ch in &c.channels {
@@ -108,7 +134,7 @@ fn snapshot(c: &Campaign, t: &Template, sender_name: &str) -> serde_json::Value 
         _ => serde_json::json!({"source": "own", "template_org_id": t.org_id}),
     };
     serde_json::json!({
-        "frozen": frozen(c, t),
+        "frozen": frozen(c, t, series),
         "template_name": t.name,
         "content": content,
         "samples": samples,
@@ -122,8 +148,8 @@ pub async fn verify(store: &dyn Store, c: &Campaign) -> Result<(), FlowError> {
             "chiến dịch chưa được phê duyệt".to_string(),
         ));
     };
-    let t = store.get_template(c.template_id).await?;
-    if content_hash(c, &t) != a.hash {
+    let (t, series) = templates(store, c).await?;
+    if content_hash(c, &t, &series) != a.hash {
         return Err(FlowError::NotApproved(
             "nội dung chiến dịch đã thay đổi sau khi được phê duyệt".to_string(),
         ));
@@ -174,9 +200,9 @@ pub async fn approve(store: &dyn Store, p: &Principal, id: i64) -> Result<Campai
             "không được tự phê duyệt chiến dịch do chính mình soạn hoặc trình".to_string(),
         ));
     }
-    let t = store.get_template(c.template_id).await?;
-    let hash = content_hash(&c, &t);
-    let snap = snapshot(&c, &t, &org.name);
+    let (t, series) = templates(store, &c).await?;
+    let hash = content_hash(&c, &t, &series);
+    let snap = snapshot(&c, &t, &series, &org.name);
     if !store
         .approve_campaign(id, p.user_id, c.updated_at, &snap, &hash, now_ms())
         .await?
@@ -235,6 +261,18 @@ pub async fn start(
         return Err(e);
     }
     let now = now_ms();
+    if c.schedule.is_some() {
+        // Slots fire from now on; the scheduler creates a run for each.
+        if !store.start_recurring(id, now).await? {
+            return Err(FlowError::Conflict(
+                "the campaign changed state meanwhile".into(),
+            ));
+        }
+        scheduler_wake.notify_one();
+        let c = store.get_campaign(id).await?;
+        audit(store, p, &c, "campaign.start").await;
+        return Ok(c);
+    }
     let from = [CampaignState::Approved];
     let to = if c.send_at.is_some_and(|t| t > now) {
         CampaignState::Scheduled

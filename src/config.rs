@@ -38,11 +38,64 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub dispatch: DispatchConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
     /// Channel -> name of the provider that carries it. A channel not listed is not available.
     #[serde(default)]
     pub channels: BTreeMap<Channel, String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// Recurring campaigns and quiet hours.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// A slot missed while the daemon was down still runs if it is at most this old; older ones are
+    /// recorded as skipped.
+    #[serde(default = "d_grace_hours")]
+    pub grace_hours: u32,
+    /// Quiet hours of nodes that set none, local time ("21:00-07:00"; "" = none).
+    #[serde(default = "d_quiet")]
+    pub quiet_hours: String,
+    /// Hold email in quiet hours too (it is read when the parent chooses, so by default it is not).
+    #[serde(default)]
+    pub hold_email: bool,
+}
+
+fn d_grace_hours() -> u32 {
+    6
+}
+
+fn d_quiet() -> String {
+    "21:00-07:00".into()
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            grace_hours: d_grace_hours(),
+            quiet_hours: d_quiet(),
+            hold_email: false,
+        }
+    }
+}
+
+impl ScheduleConfig {
+    pub fn grace_ms(&self) -> i64 {
+        i64::from(self.grace_hours) * 3_600_000
+    }
+
+    /// The default quiet hours, `None` when switched off; an unreadable value is an error at start.
+    pub fn default_quiet(&self) -> anyhow::Result<Option<crate::domain::schedule::QuietHours>> {
+        if self.quiet_hours.trim().is_empty() {
+            return Ok(None);
+        }
+        self.quiet_hours
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("schedule.quiet_hours: {e}"))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -466,6 +519,7 @@ impl Config {
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
             dispatch: DispatchConfig::default(),
+            schedule: ScheduleConfig::default(),
             channels: BTreeMap::new(),
             providers: BTreeMap::new(),
         }

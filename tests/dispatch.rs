@@ -272,6 +272,7 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
             app.state.registry.clone(),
             app.state.links.clone(),
             app.cfg.dispatch.clone(),
+            loa::dispatch::QuietPolicy::default(),
             Arc::new(tokio::sync::Notify::new()),
         ))
     };

@@ -93,6 +93,7 @@ async fn campaign_to(
         channels,
         messenger_tag: None,
         send_at: None,
+        ..Default::default()
     };
     let campaign = store.create_campaign(&c, None, T0).await.unwrap().id;
     assert!(

@@ -70,6 +70,21 @@ async fn check(s: &AppState, c: &NewCampaign) -> Result<(), AppError> {
         ),
         Err(_) => errs.push("audience.org_id", "đơn vị nhận tin không tồn tại"),
     }
+    for tid in c.template_ids() {
+        check_template(s, c, &org, tid, &mut errs).await?;
+    }
+    errs.into_result(()).map_err(Into::into)
+}
+
+/// One template the campaign sends: usable by the sending node, with a body for every channel that
+/// renders and fits the provider's limits.
+async fn check_template(
+    s: &AppState,
+    c: &NewCampaign,
+    org: &crate::domain::org::Org,
+    template_id: i64,
+    errs: &mut ValidationError,
+) -> Result<(), AppError> {
     // A template of the sending node itself, or library content published at or above it. Any other
     // template is answered as missing, so ids of other nodes' templates reveal nothing.
     let unusable = || {
@@ -80,7 +95,7 @@ async fn check(s: &AppState, c: &NewCampaign) -> Result<(), AppError> {
     };
     let template = s
         .store
-        .get_template(c.template_id)
+        .get_template(template_id)
         .await
         .map_err(|_| unusable())?;
     if template.org_id != org.id {
@@ -158,7 +173,7 @@ async fn check(s: &AppState, c: &NewCampaign) -> Result<(), AppError> {
             }
         }
     }
-    errs.into_result(()).map_err(Into::into)
+    Ok(())
 }
 
 async fn create(
@@ -168,6 +183,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<Campaign>), AppError> {
     actor.require(AUTHOR)?;
     actor.target_org(&s, c.org_id, "org_id").await?;
+    urgent_allowed(&actor, c.urgent)?;
     let c = c.validate()?;
     check(&s, &c).await?;
     let created = s
@@ -198,6 +214,21 @@ struct Edit {
     channels: Option<Vec<Channel>>,
     messenger_tag: Option<String>,
     send_at: Option<i64>,
+    schedule: Option<crate::domain::schedule::RecurrenceInput>,
+    series: Option<Vec<i64>>,
+    urgent: Option<bool>,
+}
+
+/// Only approvers may mark a campaign urgent (it is then sent inside quiet hours too).
+fn urgent_allowed(actor: &Actor, urgent: bool) -> Result<(), AppError> {
+    if urgent && !actor.0.has(crate::domain::access::UserRole::Approver) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Chỉ người phê duyệt được đánh dấu chiến dịch khẩn (gửi cả trong giờ yên lặng)",
+        ));
+    }
+    Ok(())
 }
 
 async fn edit(
@@ -232,6 +263,17 @@ async fn edit(
     }
     if e.send_at.is_some() {
         c.send_at = e.send_at;
+    }
+    if e.schedule.is_some() {
+        c.schedule = e.schedule;
+        c.recurrence = None;
+    }
+    if let Some(v) = e.series {
+        c.series = v;
+    }
+    if let Some(v) = e.urgent {
+        urgent_allowed(&actor, v && !old.urgent)?;
+        c.urgent = v;
     }
     let c = c.validate()?;
     check(&s, &c).await?;

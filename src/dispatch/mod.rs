@@ -7,7 +7,7 @@ pub mod plan;
 pub mod registry;
 pub mod tokens;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::config::DispatchConfig;
+use crate::domain::schedule::QuietHours;
 use crate::domain::{Channel, Millis};
 use crate::links::Links;
 use crate::store::{Claimed, DeliveryUpdate, Store};
@@ -30,12 +31,35 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     links: Arc<Links>,
     cfg: DispatchConfig,
+    quiet: QuietPolicy,
     plans: Plans,
     /// Channels whose provider said "not before" (rate limited, daily quota used up): nothing more is
     /// claimed for them until then, so a campaign does not burn its audience against the refusal.
     closed: Arc<Closed>,
     /// Notified when work arrives (a run fanned out, a delivery re-queued), so nothing waits for a poll.
     pub wake: Arc<Notify>,
+}
+
+/// Quiet hours as the dispatcher applies them: the default for nodes that set none, and whether
+/// email is held too.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuietPolicy {
+    pub default: Option<QuietHours>,
+    pub hold_email: bool,
+}
+
+impl QuietPolicy {
+    pub fn from_config(c: &crate::config::ScheduleConfig) -> anyhow::Result<QuietPolicy> {
+        Ok(QuietPolicy {
+            default: c.default_quiet()?,
+            hold_email: c.hold_email,
+        })
+    }
+
+    /// SMS, Zalo and Messenger wake a phone; email waits in the inbox.
+    fn holds(&self, c: Channel) -> bool {
+        c != Channel::Email || self.hold_email
+    }
 }
 
 fn policy(cfg: &DispatchConfig) -> RetryPolicy {
@@ -52,6 +76,7 @@ impl Dispatcher {
         registry: Arc<Registry>,
         links: Arc<Links>,
         cfg: DispatchConfig,
+        quiet: QuietPolicy,
         wake: Arc<Notify>,
     ) -> Self {
         Dispatcher {
@@ -59,6 +84,7 @@ impl Dispatcher {
             registry,
             links,
             cfg,
+            quiet,
             plans: Plans::default(),
             closed: Arc::default(),
             wake,
@@ -126,8 +152,18 @@ impl Dispatcher {
                 continue;
             }
             let mut unsent = Vec::new();
+            let mut quiet: BTreeMap<Millis, Vec<i64>> = BTreeMap::new();
             for d in claimed {
-                let plan = match self.plans.get(self.store.as_ref(), d.campaign_id).await {
+                let plan = match self
+                    .plans
+                    .get(
+                        self.store.as_ref(),
+                        self.quiet.default,
+                        d.campaign_id,
+                        d.run_id,
+                    )
+                    .await
+                {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!(campaign = d.campaign_id, error = %e, "cannot build the campaign's plan");
@@ -141,6 +177,15 @@ impl Dispatcher {
                         continue;
                     }
                 };
+                // Inside the sender's quiet hours a phone channel waits for the window's end; the
+                // rate limiter then spreads the morning's sends.
+                if let (Some(q), Some(ch)) = (&plan.quiet, d.channel)
+                    && self.quiet.holds(ch)
+                    && let Some(at) = q.release_at(now)
+                {
+                    quiet.entry(at).or_default().push(d.id);
+                    continue;
+                }
                 let (msg, route) = match prepare(&d, &plan, &self.registry, &self.links) {
                     Ok(m) => m,
                     Err(attempt) => {
@@ -183,6 +228,11 @@ impl Dispatcher {
             }
             // Claimed but not started because shutdown came first: due again at once.
             self.give_back(&unsent).await;
+            for (at, ids) in quiet {
+                if let Err(e) = self.store.release(&ids, at).await {
+                    tracing::error!(error = %e, "could not hold deliveries for quiet hours");
+                }
+            }
         }
 
         // Held deliveries go back to the store at once, so a restart does not wait for their leases.

@@ -1,5 +1,6 @@
-//! Per-campaign send plan (channel order + compiled template), built once and shared by every delivery
-//! of the campaign, and the step that turns a claimed delivery into a provider message.
+//! Per-run send plan (channel order + compiled template + quiet hours), built once and shared by every
+//! delivery of the run, and the step that turns a claimed delivery into a provider message. Runs of a
+//! recurring series each send their own template.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use providers::{Channel, Message, Unsubscribe};
 use super::decide::Attempt;
 use super::registry::{Registry, Route};
 use crate::domain::delivery::Reason;
+use crate::domain::schedule::QuietHours;
 use crate::links::Links;
 use crate::render::sms::{shape, unaccent};
 use crate::render::{CompiledTemplate, PersonVars};
@@ -18,6 +20,8 @@ pub struct Plan {
     pub channels: Vec<Channel>,
     pub messenger_tag: Option<String>,
     pub template: CompiledTemplate,
+    /// The sending node's quiet hours, unless the campaign is urgent.
+    pub quiet: Option<QuietHours>,
 }
 
 #[derive(Default)]
@@ -26,23 +30,42 @@ pub struct Plans {
 }
 
 impl Plans {
-    pub async fn get(&self, store: &dyn Store, campaign_id: i64) -> Result<Arc<Plan>, String> {
-        if let Some(p) = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&campaign_id).cloned())
-        {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        default_quiet: Option<QuietHours>,
+        campaign_id: i64,
+        run_id: i64,
+    ) -> Result<Arc<Plan>, String> {
+        if let Some(p) = self.cache.lock().ok().and_then(|c| c.get(&run_id).cloned()) {
             return Ok(p);
         }
         let campaign = store
             .get_campaign(campaign_id)
             .await
             .map_err(|e| e.to_string())?;
+        let template_id = store
+            .run_template(run_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or(campaign.template_id);
         let template = store
-            .get_template(campaign.template_id)
+            .get_template(template_id)
             .await
             .map_err(|e| e.to_string())?;
+        let quiet = if campaign.urgent {
+            None
+        } else {
+            match store
+                .effective_quiet_hours(campaign.org_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                // Stored values were checked when set; an empty one switches quiet hours off.
+                Some(q) => q.parse().ok(),
+                None => default_quiet,
+            }
+        };
         let org = store
             .get_org(campaign.org_id)
             .await
@@ -53,9 +76,10 @@ impl Plans {
             channels: campaign.channels,
             messenger_tag: campaign.messenger_tag,
             template: compiled,
+            quiet,
         });
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(campaign_id, plan.clone());
+            c.insert(run_id, plan.clone());
         }
         Ok(plan)
     }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Channel;
 use super::contact::Role;
+use super::schedule::{Recurrence, RecurrenceInput};
 use super::validation::ValidationError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +61,7 @@ impl CampaignState {
                 | (Rejected, Draft | Submitted | Cancelled)
                 | (Approved, Scheduled | Running | Draft | Cancelled)
                 | (Scheduled, Running | Draft | Cancelled)
-                | (Running, Done | Cancelled)
+                | (Running, Done | Scheduled | Cancelled)
                 // A late failure report re-queues someone on their next channel.
                 | (Done, Running)
         )
@@ -81,7 +82,7 @@ impl CampaignState {
 
 /// Who a campaign reaches: everyone with one of `roles` in the subtree of `org_id`, optionally only in
 /// some classes of it. Parents are reached through their children.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Audience {
     pub org_id: i64,
     pub roles: Vec<Role>,
@@ -101,6 +102,16 @@ pub struct Campaign {
     pub messenger_tag: Option<String>,
     pub state: CampaignState,
     pub send_at: Option<i64>,
+    /// Recurring campaigns: when slots fire. `None` = once (now or at `send_at`).
+    pub schedule: Option<Recurrence>,
+    /// Templates taken in turn, one per run; empty = `template_id` every time.
+    pub series: Vec<i64>,
+    /// Sent inside quiet hours too.
+    pub urgent: bool,
+    /// No slot will fire any more (end date passed, series used up).
+    pub schedule_ended: bool,
+    /// The last slot the scheduler considered (Unix ms).
+    pub schedule_cursor: Option<i64>,
     pub created_by: Option<i64>,
     pub submitted_by: Option<i64>,
     pub approval: Option<Approval>,
@@ -119,10 +130,12 @@ pub struct Approval {
     pub snapshot: serde_json::Value,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct NewCampaign {
     pub org_id: i64,
     pub name: String,
+    /// May be left out when `series` is given (the series' first template).
+    #[serde(default)]
     pub template_id: i64,
     pub audience: Audience,
     pub channels: Vec<Channel>,
@@ -132,6 +145,15 @@ pub struct NewCampaign {
     /// Unix milliseconds; absent = when started.
     #[serde(default)]
     pub send_at: Option<i64>,
+    /// A recurring schedule as staff write it; `validate` resolves it into `recurrence`.
+    #[serde(default)]
+    pub schedule: Option<RecurrenceInput>,
+    #[serde(skip)]
+    pub recurrence: Option<Recurrence>,
+    #[serde(default)]
+    pub series: Vec<i64>,
+    #[serde(default)]
+    pub urgent: bool,
 }
 
 impl NewCampaign {
@@ -145,6 +167,19 @@ impl NewCampaign {
             channels: c.channels.clone(),
             messenger_tag: c.messenger_tag.clone(),
             send_at: c.send_at,
+            schedule: None,
+            recurrence: c.schedule.clone(),
+            series: c.series.clone(),
+            urgent: c.urgent,
+        }
+    }
+
+    /// Every template the campaign sends: the series, or the one template.
+    pub fn template_ids(&self) -> Vec<i64> {
+        if self.series.is_empty() {
+            vec![self.template_id]
+        } else {
+            self.series.clone()
         }
     }
 }
@@ -182,6 +217,39 @@ impl NewCampaign {
                     "thẻ tin Messenger không hợp lệ: {tag} (dùng được: {})",
                     providers::messenger::TAGS.join(", ")
                 ),
+            );
+        }
+        if let Some(input) = self.schedule.take() {
+            match input.resolve() {
+                Ok(r) => self.recurrence = Some(r),
+                Err(e) => errs.push("schedule", e),
+            }
+        }
+        if !self.series.is_empty() {
+            if self.recurrence.is_none() {
+                errs.push(
+                    "series",
+                    "chuỗi mẫu tin chỉ dùng cho chiến dịch định kỳ (cần schedule)",
+                );
+            }
+            if self.template_id == 0 {
+                self.template_id = self.series[0];
+            } else if self.template_id != self.series[0] {
+                errs.push(
+                    "template_id",
+                    "khi có chuỗi mẫu tin, template_id là mẫu đầu tiên của chuỗi (có thể bỏ trống)",
+                );
+            }
+            if self.series.len() > 400 {
+                errs.push("series", "chuỗi tối đa 400 mẫu tin");
+            }
+        } else if self.template_id == 0 {
+            errs.push("template_id", "cần chọn mẫu tin");
+        }
+        if self.recurrence.is_some() && self.send_at.is_some() {
+            errs.push(
+                "send_at",
+                "chiến dịch định kỳ dùng schedule, không dùng send_at",
             );
         }
         self.audience.roles.sort_by_key(|r| r.as_str());
@@ -359,6 +427,10 @@ mod tests {
             channels,
             messenger_tag: None,
             send_at: None,
+            schedule: None,
+            recurrence: None,
+            series: vec![],
+            urgent: false,
         }
     }
 

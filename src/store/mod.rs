@@ -14,6 +14,7 @@ use crate::domain::campaign::{
 use crate::domain::contact::{Addresses, Contact, NewContact, OptOuts};
 use crate::domain::delivery::{DeliveryState, Reason};
 use crate::domain::org::{NewOrg, Org};
+use crate::domain::schedule::Calendar;
 use crate::domain::{Channel, Millis};
 pub use providers::zalo::token::TokenPair;
 
@@ -197,6 +198,29 @@ pub struct SummaryRow {
     pub count: i64,
 }
 
+/// A run to record for a due slot of a recurring campaign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotRun {
+    /// Fan out and send this template.
+    Pending { template_id: i64 },
+    /// Recorded, not sent (missed beyond the grace period, holiday, not in term).
+    Skipped { reason: String },
+}
+
+/// A run as listed: its slot, state and delivery counts by state.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub slot: String,
+    pub slot_at: Option<Millis>,
+    pub state: String,
+    pub reason: Option<String>,
+    pub template_id: Option<i64>,
+    pub created_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub deliveries: BTreeMap<String, i64>,
+}
+
 /// One audit log entry as read back.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditRow {
@@ -351,6 +375,37 @@ pub trait Store: Send + Sync + 'static {
         to: CampaignState,
         now: Millis,
     ) -> Result<bool>;
+    /// An approved recurring campaign becomes scheduled; its slots count from `now`.
+    async fn start_recurring(&self, id: i64, now: Millis) -> Result<bool>;
+    /// Recurring campaigns whose schedule is live (scheduled or running, not ended).
+    async fn recurring_campaigns(&self) -> Result<Vec<Campaign>>;
+    /// Records the run of a slot unless that (campaign, slot) exists; true if this call recorded it.
+    async fn create_slot_run(
+        &self,
+        campaign_id: i64,
+        slot: &str,
+        slot_at: Millis,
+        run: &SlotRun,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Runs of a campaign that were not skipped (how far a series has advanced).
+    async fn runs_taken(&self, campaign_id: i64) -> Result<i64>;
+    /// Moves the schedule cursor forward to `slot` (never back).
+    async fn advance_cursor(&self, campaign_id: i64, slot: Millis) -> Result<()>;
+    /// No more slots: the campaign ends once its open runs are done.
+    async fn end_schedule(&self, campaign_id: i64, now: Millis) -> Result<()>;
+    /// The template a run sends, if the run names one (series).
+    async fn run_template(&self, run_id: i64) -> Result<Option<i64>>;
+    async fn list_runs(&self, campaign_id: i64) -> Result<Vec<RunRow>>;
+    /// Gives a node its own calendar (`None`: use its ancestors' again).
+    async fn set_calendar(&self, org_id: i64, c: Option<&Calendar>) -> Result<()>;
+    /// The calendar that applies at a node and the node it comes from (`None`: no calendar anywhere).
+    async fn effective_calendar(&self, org_id: i64) -> Result<(Option<i64>, Calendar)>;
+    /// A node's own quiet hours ("21:00-07:00"), or `None` to inherit.
+    async fn set_quiet_hours(&self, org_id: i64, q: Option<&str>) -> Result<()>;
+    /// The quiet hours set at the node or its nearest ancestor that has them.
+    async fn effective_quiet_hours(&self, org_id: i64) -> Result<Option<String>>;
+
     /// Scheduled campaigns whose time has come.
     async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>>;
     /// Marks the campaign cancelled, its open runs cancelled and every unsent delivery cancelled.

@@ -14,6 +14,7 @@ mod fanout;
 mod governance;
 mod import;
 mod receipts;
+mod schedule;
 mod synthetic;
 
 use super::*;
@@ -67,7 +68,8 @@ fn json_ids(ids: &[i64]) -> String {
 const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, \
      consent_source, consent_at, created_at";
 const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, \
-     created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason";
+     created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason, \
+     schedule, series, urgent, schedule_ended, schedule_cursor";
 const ORG_COLS: &str = "id, parent_id, kind, code, name, path, self_approval";
 
 fn org_from(row: &SqliteRow) -> Result<Org> {
@@ -122,6 +124,11 @@ fn campaign_from(row: &SqliteRow) -> Result<Campaign> {
         messenger_tag: row.try_get("messenger_tag")?,
         state: CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?,
         send_at: row.try_get("send_at")?,
+        schedule: json_col(row, "schedule")?,
+        series: json_col(row, "series")?.unwrap_or_default(),
+        urgent: row.try_get("urgent")?,
+        schedule_ended: row.try_get("schedule_ended")?,
+        schedule_cursor: row.try_get("schedule_cursor")?,
         created_by: row.try_get("created_by")?,
         submitted_by: row.try_get("submitted_by")?,
         approval: match (
@@ -746,8 +753,9 @@ impl Store for SqliteStore {
         let channels =
             serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let row = sqlx::query(&format!(
-            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, created_by) \
-             VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
+            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, created_by, \
+             schedule, series, urgent) \
+             VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?) RETURNING {CAMPAIGN_COLS}"
         ))
         .bind(c.org_id)
         .bind(&c.name)
@@ -759,6 +767,9 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(now)
         .bind(created_by)
+        .bind(c.recurrence.as_ref().and_then(|r| serde_json::to_string(r).ok()))
+        .bind((!c.series.is_empty()).then(|| json_ids(&c.series)))
+        .bind(c.urgent)
         .fetch_one(&self.writer)
         .await?;
         campaign_from(&row)
@@ -808,9 +819,54 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
+    async fn start_recurring(&self, id: i64, now: Millis) -> Result<bool> {
+        self.do_start_recurring(id, now).await
+    }
+    async fn recurring_campaigns(&self) -> Result<Vec<Campaign>> {
+        self.do_recurring_campaigns().await
+    }
+    async fn create_slot_run(
+        &self,
+        campaign_id: i64,
+        slot: &str,
+        slot_at: Millis,
+        run: &SlotRun,
+        now: Millis,
+    ) -> Result<bool> {
+        self.do_create_slot_run(campaign_id, slot, slot_at, run, now)
+            .await
+    }
+    async fn runs_taken(&self, campaign_id: i64) -> Result<i64> {
+        self.do_runs_taken(campaign_id).await
+    }
+    async fn advance_cursor(&self, campaign_id: i64, slot: Millis) -> Result<()> {
+        self.do_advance_cursor(campaign_id, slot).await
+    }
+    async fn end_schedule(&self, campaign_id: i64, now: Millis) -> Result<()> {
+        self.do_end_schedule(campaign_id, now).await
+    }
+    async fn run_template(&self, run_id: i64) -> Result<Option<i64>> {
+        self.do_run_template(run_id).await
+    }
+    async fn list_runs(&self, campaign_id: i64) -> Result<Vec<RunRow>> {
+        self.do_list_runs(campaign_id).await
+    }
+    async fn set_calendar(&self, org_id: i64, c: Option<&Calendar>) -> Result<()> {
+        self.do_set_calendar(org_id, c).await
+    }
+    async fn effective_calendar(&self, org_id: i64) -> Result<(Option<i64>, Calendar)> {
+        self.do_effective_calendar(org_id).await
+    }
+    async fn set_quiet_hours(&self, org_id: i64, q: Option<&str>) -> Result<()> {
+        self.do_set_quiet_hours(org_id, q).await
+    }
+    async fn effective_quiet_hours(&self, org_id: i64) -> Result<Option<String>> {
+        self.do_effective_quiet_hours(org_id).await
+    }
+
     async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>> {
         let rows = sqlx::query(
-            "SELECT id FROM campaigns WHERE state = 'scheduled' AND COALESCE(send_at, 0) <= ?",
+            "SELECT id FROM campaigns WHERE state = 'scheduled' AND schedule IS NULL AND COALESCE(send_at, 0) <= ?",
         )
         .bind(now)
         .fetch_all(&self.writer)
@@ -990,16 +1046,19 @@ impl Store for SqliteStore {
         let mut done = Vec::new();
         for r in rows {
             let cid: i64 = r.try_get(0)?;
-            let n = sqlx::query(
-                "UPDATE campaigns SET state = 'done', updated_at = ?1 WHERE id = ?2 AND state = 'running' \
-                 AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running'))",
+            // A recurring campaign waits for its next slot; any other is done.
+            let state: Option<String> = sqlx::query(
+                "UPDATE campaigns SET state = CASE WHEN schedule IS NOT NULL AND schedule_ended = 0 THEN 'scheduled' ELSE 'done' END, \
+                 updated_at = ?1 WHERE id = ?2 AND state = 'running' \
+                 AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running')) RETURNING state",
             )
             .bind(now)
             .bind(cid)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?
-            .rows_affected();
-            if n == 1 {
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            if state.as_deref() == Some("done") {
                 done.push(cid);
             }
         }

@@ -266,7 +266,8 @@ impl SqliteStore {
         let n = sqlx::query(
             "UPDATE campaigns SET name = ?1, template_id = ?2, audience = ?3, channels = ?4, messenger_tag = ?5, \
              send_at = ?6, state = 'draft', submitted_by = NULL, approved_by = NULL, approved_at = NULL, \
-             approval = NULL, approval_hash = NULL, updated_at = ?7 \
+             approval = NULL, approval_hash = NULL, updated_at = ?7, schedule = ?11, series = ?12, urgent = ?13, \
+             schedule_cursor = NULL, schedule_ended = 0 \
              WHERE id = ?8 AND updated_at = ?9 AND state IN (SELECT value FROM json_each(?10))",
         )
         .bind(&c.name)
@@ -279,6 +280,9 @@ impl SqliteStore {
         .bind(id)
         .bind(expected_updated_at)
         .bind(states_json(from))
+        .bind(c.recurrence.as_ref().and_then(|r| serde_json::to_string(r).ok()))
+        .bind((!c.series.is_empty()).then(|| serde_json::to_string(&c.series).unwrap_or_default()))
+        .bind(c.urgent)
         .execute(&self.writer)
         .await?
         .rows_affected();
