@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/{id}/cancel", post(cancel))
         .route("/campaigns/{id}/progress", get(progress))
         .route("/campaigns/{id}/deliveries", get(deliveries))
+        .route("/campaigns/{id}/runs", get(runs))
         .route("/campaigns/{id}/report", get(by_org))
         .route(
             "/campaigns/{id}/channels/{channel}/{action}",
@@ -563,4 +564,44 @@ async fn by_org(
     Ok(Json(
         json!({"campaign_id": id, "by_org": report::by_org(&rows)}),
     ))
+}
+
+/// Each run with its slot, state, reason and delivery counts, and the next five slots that will fire
+/// (marked with the reason they would be skipped, if any).
+async fn runs(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    actor.require(ANY)?;
+    let (c, _) = actor.visible_campaign(&s, id).await?;
+    let runs = s.store.list_runs(id).await?;
+    let mut next = Vec::new();
+    if let Some(rec) = c.schedule.as_ref().filter(|_| !c.schedule_ended) {
+        let (_, calendar) = s.store.effective_calendar(c.org_id).await?;
+        let from = c.schedule_cursor.unwrap_or_else(now_ms).max(now_ms());
+        for at in rec.upcoming(from, 5) {
+            let date = crate::domain::schedule::local_date(at);
+            let skip = if rec.only_during_term {
+                calendar.off_reason(date)
+            } else {
+                None
+            };
+            next.push(json!({
+                "at": at,
+                "local": format!("{} {}", crate::domain::schedule::weekday_vi(at), chrono::DateTime::from_timestamp_millis(at)
+                    .map(|t| t.with_timezone(&crate::domain::schedule::vietnam()).format("%d/%m/%Y %H:%M").to_string())
+                    .unwrap_or_default()),
+                "skip": skip,
+            }));
+        }
+    }
+    Ok(Json(json!({
+        "campaign_id": id,
+        "state": c.state,
+        "schedule": c.schedule,
+        "schedule_ended": c.schedule_ended,
+        "runs": runs,
+        "next_slots": next,
+    })))
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -12,6 +12,7 @@ use super::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use super::{Actor, AppState};
 use crate::clock::now_ms;
 use crate::domain::org::{NewOrg, Org};
+use crate::domain::schedule::{Calendar, QuietHours};
 use crate::domain::validation::ValidationError;
 
 pub fn router() -> Router<AppState> {
@@ -19,6 +20,8 @@ pub fn router() -> Router<AppState> {
         .route("/orgs", post(create).get(list))
         .route("/orgs/{id}", get(one))
         .route("/orgs/{id}/policy", post(policy))
+        .route("/orgs/{id}/calendar", get(calendar).put(set_calendar))
+        .route("/orgs/{id}/quiet-hours", put(set_quiet_hours))
 }
 
 /// Admins add nodes below their own; only operators add roots.
@@ -128,4 +131,90 @@ async fn policy(
         )
         .await;
     Ok(Json(org))
+}
+
+/// The calendar that applies at a node: its own, or the nearest ancestor's (`inherited_from`).
+async fn calendar(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    actor.require(ANY)?;
+    actor.visible_org(&s, id).await?;
+    let (from, cal) = s.store.effective_calendar(id).await?;
+    Ok(Json(json!({
+        "org_id": id,
+        "inherited_from": from.filter(|f| *f != id),
+        "own": from == Some(id),
+        "calendar": cal,
+    })))
+}
+
+#[derive(Deserialize)]
+struct CalendarInput {
+    /// `null` drops the node's own calendar (its ancestors' applies again).
+    calendar: Option<Calendar>,
+}
+
+/// A node's own term dates and holidays (admins of the node or above), overriding its ancestors'.
+async fn set_calendar(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(c): ApiJson<CalendarInput>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    actor.require(ADMIN)?;
+    actor.visible_org(&s, id).await?;
+    if let Some(cal) = &c.calendar {
+        cal.validate().map_err(|e| AppError::field("calendar", e))?;
+    }
+    s.store.set_calendar(id, c.calendar.as_ref()).await?;
+    actor
+        .audit(
+            &s,
+            Some(id),
+            "org.calendar",
+            "org",
+            Some(id),
+            json!({"own": c.calendar.is_some()}),
+        )
+        .await;
+    calendar(actor, State(s), ApiPath(id)).await
+}
+
+#[derive(Deserialize)]
+struct QuietInput {
+    /// "21:00-07:00"; "" = none at this node; `null` = inherit.
+    quiet_hours: Option<String>,
+}
+
+async fn set_quiet_hours(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(q): ApiJson<QuietInput>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    actor.require(ADMIN)?;
+    actor.visible_org(&s, id).await?;
+    let value = match q.quiet_hours.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(String::new()),
+        Some(v) => Some(
+            v.parse::<QuietHours>()
+                .map_err(|e| AppError::field("quiet_hours", e))?
+                .to_string(),
+        ),
+    };
+    s.store.set_quiet_hours(id, value.as_deref()).await?;
+    actor
+        .audit(
+            &s,
+            Some(id),
+            "org.quiet_hours",
+            "org",
+            Some(id),
+            json!({"quiet_hours": value}),
+        )
+        .await;
+    Ok(Json(json!({"org_id": id, "quiet_hours": value})))
 }

@@ -162,9 +162,10 @@ impl Recurrence {
             .map(|d| d.timestamp_millis() - 1)
             .unwrap_or(i64::MIN);
         let from = local(after.max(start));
+        // Slots are whole minutes; croner keeps the start's sub-second part, so drop it.
         cron.find_next_occurrence(&from, false)
             .ok()
-            .map(|t| t.timestamp_millis())
+            .map(|t| t.timestamp() / 60 * 60_000)
     }
 
     /// Whether a slot falls after the end date.

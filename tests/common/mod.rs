@@ -116,7 +116,7 @@ pub async fn spawn_app_with(
 
 impl TestApp {
     /// A request as the operator (the default client's token).
-    async fn call(
+    pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
