@@ -452,3 +452,100 @@ async fn quiet_hours_hold_phone_channels_but_not_email_or_urgent_campaigns() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn pause_resume_and_cancel_lose_nothing_and_send_nothing_twice() {
+    // SMS at 20 a second, so the run is still going when staff pause it.
+    let app = spawn_app(|cfg, _| {
+        let p = cfg.providers.get_mut("sms-sink").unwrap();
+        p.rate_per_second = Some(20);
+        p.burst = Some(1);
+    })
+    .await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 40).await;
+    let tpl = template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    wait_for(Duration::from_secs(10), || async {
+        (app.sink_lines("sms").len() >= 5).then_some(())
+    })
+    .await
+    .expect("sending started");
+    let (s, v) = app
+        .post(&format!("/api/v1/campaigns/{c}/pause"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Within a second no new claim: what was already claimed may finish, then nothing moves.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let at_pause = app.sink_lines("sms").len();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(app.sink_lines("sms").len(), at_pause, "sent while paused");
+    assert!(at_pause < 40, "the pause came too late to test anything");
+    let (s, _) = app
+        .post(&format!("/api/v1/campaigns/{c}/pause"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "pausing twice");
+    let (s, v) = app
+        .post(&format!("/api/v1/campaigns/{c}/resume"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_done(c).await;
+    let sent = app.sink_lines("sms");
+    let mut to: Vec<String> = sent.iter().map(|l| l["to"].to_string()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!((sent.len(), to.len()), (40, 40), "each parent exactly once");
+
+    // Cancelling one run: its unsent deliveries are cancelled, nothing else is touched.
+    let c2 = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c2).await;
+    let (_, r) = app.get(&format!("/api/v1/campaigns/{c2}/runs")).await;
+    let run = r["runs"][0]["id"].as_i64().unwrap();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/campaigns/{c2}/runs/{run}/pause"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/campaigns/{c2}/runs/{run}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let sms_before = app.sink_lines("sms").len();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let sms_at_cancel = app.sink_lines("sms").len();
+    assert!(
+        sms_at_cancel < sms_before + 40,
+        "the second campaign finished before the cancel"
+    );
+    // Deliveries the dispatcher held in memory for the rate limiter go back and end cancelled too.
+    let p = wait_for(Duration::from_secs(10), || async {
+        let (_, p) = app.get(&format!("/api/v1/campaigns/{c2}/progress")).await;
+        let open = ["queued", "sending", "retrying"]
+            .iter()
+            .any(|s| p["progress"]["by_state"][s].as_i64().unwrap_or(0) > 0);
+        (p["state"] == "done" && !open).then_some(p)
+    })
+    .await
+    .expect("every delivery settled");
+    let by_state = &p["progress"]["by_state"];
+    let cancelled = by_state["cancelled"].as_i64().unwrap_or(0);
+    let delivered = by_state["delivered"].as_i64().unwrap_or(0);
+    assert_eq!(
+        cancelled + delivered,
+        p["progress"]["total"].as_i64().unwrap(),
+        "{p}"
+    );
+    assert!(cancelled > 0, "{p}");
+    assert_eq!(
+        app.sink_lines("sms").len(),
+        sms_at_cancel,
+        "nothing of the run left once cancelled"
+    );
+    app.stop().await;
+}

@@ -8,6 +8,8 @@ ALTER TABLE campaigns ADD COLUMN schedule TEXT;
 ALTER TABLE campaigns ADD COLUMN series TEXT;
 ALTER TABLE campaigns ADD COLUMN schedule_cursor INTEGER;
 ALTER TABLE campaigns ADD COLUMN schedule_ended INTEGER NOT NULL DEFAULT 0;
+-- 1 while staff hold the whole campaign: its runs are paused and no new slot fires.
+ALTER TABLE campaigns ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
 -- 1 = delivered inside quiet hours too (set by approvers only).
 ALTER TABLE campaigns ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
 
@@ -22,6 +24,8 @@ CREATE TABLE runs_new (
     state        TEXT NOT NULL CHECK (state IN ('pending','running','done','cancelled','skipped')),
     reason       TEXT,
     template_id  INTEGER,
+    -- 1 while staff hold the run: nothing of it is claimed or fanned out.
+    paused       INTEGER NOT NULL DEFAULT 0,
     created_at   INTEGER NOT NULL,
     finished_at  INTEGER,
     UNIQUE (campaign_id, slot)

@@ -37,6 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/{id}/progress", get(progress))
         .route("/campaigns/{id}/deliveries", get(deliveries))
         .route("/campaigns/{id}/runs", get(runs))
+        .route("/campaigns/{id}/pause", post(pause))
+        .route("/campaigns/{id}/resume", post(resume))
+        .route("/campaigns/{id}/runs/{run_id}/{action}", post(run_action))
         .route("/campaigns/{id}/report", get(by_org))
         .route(
             "/campaigns/{id}/channels/{channel}/{action}",
@@ -604,4 +607,98 @@ async fn runs(
         "runs": runs,
         "next_slots": next,
     })))
+}
+
+async fn hold(
+    actor: &Actor,
+    s: &AppState,
+    id: i64,
+    run: Option<i64>,
+    paused: bool,
+) -> Result<Json<Value>, AppError> {
+    actor.require(OPERATE)?;
+    let (c, _) = actor.visible_campaign(s, id).await?;
+    if !s.store.set_paused(id, run, paused, now_ms()).await? {
+        return Err(AppError::conflict(if paused {
+            "nothing to pause: no open run, or already paused"
+        } else {
+            "nothing to resume: not paused"
+        }));
+    }
+    if !paused {
+        s.scheduler_wake.notify_one();
+        s.dispatch_wake.notify_one();
+    }
+    let action = if paused {
+        "campaign.pause"
+    } else {
+        "campaign.resume"
+    };
+    actor
+        .audit(
+            s,
+            Some(c.org_id),
+            action,
+            "campaign",
+            Some(id),
+            json!({"run_id": run}),
+        )
+        .await;
+    Ok(Json(
+        json!({"campaign_id": id, "run_id": run, "paused": paused}),
+    ))
+}
+
+/// Holds a campaign: the dispatcher claims nothing more of it (sends already under way finish), and
+/// a recurring one fires no slot until resumed.
+async fn pause(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    hold(&actor, &s, id, None, true).await
+}
+
+/// Releases a held campaign: what was waiting is claimed again, each delivery once.
+async fn resume(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    hold(&actor, &s, id, None, false).await
+}
+
+/// `pause`, `resume` or `cancel` one run of a campaign (one slot of a recurring campaign).
+async fn run_action(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath((id, run_id, action)): ApiPath<(i64, i64, String)>,
+) -> Result<Json<Value>, AppError> {
+    match action.as_str() {
+        "pause" => hold(&actor, &s, id, Some(run_id), true).await,
+        "resume" => hold(&actor, &s, id, Some(run_id), false).await,
+        "cancel" => {
+            actor.require(OPERATE)?;
+            let (c, _) = actor.visible_campaign(&s, id).await?;
+            let Some(n) = s.store.cancel_run(id, run_id, now_ms()).await? else {
+                return Err(AppError::conflict(
+                    "the run is not open (or not of this campaign)",
+                ));
+            };
+            actor
+                .audit(
+                    &s,
+                    Some(c.org_id),
+                    "campaign.run_cancel",
+                    "campaign",
+                    Some(id),
+                    json!({"run_id": run_id, "deliveries_cancelled": n}),
+                )
+                .await;
+            Ok(Json(
+                json!({"campaign_id": id, "run_id": run_id, "state": "cancelled", "deliveries_cancelled": n}),
+            ))
+        }
+        _ => Err(AppError::not_found("run action")),
+    }
 }

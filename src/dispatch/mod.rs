@@ -272,6 +272,18 @@ impl Dispatcher {
         // Anything held for half a lease goes back to the store before another instance could take it.
         self.give_back(&held.take_older_than(now - lease_ms / 2))
             .await;
+        // Staff may pause or cancel a run whose deliveries wait here: look every 200 ms, so nothing of
+        // it leaves once they have.
+        if held.halt_check_due(now) {
+            let runs = held.run_ids();
+            if !runs.is_empty() {
+                match self.store.halted_runs(&runs).await {
+                    Ok(h) if !h.is_empty() => self.give_back(&held.take_runs(&h)).await,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not check held runs"),
+                }
+            }
+        }
         for channel in held.busy() {
             let Some(route) = self.registry.route(channel) else {
                 continue;
@@ -450,9 +462,41 @@ struct Ready {
 struct Held {
     queues: HashMap<Channel, VecDeque<Ready>>,
     open: HashMap<Channel, tokio::time::Instant>,
+    halt_checked_at: Millis,
 }
 
 impl Held {
+    fn halt_check_due(&mut self, now: Millis) -> bool {
+        if now - self.halt_checked_at < 200 || self.queues.values().all(|q| q.is_empty()) {
+            return false;
+        }
+        self.halt_checked_at = now;
+        true
+    }
+    fn run_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .queues
+            .values()
+            .flat_map(|q| q.iter().map(|r| r.d.run_id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+    /// Removes the held deliveries of these runs; returns their ids.
+    fn take_runs(&mut self, runs: &[i64]) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for q in self.queues.values_mut() {
+            q.retain(|r| {
+                let halted = runs.contains(&r.d.run_id);
+                if halted {
+                    ids.push(r.d.id);
+                }
+                !halted
+            });
+        }
+        ids
+    }
     fn has(&self, c: Channel) -> bool {
         self.queues.get(&c).is_some_and(|q| !q.is_empty())
     }

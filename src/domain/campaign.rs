@@ -112,6 +112,8 @@ pub struct Campaign {
     pub schedule_ended: bool,
     /// The last slot the scheduler considered (Unix ms).
     pub schedule_cursor: Option<i64>,
+    /// Held by staff: no claim, no fan-out, no new slot until resumed.
+    pub paused: bool,
     pub created_by: Option<i64>,
     pub submitted_by: Option<i64>,
     pub approval: Option<Approval>,

@@ -216,6 +216,7 @@ pub struct RunRow {
     pub state: String,
     pub reason: Option<String>,
     pub template_id: Option<i64>,
+    pub paused: bool,
     pub created_at: Millis,
     pub finished_at: Option<Millis>,
     pub deliveries: BTreeMap<String, i64>,
@@ -388,6 +389,19 @@ pub trait Store: Send + Sync + 'static {
         run: &SlotRun,
         now: Millis,
     ) -> Result<bool>;
+    /// Holds (or releases) a campaign's open runs, or one run: nothing of them is claimed or fanned
+    /// out while held, and a held campaign fires no new slot. False if nothing changed.
+    async fn set_paused(
+        &self,
+        campaign_id: i64,
+        run_id: Option<i64>,
+        paused: bool,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Of these runs, those paused or no longer open (their held deliveries must not go).
+    async fn halted_runs(&self, run_ids: &[i64]) -> Result<Vec<i64>>;
+    /// Cancels one open run: its unsent deliveries become cancelled. `None` if it was not open.
+    async fn cancel_run(&self, campaign_id: i64, run_id: i64, now: Millis) -> Result<Option<u64>>;
     /// Runs of a campaign that were not skipped (how far a series has advanced).
     async fn runs_taken(&self, campaign_id: i64) -> Result<i64>;
     /// Moves the schedule cursor forward to `slot` (never back).
@@ -441,7 +455,8 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Millis,
         skip: &[Channel],
     ) -> Result<Vec<Claimed>>;
-    /// Gives leased deliveries back untouched, due again at `at`.
+    /// Gives leased deliveries back untouched, due again at `at` (those of a cancelled run end
+    /// cancelled).
     async fn release(&self, ids: &[i64], at: Millis) -> Result<()>;
     /// Applies outcomes in one transaction; returns how many applied.
     async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64>;

@@ -69,7 +69,7 @@ const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user
      consent_source, consent_at, created_at";
 const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, \
      created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason, \
-     schedule, series, urgent, schedule_ended, schedule_cursor";
+     schedule, series, urgent, schedule_ended, schedule_cursor, paused";
 const ORG_COLS: &str = "id, parent_id, kind, code, name, path, self_approval";
 
 fn org_from(row: &SqliteRow) -> Result<Org> {
@@ -129,6 +129,7 @@ fn campaign_from(row: &SqliteRow) -> Result<Campaign> {
         urgent: row.try_get("urgent")?,
         schedule_ended: row.try_get("schedule_ended")?,
         schedule_cursor: row.try_get("schedule_cursor")?,
+        paused: row.try_get("paused")?,
         created_by: row.try_get("created_by")?,
         submitted_by: row.try_get("submitted_by")?,
         approval: match (
@@ -836,6 +837,28 @@ impl Store for SqliteStore {
         self.do_create_slot_run(campaign_id, slot, slot_at, run, now)
             .await
     }
+    async fn halted_runs(&self, run_ids: &[i64]) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?)) \
+             AND (paused = 1 OR state NOT IN ('pending','running'))",
+        )
+        .bind(json_ids(run_ids))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+    async fn set_paused(
+        &self,
+        campaign_id: i64,
+        run_id: Option<i64>,
+        paused: bool,
+        now: Millis,
+    ) -> Result<bool> {
+        self.do_set_paused(campaign_id, run_id, paused, now).await
+    }
+    async fn cancel_run(&self, campaign_id: i64, run_id: i64, now: Millis) -> Result<Option<u64>> {
+        self.do_cancel_run(campaign_id, run_id, now).await
+    }
     async fn runs_taken(&self, campaign_id: i64) -> Result<i64> {
         self.do_runs_taken(campaign_id).await
     }
@@ -866,7 +889,7 @@ impl Store for SqliteStore {
 
     async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>> {
         let rows = sqlx::query(
-            "SELECT id FROM campaigns WHERE state = 'scheduled' AND schedule IS NULL AND COALESCE(send_at, 0) <= ?",
+            "SELECT id FROM campaigns WHERE state = 'scheduled' AND paused = 0 AND schedule IS NULL AND COALESCE(send_at, 0) <= ?",
         )
         .bind(now)
         .fetch_all(&self.writer)
@@ -926,10 +949,11 @@ impl Store for SqliteStore {
     }
 
     async fn pending_runs(&self) -> Result<Vec<(i64, i64)>> {
-        let rows =
-            sqlx::query("SELECT id, campaign_id FROM runs WHERE state = 'pending' ORDER BY id")
-                .fetch_all(&self.writer)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, campaign_id FROM runs WHERE state = 'pending' AND paused = 0 ORDER BY id",
+        )
+        .fetch_all(&self.writer)
+        .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
@@ -1100,7 +1124,7 @@ impl Store for SqliteStore {
             let sql = format!(
                 "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2 WHERE id IN ( \
                    SELECT d.id FROM deliveries d INDEXED BY {index} JOIN runs r ON r.id = d.run_id \
-                   WHERE {cond} AND r.state IN ('pending','running') \
+                   WHERE {cond} AND r.state IN ('pending','running') AND r.paused = 0 \
                      AND COALESCE(d.channel, '') NOT IN (SELECT value FROM json_each(?3)) \
                      AND NOT EXISTS (SELECT 1 FROM channel_pauses p \
                        WHERE p.campaign_id = d.campaign_id AND p.channel = d.channel AND p.skip = 0) \
@@ -1134,8 +1158,12 @@ impl Store for SqliteStore {
 
     async fn release(&self, ids: &[i64], at: Millis) -> Result<()> {
         sqlx::query(
-            "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, \
-             lease_until = NULL, next_attempt_at = ?1 WHERE state = 'sending' AND id IN (SELECT value FROM json_each(?2))",
+            "UPDATE deliveries SET \
+               state = CASE WHEN run_id IN (SELECT id FROM runs WHERE state = 'cancelled') THEN 'cancelled' \
+                            WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, \
+               reason_code = CASE WHEN run_id IN (SELECT id FROM runs WHERE state = 'cancelled') THEN 'cancelled' \
+                                  ELSE reason_code END, \
+               lease_until = NULL, next_attempt_at = ?1 WHERE state = 'sending' AND id IN (SELECT value FROM json_each(?2))",
         )
         .bind(at)
         .bind(json_ids(ids))

@@ -34,7 +34,7 @@ impl SqliteStore {
     pub(super) async fn do_recurring_campaigns(&self) -> Result<Vec<Campaign>> {
         let rows = sqlx::query(&format!(
             "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE state IN ('scheduled','running') \
-             AND schedule IS NOT NULL AND schedule_ended = 0 ORDER BY id"
+             AND schedule IS NOT NULL AND schedule_ended = 0 AND paused = 0 ORDER BY id"
         ))
         .fetch_all(&self.writer)
         .await?;
@@ -126,7 +126,7 @@ impl SqliteStore {
 
     pub(super) async fn do_list_runs(&self, campaign_id: i64) -> Result<Vec<RunRow>> {
         let rows = sqlx::query(
-            "SELECT id, slot, slot_at, state, reason, template_id, created_at, finished_at FROM runs \
+            "SELECT id, slot, slot_at, state, reason, template_id, paused, created_at, finished_at FROM runs \
              WHERE campaign_id = ? ORDER BY COALESCE(slot_at, created_at), id",
         )
         .bind(campaign_id)
@@ -155,6 +155,7 @@ impl SqliteStore {
                     state: r.try_get("state")?,
                     reason: r.try_get("reason")?,
                     template_id: r.try_get("template_id")?,
+                    paused: r.try_get("paused")?,
                     created_at: r.try_get("created_at")?,
                     finished_at: r.try_get("finished_at")?,
                     deliveries: by_run.remove(&id).unwrap_or_default(),
@@ -281,5 +282,87 @@ impl SqliteStore {
             .nearest_with(org_id, "quiet_hours IS NOT NULL")
             .await?
             .and_then(|(_, q)| q))
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn do_set_paused(
+        &self,
+        campaign_id: i64,
+        run_id: Option<i64>,
+        paused: bool,
+        now: Millis,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let runs = sqlx::query(
+            "UPDATE runs SET paused = ?1 WHERE campaign_id = ?2 AND (?3 IS NULL OR id = ?3) \
+             AND state IN ('pending','running') AND paused <> ?1",
+        )
+        .bind(paused)
+        .bind(campaign_id)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let campaign = if run_id.is_none() {
+            sqlx::query(
+                "UPDATE campaigns SET paused = ?1, updated_at = ?2 WHERE id = ?3 AND paused <> ?1 \
+                 AND state IN ('approved','scheduled','running')",
+            )
+            .bind(paused)
+            .bind(now)
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(runs + campaign > 0)
+    }
+
+    pub(super) async fn do_cancel_run(
+        &self,
+        campaign_id: i64,
+        run_id: i64,
+        now: Millis,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.writer.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE runs SET state = 'cancelled', finished_at = ?1 WHERE id = ?2 AND campaign_id = ?3 \
+             AND state IN ('pending','running')",
+        )
+        .bind(now)
+        .bind(run_id)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let n = sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
+             WHERE run_id = ?2 AND state IN ('queued','retrying')",
+        )
+        .bind(now)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // A campaign whose last open run this was waits for its next slot, or is done.
+        sqlx::query(
+            "UPDATE campaigns SET state = CASE WHEN schedule IS NOT NULL AND schedule_ended = 0 THEN 'scheduled' ELSE 'done' END, \
+             updated_at = ?1 WHERE id = ?2 AND state = 'running' \
+             AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running'))",
+        )
+        .bind(now)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(n))
     }
 }
