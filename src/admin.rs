@@ -132,3 +132,59 @@ pub async fn campaign_start(
     }
     Ok(approval::start(store.as_ref(), &Notify::new(), &p, id).await?)
 }
+
+/// The preview of a campaign as a Vietnamese summary for staff.
+pub async fn campaign_preview(
+    store: &dyn Store,
+    cfg: &crate::config::Config,
+    id: i64,
+) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let c = store
+        .get_campaign(id)
+        .await
+        .map_err(|_| anyhow::anyhow!("không có chiến dịch #{id}"))?;
+    let unaccent = cfg
+        .channels
+        .get(&crate::domain::Channel::Sms)
+        .and_then(|name| cfg.providers.get(name))
+        .is_some_and(|p| p.unaccent);
+    let p = crate::preview::preview(store, &c, unaccent, &cfg.prices).await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Chiến dịch #{id}: {} — {} người nhận",
+        c.name, p.people
+    );
+    for (ch, r) in &p.by_channel {
+        let _ = write!(out, "  {ch:<9} {:>7} người", r.people);
+        if let (Some(seg), Some(with), Some(without)) = (
+            r.segments,
+            r.segments_with_accents,
+            r.segments_without_accents,
+        ) {
+            let _ = write!(
+                out,
+                ", {seg} tin SMS (có dấu: {with}, không dấu: {without})"
+            );
+        }
+        let _ = writeln!(out, ", chi phí ước tính {:.0} đ", r.cost);
+    }
+    for (why, n) in &p.unreachable {
+        let label = match *why {
+            "opted_out" => "đã từ chối nhận tin trên mọi kênh",
+            "no_address" => "không có địa chỉ liên lạc cho kênh nào",
+            other => other,
+        };
+        let _ = writeln!(out, "  không gửi được: {n} ({label})");
+    }
+    let _ = writeln!(
+        out,
+        "Tổng chi phí ước tính: {:.0} đ ({} ms)",
+        p.total_cost, p.took_ms
+    );
+    for (ch, s) in &p.samples {
+        let _ = writeln!(out, "--- Mẫu {ch}:\n{}", s.text);
+    }
+    Ok(out)
+}

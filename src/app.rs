@@ -86,6 +86,7 @@ impl App {
             scheduler_wake,
             dispatch_wake,
             webhook_wake: Arc::new(Notify::new()),
+            prices: Arc::new(cfg.prices.clone()),
         };
         Ok(App {
             state,

@@ -184,8 +184,14 @@ pub async fn submit(store: &dyn Store, p: &Principal, id: i64) -> Result<Campaig
     Ok(c)
 }
 
-/// Approves a submitted campaign as `p` (whose role and scope the caller has checked).
-pub async fn approve(store: &dyn Store, p: &Principal, id: i64) -> Result<Campaign, FlowError> {
+/// Approves a submitted campaign as `p` (whose role and scope the caller has checked); `preview`
+/// (reach and cost as computed for the approver) is stored with the frozen content.
+pub async fn approve(
+    store: &dyn Store,
+    p: &Principal,
+    id: i64,
+    preview: Option<serde_json::Value>,
+) -> Result<Campaign, FlowError> {
     let c = store.get_campaign(id).await?;
     if c.state != CampaignState::Submitted {
         return Err(FlowError::Conflict(format!(
@@ -202,7 +208,10 @@ pub async fn approve(store: &dyn Store, p: &Principal, id: i64) -> Result<Campai
     }
     let (t, series) = templates(store, &c).await?;
     let hash = content_hash(&c, &t, &series);
-    let snap = snapshot(&c, &t, &series, &org.name);
+    let mut snap = snapshot(&c, &t, &series, &org.name);
+    if let Some(p) = preview {
+        snap["preview"] = p;
+    }
     if !store
         .approve_campaign(id, p.user_id, c.updated_at, &snap, &hash, now_ms())
         .await?
@@ -303,7 +312,7 @@ pub async fn sign_off_and_start(
     id: i64,
 ) -> Result<Campaign, FlowError> {
     submit(store, author, id).await?;
-    approve(store, approver, id).await?;
+    approve(store, approver, id, None).await?;
     start(store, scheduler_wake, author, id).await
 }
 

@@ -40,11 +40,55 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub prices: Prices,
     /// Channel -> name of the provider that carries it. A channel not listed is not available.
     #[serde(default)]
     pub channels: BTreeMap<Channel, String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// What a message costs, for the preview before submission (Vietnamese đồng; 0 = free or unknown).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    /// Per SMS segment (a 2-part SMS costs twice), unless the carrier has its own price.
+    #[serde(default)]
+    pub sms_segment: f64,
+    /// Per SMS segment by network: viettel, vinaphone, mobifone, vietnamobile, gmobile, itel, reddi.
+    #[serde(default)]
+    pub sms_segment_by_carrier: BTreeMap<String, f64>,
+    /// Per ZNS message delivered.
+    #[serde(default)]
+    pub zalo_zns: f64,
+    /// Per Zalo OA message (consultation messages are free within the window; transaction ones may
+    /// not be).
+    #[serde(default)]
+    pub zalo: f64,
+    #[serde(default)]
+    pub messenger: f64,
+    #[serde(default)]
+    pub email: f64,
+}
+
+impl Prices {
+    pub fn sms_segment_for(&self, carrier: Option<&str>) -> f64 {
+        carrier
+            .and_then(|c| self.sms_segment_by_carrier.get(c))
+            .copied()
+            .unwrap_or(self.sms_segment)
+    }
+
+    pub fn per_message(&self, c: Channel) -> f64 {
+        match c {
+            Channel::ZaloZns => self.zalo_zns,
+            Channel::Zalo => self.zalo,
+            Channel::Messenger => self.messenger,
+            Channel::Email => self.email,
+            Channel::Sms => 0.0,
+        }
+    }
 }
 
 /// Recurring campaigns and quiet hours.
@@ -520,6 +564,7 @@ impl Config {
             server: ServerConfig::default(),
             dispatch: DispatchConfig::default(),
             schedule: ScheduleConfig::default(),
+            prices: Prices::default(),
             channels: BTreeMap::new(),
             providers: BTreeMap::new(),
         }

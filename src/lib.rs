@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod import;
 pub mod links;
+pub mod preview;
 pub mod render;
 pub mod report;
 pub mod scheduler;

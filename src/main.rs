@@ -80,7 +80,10 @@ enum Command {
         /// Single-person campaigns in the latency run.
         #[arg(long, default_value_t = 200)]
         urgent: usize,
-        /// Only these parts (1-5), comma-separated.
+        /// Audience size of the reach-and-cost preview.
+        #[arg(long, default_value_t = 50_000)]
+        preview_people: usize,
+        /// Only these parts (1-6), comma-separated.
         #[arg(long, value_delimiter = ',')]
         parts: Vec<u8>,
         /// Scratch folder for the benchmark databases (on disk).
@@ -146,6 +149,8 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum CampaignCommand {
+    /// Reach and cost of a campaign before it is submitted (nothing is written).
+    Preview { id: i64 },
     /// Start an approved campaign (now, or at its send_at) as a user.
     Start {
         id: i64,
@@ -220,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fanout_people,
             rate_seconds,
             urgent,
+            preview_people,
             parts,
             dir,
             json,
@@ -229,6 +235,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 fanout_people,
                 rate_seconds,
                 urgent,
+                preview_people,
                 dir,
                 json,
                 parts,
@@ -306,6 +313,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = loa::admin::token_create(store.as_ref(), &username, &name).await?;
             eprintln!("Mã truy cập của {username} (chỉ hiện một lần, hãy lưu lại):");
             println!("{token}");
+            Ok(())
+        }
+        Command::Campaign {
+            command: CampaignCommand::Preview { id },
+        } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let store = open_store(&cfg).await?;
+            print!(
+                "{}",
+                loa::admin::campaign_preview(store.as_ref(), &cfg, id).await?
+            );
             Ok(())
         }
         Command::Campaign {

@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/campaigns/{id}/progress", get(progress))
         .route("/campaigns/{id}/deliveries", get(deliveries))
         .route("/campaigns/{id}/runs", get(runs))
+        .route("/campaigns/{id}/preview", post(preview))
         .route("/campaigns/{id}/pause", post(pause))
         .route("/campaigns/{id}/resume", post(resume))
         .route("/campaigns/{id}/runs/{run_id}/{action}", post(run_action))
@@ -327,9 +328,14 @@ async fn approve(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Campaign>, AppError> {
     actor.require(APPROVER)?;
-    actor.visible_campaign(&s, id).await?;
+    let (c, _) = actor.visible_campaign(&s, id).await?;
+    // The approver decides on the same reach and cost figures that are kept with the approval.
+    let figures = compute_preview(&s, &c)
+        .await
+        .ok()
+        .and_then(|p| serde_json::to_value(p).ok());
     Ok(Json(
-        approval::approve(s.store.as_ref(), &actor.0, id).await?,
+        approval::approve(s.store.as_ref(), &actor.0, id, figures).await?,
     ))
 }
 
@@ -701,4 +707,24 @@ async fn run_action(
         }
         _ => Err(AppError::not_found("run action")),
     }
+}
+
+async fn compute_preview(s: &AppState, c: &Campaign) -> Result<crate::preview::Preview, AppError> {
+    let unaccent = s.registry.route(Channel::Sms).is_some_and(|r| r.unaccent);
+    crate::preview::preview(s.store.as_ref(), c, unaccent, &s.prices)
+        .await
+        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+/// Reach and cost before submission: people per channel, who cannot be reached and why, SMS parts
+/// with and without accents, the estimated cost from the configured prices, and a sample text per
+/// channel. Nothing is written.
+async fn preview(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<crate::preview::Preview>, AppError> {
+    actor.require(ANY)?;
+    let (c, _) = actor.visible_campaign(&s, id).await?;
+    Ok(Json(compute_preview(&s, &c).await?))
 }

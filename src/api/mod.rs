@@ -32,6 +32,8 @@ pub struct AppState {
     pub dispatch_wake: Arc<Notify>,
     /// Notified when a webhook event is stored, to process it at once.
     pub webhook_wake: Arc<Notify>,
+    /// For the cost preview.
+    pub prices: Arc<crate::config::Prices>,
 }
 
 pub use auth::Actor;

@@ -28,6 +28,25 @@ const OLD_PREFIXES: &[(&str, &str)] = &[
     ("199", "59"),
 ];
 
+/// The mobile network of an E.164 Vietnamese number by its prefix (numbers moved between networks
+/// keep their prefix, so this is the usual estimate, not a lookup), as named in price lists.
+pub fn carrier(e164: &str) -> Option<&'static str> {
+    let national = e164.strip_prefix("+84")?;
+    let p2 = national.get(..2)?;
+    Some(match p2 {
+        "86" | "96" | "97" | "98" | "32" | "33" | "34" | "35" | "36" | "37" | "38" | "39" => {
+            "viettel"
+        }
+        "88" | "91" | "94" | "81" | "82" | "83" | "84" | "85" => "vinaphone",
+        "89" | "90" | "93" | "70" | "76" | "77" | "78" | "79" => "mobifone",
+        "92" | "56" | "58" => "vietnamobile",
+        "99" | "59" => "gmobile",
+        "87" => "itel",
+        "55" => "reddi",
+        _ => return None,
+    })
+}
+
 /// Parses what a school typed or exported into E.164, or says why not (in Vietnamese, for staff).
 pub fn normalize_vn_phone(input: &str) -> Result<String, String> {
     let digits: String = input.chars().filter(|c| c.is_ascii_digit()).collect();
@@ -64,6 +83,19 @@ pub fn normalize_vn_phone(input: &str) -> Result<String, String> {
         return Err(format!("số điện thoại \"{input}\" không hợp lệ"));
     }
     Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod carrier_tests {
+    #[test]
+    fn carriers_by_prefix() {
+        assert_eq!(super::carrier("+84372345678"), Some("viettel"));
+        assert_eq!(super::carrier("+84912345678"), Some("vinaphone"));
+        assert_eq!(super::carrier("+84772345678"), Some("mobifone"));
+        assert_eq!(super::carrier("+84562345678"), Some("vietnamobile"));
+        assert_eq!(super::carrier("+84212345678"), None, "a landline");
+        assert_eq!(super::carrier("0912345678"), None, "not E.164");
+    }
 }
 
 #[cfg(test)]

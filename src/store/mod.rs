@@ -222,6 +222,18 @@ pub struct RunRow {
     pub deliveries: BTreeMap<String, i64>,
 }
 
+/// One person of an audience as the preview sees them (what the fan-out would queue).
+#[derive(Clone, Debug)]
+pub struct AudiencePerson {
+    pub addresses: Addresses,
+    pub opt_out: OptOuts,
+    pub name: String,
+    pub students: Vec<String>,
+    pub classes: Vec<String>,
+    /// The school or office they are reached through.
+    pub org_id: i64,
+}
+
 /// One audit log entry as read back.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditRow {
@@ -440,6 +452,13 @@ pub trait Store: Send + Sync + 'static {
         step: FanOutStep,
         now: Millis,
     ) -> Result<(u64, FanOutStep)>;
+    /// Calls `f` for each person the campaign's audience holds, as the fan-out would find them (a
+    /// parent of two children once), without writing anything.
+    async fn audience(
+        &self,
+        c: &Campaign,
+        f: &mut (dyn FnMut(AudiencePerson) + Send),
+    ) -> Result<()>;
     /// Reopens a finished run (and its campaign) because a late receipt re-queued one of its deliveries.
     async fn reopen_run(&self, run_id: i64, now: Millis) -> Result<()>;
     /// Marks runs with nothing left to send done, then their campaigns; returns the campaigns done.

@@ -847,6 +847,51 @@ impl Store for SqliteStore {
         .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
+    async fn audience(
+        &self,
+        c: &Campaign,
+        f: &mut (dyn FnMut(AudiencePerson) + Send),
+    ) -> Result<()> {
+        use futures::TryStreamExt;
+        let root = self.fetch_org(c.audience.org_id).await?;
+        let classes = json_ids(&c.audience.class_ids);
+        // A large subtree is read in guardian-link order (no sort), as the fan-out does.
+        let scan = c.audience.roles.contains(&Role::Parent) && {
+            let students: i64 = sqlx::query(fanout::STUDENTS_CAPPED)
+                .bind(&root.path)
+                .bind(&classes)
+                .bind(SCAN_PLAN_FROM_STUDENTS)
+                .fetch_one(&self.reader)
+                .await?
+                .try_get(0)?;
+            students >= SCAN_PLAN_FROM_STUDENTS
+        };
+        for (sql, role) in fanout::preview_queries(&c.audience.roles, scan) {
+            let q = sqlx::query(&sql).bind(&root.path).bind(&classes);
+            let q = match role {
+                Some(r) => q.bind(r),
+                None if scan => q.bind(0i64).bind(i64::MAX),
+                None => q,
+            };
+            let mut rows = q.fetch(&self.reader);
+            while let Some(r) = rows.try_next().await? {
+                let list = |col: &str| -> Result<Vec<String>> {
+                    let j: Option<String> = r.try_get(col)?;
+                    Ok(j.and_then(|j| serde_json::from_str(&j).ok())
+                        .unwrap_or_default())
+                };
+                f(AudiencePerson {
+                    addresses: addresses_from(&r)?,
+                    opt_out: OptOuts(r.try_get("opt_out")?),
+                    name: r.try_get("name")?,
+                    students: list("students")?,
+                    classes: list("classes")?,
+                    org_id: r.try_get("attr")?,
+                });
+            }
+        }
+        Ok(())
+    }
     async fn set_paused(
         &self,
         campaign_id: i64,

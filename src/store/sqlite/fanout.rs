@@ -120,3 +120,29 @@ pub fn insert(run_id: i64, campaign_id: i64, order: &[Channel], people: &str) ->
          LEFT JOIN orgs o ON o.id = b.attr"
     )
 }
+
+/// The queries that read an audience for a preview: parents through their children, then each role
+/// registered directly (`?3`), with the same columns and rules as the fan-out.
+/// `scan` walks every guardian link in order (bound ?3 = 0, ?4 = max) instead of sorting the
+/// subtree's parents.
+pub fn preview_queries(
+    roles: &[crate::domain::contact::Role],
+    scan: bool,
+) -> Vec<(String, Option<&'static str>)> {
+    use crate::domain::contact::Role;
+    let mut q = Vec::new();
+    if roles.contains(&Role::Parent) {
+        q.push((
+            if scan {
+                parents_page()
+            } else {
+                parents_sorted()
+            },
+            None,
+        ));
+    }
+    for r in roles {
+        q.push((DIRECT.to_string(), Some(r.as_str())));
+    }
+    q
+}
