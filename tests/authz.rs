@@ -75,6 +75,13 @@ routes!(
     UserToken,
     TokenRevoke,
     Audit,
+    CampaignRuns,
+    CampaignPreview,
+    CampaignPause,
+    RunCancel,
+    CalendarGet,
+    CalendarPut,
+    QuietHoursPut,
 );
 
 const ANY: &[&str] = &["admin", "author", "approver", "viewer"];
@@ -107,6 +114,10 @@ fn rule(r: Route) -> (&'static [&'static str], u16, u16) {
         ChannelResume => (&["admin", "author", "approver"], 409, 404),
         UserCreate => (&["admin"], 201, 403),
         TokenRevoke => (&["admin"], 200, 404),
+        CampaignRuns | CampaignPreview | CalendarGet => (ANY, 200, 404),
+        // Allowed through; a draft has no open run, so there is nothing to pause or cancel.
+        CampaignPause | RunCancel => (&["admin", "author", "approver"], 409, 404),
+        CalendarPut | QuietHoursPut => (&["admin"], 200, 404),
         UserList | UserToken | Audit => (
             &["admin"],
             if matches!(r, UserToken) { 201 } else { 200 },
@@ -409,6 +420,33 @@ impl Fixtures<'_> {
                     Body::Json(json!({"name": "máy tính phòng"})),
                 )
             }
+            CampaignRuns | CampaignPreview | CampaignPause | RunCancel => {
+                let c = self.campaign(org).await;
+                let (method, suffix) = match r {
+                    CampaignRuns => (Method::GET, "/runs"),
+                    CampaignPreview => (Method::POST, "/preview"),
+                    CampaignPause => (Method::POST, "/pause"),
+                    _ => (Method::POST, "/runs/999999/cancel"),
+                };
+                req(method, format!("/api/v1/campaigns/{c}{suffix}"), Body::None)
+            }
+            CalendarGet => req(
+                Method::GET,
+                format!("/api/v1/orgs/{org}/calendar"),
+                Body::None,
+            ),
+            CalendarPut => req(
+                Method::PUT,
+                format!("/api/v1/orgs/{org}/calendar"),
+                Body::Json(
+                    json!({"calendar": {"holidays": [{"start": "2027-02-01", "end": "2027-02-10", "name": "Tết"}]}}),
+                ),
+            ),
+            QuietHoursPut => req(
+                Method::PUT,
+                format!("/api/v1/orgs/{org}/quiet-hours"),
+                Body::Json(json!({"quiet_hours": "21:30-06:30"})),
+            ),
             TokenRevoke => {
                 let u = self.user(org).await;
                 let (st, v) = self
