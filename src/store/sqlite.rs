@@ -70,6 +70,12 @@ const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user
 const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, \
      created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason, \
      schedule, series, urgent, schedule_ended, schedule_cursor, paused";
+/// A running campaign with no open run left: a recurring one waits for its next slot, any other is
+/// done (?1 now, ?2 campaign id). Returns the new state when it moved.
+const SETTLE_CAMPAIGN: &str = "UPDATE campaigns SET \
+     state = CASE WHEN schedule IS NOT NULL AND schedule_ended = 0 THEN 'scheduled' ELSE 'done' END, \
+     updated_at = ?1 WHERE id = ?2 AND state = 'running' \
+     AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running')) RETURNING state";
 const ORG_COLS: &str = "id, parent_id, kind, code, name, path, self_approval";
 
 fn org_from(row: &SqliteRow) -> Result<Org> {
@@ -1116,17 +1122,13 @@ impl Store for SqliteStore {
         for r in rows {
             let cid: i64 = r.try_get(0)?;
             // A recurring campaign waits for its next slot; any other is done.
-            let state: Option<String> = sqlx::query(
-                "UPDATE campaigns SET state = CASE WHEN schedule IS NOT NULL AND schedule_ended = 0 THEN 'scheduled' ELSE 'done' END, \
-                 updated_at = ?1 WHERE id = ?2 AND state = 'running' \
-                 AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running')) RETURNING state",
-            )
-            .bind(now)
-            .bind(cid)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+            let state: Option<String> = sqlx::query(SETTLE_CAMPAIGN)
+                .bind(now)
+                .bind(cid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
             if state.as_deref() == Some("done") {
                 done.push(cid);
             }

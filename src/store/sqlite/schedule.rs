@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{CAMPAIGN_COLS, SqliteStore, campaign_from};
+use super::{CAMPAIGN_COLS, SETTLE_CAMPAIGN, SqliteStore, campaign_from};
 use crate::domain::Millis;
 use crate::domain::campaign::Campaign;
 use crate::domain::schedule::{Calendar, DateRange};
@@ -353,15 +353,11 @@ impl SqliteStore {
         .await?
         .rows_affected();
         // A campaign whose last open run this was waits for its next slot, or is done.
-        sqlx::query(
-            "UPDATE campaigns SET state = CASE WHEN schedule IS NOT NULL AND schedule_ended = 0 THEN 'scheduled' ELSE 'done' END, \
-             updated_at = ?1 WHERE id = ?2 AND state = 'running' \
-             AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running'))",
-        )
-        .bind(now)
-        .bind(campaign_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(SETTLE_CAMPAIGN)
+            .bind(now)
+            .bind(campaign_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Some(n))
     }
