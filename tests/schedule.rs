@@ -547,5 +547,29 @@ async fn pause_resume_and_cancel_lose_nothing_and_send_nothing_twice() {
         sms_at_cancel,
         "nothing of the run left once cancelled"
     );
+
+    // A campaign paused before it starts starts paused: nothing goes until it is resumed.
+    let c3 = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.approve(c3).await;
+    let (s, v) = app
+        .post(&format!("/api/v1/campaigns/{c3}/pause"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .post(&format!("/api/v1/campaigns/{c3}/start"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        app.sink_lines("sms").len(),
+        sms_at_cancel,
+        "sent while paused"
+    );
+    let (s, v) = app
+        .post(&format!("/api/v1/campaigns/{c3}/resume"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.wait_done(c3).await;
+    assert_eq!(app.sink_lines("sms").len(), sms_at_cancel + 40);
     app.stop().await;
 }

@@ -983,7 +983,11 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, campaign_id: i64, slot: &str, now: Millis) -> Result<i64> {
-        sqlx::query("INSERT INTO runs (campaign_id, slot, state, created_at) VALUES (?, ?, 'pending', ?) ON CONFLICT DO NOTHING")
+        // A run of a paused campaign starts paused.
+        sqlx::query(
+            "INSERT INTO runs (campaign_id, slot, state, created_at, paused) \
+             VALUES (?1, ?2, 'pending', ?3, COALESCE((SELECT paused FROM campaigns WHERE id = ?1), 0)) ON CONFLICT DO NOTHING",
+        )
             .bind(campaign_id)
             .bind(slot)
             .bind(now)

@@ -55,8 +55,9 @@ impl SqliteStore {
         };
         let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
-            "INSERT INTO runs (campaign_id, slot, slot_at, state, reason, template_id, created_at, finished_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?4 = 'skipped' THEN ?7 END) ON CONFLICT DO NOTHING",
+            "INSERT INTO runs (campaign_id, slot, slot_at, state, reason, template_id, created_at, finished_at, paused) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?4 = 'skipped' THEN ?7 END, \
+                     COALESCE((SELECT paused FROM campaigns WHERE id = ?1), 0)) ON CONFLICT DO NOTHING",
         )
         .bind(campaign_id)
         .bind(slot)
