@@ -12,7 +12,7 @@ use crate::domain::access::{AuditEntry, Principal, UserRole};
 use crate::store::Store;
 
 /// The code of a node -> its id and path.
-async fn org_by_code(store: &dyn Store, code: &str) -> anyhow::Result<(i64, String)> {
+pub async fn org_by_code(store: &dyn Store, code: &str) -> anyhow::Result<(i64, String)> {
     store
         .list_orgs(None)
         .await?

@@ -374,12 +374,8 @@ async fn import_contacts(
     let store = open_store(&cfg).await?;
     let bytes = std::fs::read(file)
         .map_err(|e| anyhow::anyhow!("không đọc được tệp {}: {e}", file.display()))?;
-    let school = store
-        .list_orgs(None)
-        .await?
-        .into_iter()
-        .find(|o| o.code == org.trim())
-        .ok_or_else(|| anyhow::anyhow!("không có đơn vị mã {org}"))?;
+    let (school_id, _) = loa::admin::org_by_code(store.as_ref(), org).await?;
+    let school = store.get_org(school_id).await?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} dòng ({eta})")

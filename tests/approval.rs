@@ -41,19 +41,6 @@ async fn school_campaign(app: &TestApp) -> (Tree, i64) {
     (t, c)
 }
 
-fn loa_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
-        .args(args)
-        .current_dir(app.dir.path())
-        .env(
-            "LOA__DATABASE__URL",
-            format!("sqlite://{}", app.dir.path().join("loa.db").display()),
-        )
-        .env("LOA_LOG", "error")
-        .output()
-        .unwrap()
-}
-
 async fn state(app: &TestApp, c: i64) -> Value {
     app.get(&format!("/api/v1/campaigns/{c}")).await.1
 }
@@ -89,7 +76,7 @@ async fn unapproved_campaigns_never_send_from_any_door() {
     assert_eq!(app.post(&start, json!({})).await.0, StatusCode::CONFLICT);
 
     // CLI: the same refusal, with a non-zero exit.
-    let out = loa_cli(&app, &["campaign", "start", &c.to_string(), "--as", "ops"]);
+    let out = app.loa_cli(&["campaign", "start", &c.to_string(), "--as", "ops"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "CLI started an unapproved campaign");
     assert!(err.contains("chưa được phê duyệt"), "{err}");
@@ -136,7 +123,7 @@ async fn unapproved_campaigns_never_send_from_any_door() {
     let tpl = template(&app, t.school).await;
     let c2 = campaign(&app, t.school, tpl, &["staff"], &["sms"]).await;
     app.approve(c2).await;
-    let out = loa_cli(&app, &["campaign", "start", &c2.to_string(), "--as", "ops"]);
+    let out = app.loa_cli(&["campaign", "start", &c2.to_string(), "--as", "ops"]);
     assert!(
         out.status.success(),
         "{}",
@@ -603,27 +590,24 @@ async fn the_audit_log_records_who_did_what_for_admins_of_the_node_and_above() {
 async fn cli_bootstraps_users_and_tokens() {
     let app = spawn_app_with(|_, _| {}, false).await;
     let t = tree(&app).await;
-    let out = loa_cli(
-        &app,
-        &[
-            "user",
-            "create",
-            "--username",
-            "Hieu.Truong",
-            "--name",
-            "Trần Minh",
-            "--org",
-            "TH1",
-            "--roles",
-            "approver,viewer",
-        ],
-    );
+    let out = app.loa_cli(&[
+        "user",
+        "create",
+        "--username",
+        "Hieu.Truong",
+        "--name",
+        "Trần Minh",
+        "--org",
+        "TH1",
+        "--roles",
+        "approver,viewer",
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = loa_cli(&app, &["token", "create", "--username", "hieu.truong"]);
+    let out = app.loa_cli(&["token", "create", "--username", "hieu.truong"]);
     assert!(
         out.status.success(),
         "{}",
@@ -725,7 +709,7 @@ async fn cli_bootstraps_users_and_tokens() {
     ] {
         let mut all = vec!["user", "create"];
         all.extend(args);
-        let out = loa_cli(&app, &all);
+        let out = app.loa_cli(&all);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && err.contains(says),

@@ -111,16 +111,7 @@ async fn preview_counts_reach_parts_and_cost_and_is_kept_with_the_approval() {
         "{v}"
     );
     // The command line prints the same in Vietnamese.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
-        .args(["campaign", "preview", &c.to_string()])
-        .current_dir(app.dir.path())
-        .env(
-            "LOA__DATABASE__URL",
-            format!("sqlite://{}", app.dir.path().join("loa.db").display()),
-        )
-        .env("LOA_LOG", "error")
-        .output()
-        .unwrap();
+    let out = app.loa_cli(&["campaign", "preview", &c.to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

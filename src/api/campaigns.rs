@@ -713,7 +713,7 @@ async fn compute_preview(s: &AppState, c: &Campaign) -> Result<crate::preview::P
     let unaccent = s.registry.route(Channel::Sms).is_some_and(|r| r.unaccent);
     crate::preview::preview(s.store.as_ref(), c, unaccent, &s.prices)
         .await
-        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+        .map_err(AppError::internal)
 }
 
 /// Reach and cost before submission: people per channel, who cannot be reached and why, SMS parts

@@ -40,6 +40,15 @@ impl AppError {
     pub fn conflict(message: impl Into<String>) -> Self {
         AppError::new(StatusCode::CONFLICT, "conflict", message)
     }
+    /// A failure of ours: logged in full, answered without its details.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal failure");
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error, see the server log",
+        )
+    }
 }
 
 impl IntoResponse for AppError {
@@ -77,14 +86,7 @@ impl From<StoreError> for AppError {
                 AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reference", m)
             }
             StoreError::Invalid(m) => AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
-            e @ (StoreError::Db(_) | StoreError::Corrupt(_)) => {
-                tracing::error!(error = %e, "store failure");
-                AppError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error, see the server log",
-                )
-            }
+            e @ (StoreError::Db(_) | StoreError::Corrupt(_)) => AppError::internal(e),
         }
     }
 }

@@ -202,7 +202,7 @@ async fn token(
     }
     let (token_id, token) = create_token(s.store.as_ref(), id, name)
         .await
-        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(AppError::internal)?;
     actor
         .audit(
             &s,

@@ -247,6 +247,20 @@ impl TestApp {
         v["deliveries"].as_array().unwrap().clone()
     }
 
+    /// Runs the `loa` binary against this app's database.
+    pub fn loa_cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env(
+                "LOA__DATABASE__URL",
+                format!("sqlite://{}", self.dir.path().join("loa.db").display()),
+            )
+            .env("LOA_LOG", "error")
+            .output()
+            .unwrap()
+    }
+
     pub fn outbox(&self) -> PathBuf {
         self.dir.path().join("outbox")
     }

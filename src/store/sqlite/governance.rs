@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{CAMPAIGN_COLS, SqliteStore, corrupt, template_from};
+use super::{SqliteStore, corrupt, template_from};
 use crate::domain::Millis;
 use crate::domain::access::{AuditEntry, NewUser, Principal, User, UserRole};
 use crate::domain::campaign::{CampaignState, NewCampaign, Template};
@@ -353,16 +353,17 @@ impl SqliteStore {
         from: &[CampaignState],
         now: Millis,
     ) -> Result<bool> {
-        let n = sqlx::query(&format!(
+        let n = sqlx::query(
             "UPDATE campaigns SET state = 'draft', submitted_by = NULL, approved_by = NULL, approved_at = NULL, \
              approval = NULL, approval_hash = NULL, updated_at = ?1 \
-             WHERE id = ?2 AND state IN (SELECT value FROM json_each(?3)) RETURNING {CAMPAIGN_COLS}"
-        ))
+             WHERE id = ?2 AND state IN (SELECT value FROM json_each(?3))",
+        )
         .bind(now)
         .bind(id)
         .bind(states_json(from))
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(n.is_some())
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 }
