@@ -9,7 +9,8 @@ use crate::domain::Channel;
 
 pub struct Links {
     public_url: String,
-    secret: Vec<u8>,
+    /// The MAC already keyed with the secret: cloning it skips hashing the key for every link.
+    keyed: HmacSha256,
     pub unsubscribe_mailto: Option<String>,
 }
 
@@ -35,7 +36,9 @@ impl Links {
     pub fn new(public_url: &str, secret: &[u8], unsubscribe_mailto: Option<String>) -> Self {
         Links {
             public_url: public_url.trim_end_matches('/').to_string(),
-            secret: secret.to_vec(),
+            // HMAC accepts keys of any length, so this cannot fail.
+            keyed: <HmacSha256 as Mac>::new_from_slice(secret)
+                .expect("hmac accepts any key length"),
             unsubscribe_mailto,
         }
     }
@@ -75,9 +78,7 @@ impl Links {
     }
 
     fn mac(&self, purpose: Purpose, id: i64) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut m =
-            <HmacSha256 as Mac>::new_from_slice(&self.secret).expect("hmac accepts any key length");
+        let mut m = self.keyed.clone();
         m.update(purpose.label());
         m.update(id.to_string().as_bytes());
         m

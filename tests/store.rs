@@ -328,6 +328,48 @@ async fn outcomes_apply_only_from_the_expected_state_and_runs_finish() {
 }
 
 #[tokio::test]
+async fn a_large_batch_of_outcomes_is_applied_row_by_row() {
+    // 300 outcomes in one call: several statements, the last one padded with rows that match
+    // nothing; each row keeps its own values, and a row with a stale expected state is left alone.
+    let (_d, store) = sqlite().await;
+    let (campaign, _run) = fanned_out(&store, 299).await;
+    let now = loa::clock::now_ms();
+    let got = store.claim(500, now, now + 1000, &[]).await.unwrap();
+    assert_eq!(got.len(), 300);
+    let mut updates: Vec<DeliveryUpdate> = got
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DeliveryUpdate {
+            segments: Some(i as i64 % 3 + 1),
+            provider_message_id: Some(format!("m-{i}")),
+            ..sent(d.id, DeliveryState::Sending)
+        })
+        .collect();
+    updates[7].expected = DeliveryState::Queued;
+    assert_eq!(store.record(&updates, now).await.unwrap(), 299);
+    let rows = store
+        .list_deliveries(
+            campaign,
+            &DeliveryFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 300);
+    for (i, d) in got.iter().enumerate() {
+        let row = rows.iter().find(|r| r.id == d.id).unwrap();
+        if i == 7 {
+            assert_eq!(row.state, "sending", "stale outcome applied");
+        } else {
+            assert_eq!(row.state, "sent");
+            assert_eq!(row.segments, Some(i as i64 % 3 + 1));
+        }
+    }
+}
+
+#[tokio::test]
 async fn cancelled_runs_are_never_claimed_and_their_stuck_sends_end_cancelled() {
     let (_d, store) = sqlite().await;
     let (campaign, _) = fanned_out(&store, 2).await;

@@ -2,6 +2,7 @@
 //! costs. Five parts (ceiling, end to end, fan-out + memory, rate-limit accuracy, urgent latency),
 //! printed as a table and written as JSON. A measuring instrument, never a test.
 
+pub mod cpu;
 pub mod double;
 pub mod rss;
 pub mod seed;
@@ -48,6 +49,10 @@ pub struct Report {
     pub ceiling_rps: Option<f64>,
     pub loa_mps: Option<f64>,
     pub loa_to_ceiling: Option<f64>,
+    /// CPU time of the bench process per request in part 1 (the bare client) and per message in
+    /// part 2 (all of Loa); the double's CPU is in neither.
+    pub ceiling_cpu_us: Option<f64>,
+    pub loa_cpu_us: Option<f64>,
     pub fanout_people: usize,
     pub fanout_deliveries: Option<u64>,
     pub fanout_seconds: Option<f64>,
@@ -233,7 +238,7 @@ async fn run_to_done(app: App, c: i64, limit: Duration) -> anyhow::Result<Durati
 }
 
 /// Part 1: the same adapter and requests without Loa: a bare client at the same concurrency.
-async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Result<f64> {
+async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Result<(f64, f64)> {
     let provider = Arc::new(
         KannelProvider::new(
             "ceiling",
@@ -252,15 +257,22 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
         .replace("{{ sender_name }}", "PGD-BENCH")
         .replace("{{ student_names }}", "Học Sinh 12345");
     let started = Instant::now();
+    let cpu_before = cpu::used();
     let failures = futures::stream::iter(0..n)
         .map(|i| {
             let p = provider.clone();
-            let msg = Message::new(
+            let mut msg = Message::new(
                 i.to_string(),
                 Channel::Sms,
                 format!("+8491{i:07}"),
                 text.clone(),
             );
+            // The same request Loa sends, delivery-report URL included (its signature is Loa's own
+            // work, so a fixed one stands in for it here).
+            msg.callback_url = Some(format!(
+                "http://127.0.0.1:40000/webhooks/gateway?id={}&sig=0123456789abcdef0123456789abcdef",
+                i + 1
+            ));
             async move { p.send(&msg).await.is_err() }
         })
         .buffer_unordered(concurrency)
@@ -270,11 +282,14 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
     if failures > 0 {
         anyhow::bail!("{failures} ceiling requests failed");
     }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    Ok((
+        n as f64 / started.elapsed().as_secs_f64(),
+        cpu::micros_per(cpu_before, n),
+    ))
 }
 
 /// Part 2: N people end to end through the real dispatcher, every state change persisted.
-async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<f64> {
+async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<(f64, f64)> {
     let (app, d) = seeded(
         opts,
         double,
@@ -286,8 +301,12 @@ async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<f64>
     )
     .await?;
     let c = all_parents_campaign(&app.state.store, &d, "e2e").await?;
+    let cpu_before = cpu::used();
     let took = run_to_done(app, c, Duration::from_secs(1800)).await?;
-    Ok(opts.people as f64 / took.as_secs_f64())
+    Ok((
+        opts.people as f64 / took.as_secs_f64(),
+        cpu::micros_per(cpu_before, opts.people),
+    ))
 }
 
 /// Part 3: fan-out of a large audience, then the whole run, with the process's peak memory.
@@ -508,6 +527,16 @@ pub fn table(r: &Report) -> String {
             ok(r.loa_to_ceiling.map(|x| x >= 0.5)),
         ),
         (
+            "1/2 CPU per message",
+            format!(
+                "{} us bare client, {} us Loa",
+                fmt(r.ceiling_cpu_us, 1),
+                fmt(r.loa_cpu_us, 1)
+            ),
+            String::new(),
+            "-",
+        ),
+        (
             "3 fan-out",
             format!(
                 "{} s ({} deliveries)",
@@ -603,11 +632,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let want = |p: u8| opts.parts.is_empty() || opts.parts.contains(&p);
     if want(1) {
         eprintln!("bench: 1 ceiling, {} requests", opts.people);
-        r.ceiling_rps = Some(ceiling(&double, opts.people, concurrency).await?);
+        let (rps, cpu) = ceiling(&double, opts.people, concurrency).await?;
+        (r.ceiling_rps, r.ceiling_cpu_us) = (Some(rps), Some(cpu));
     }
     if want(2) {
         eprintln!("bench: 2 end to end, {} people", opts.people);
-        r.loa_mps = Some(end_to_end(&opts, &double).await?);
+        let (mps, cpu) = end_to_end(&opts, &double).await?;
+        (r.loa_mps, r.loa_cpu_us) = (Some(mps), Some(cpu));
         r.loa_to_ceiling = r.loa_mps.zip(r.ceiling_rps).map(|(l, c)| l / c);
     }
     if want(3) {

@@ -120,8 +120,11 @@ pub fn prepare<'r>(
             format!("stored variables unreadable: {e}"),
         )
     })?;
+    // Email always carries it (List-Unsubscribe); other channels only where the text shows it, as
+    // signing a link nobody reads costs a tenth of a delivery's own CPU.
     let unsubscribe_url = d
         .contact_id
+        .filter(|_| channel == Channel::Email || plan.template.shows_unsubscribe(channel))
         .map(|id| links.unsubscribe(id, channel))
         .unwrap_or_default();
     let rendered = plan

@@ -92,6 +92,20 @@ pub struct CompiledTemplate {
     pub campaign_name: String,
     pub zns: Option<crate::domain::campaign::ZnsTemplate>,
     pub zalo_transaction: Option<crate::domain::campaign::ZaloTransactionTemplate>,
+    /// Channels whose bodies show `unsubscribe_url`: only their messages need the signed link.
+    unsubscribe_in: Vec<Channel>,
+}
+
+/// The channel a template field belongs to, by its name.
+fn field_channel(field: &str) -> Option<Channel> {
+    [
+        ("email_", Channel::Email),
+        ("sms_", Channel::Sms),
+        ("zalo_", Channel::Zalo),
+        ("messenger_", Channel::Messenger),
+    ]
+    .into_iter()
+    .find_map(|(prefix, c)| field.starts_with(prefix).then_some(c))
 }
 
 fn new_env() -> Environment<'static> {
@@ -118,17 +132,36 @@ impl CompiledTemplate {
                 minijinja::AutoEscape::None
             }
         });
+        let mut unsubscribe_in = Vec::new();
         for (name, src) in bodies.fields() {
             env.add_template_owned(name.clone(), src.to_string())
-                .map_err(|e| ValidationError::one(name, e.to_string()))?;
+                .map_err(|e| ValidationError::one(&name, e.to_string()))?;
+            let uses = env
+                .get_template(&name)
+                .map(|t| t.undeclared_variables(false).contains("unsubscribe_url"))
+                .unwrap_or(true);
+            if let Some(c) = field_channel(&name).filter(|_| uses) {
+                unsubscribe_in.push(c);
+            }
+        }
+        if let Some(z) = &bodies.zns
+            && z.params.values().any(|v| v == "unsubscribe_url")
+        {
+            unsubscribe_in.push(Channel::ZaloZns);
         }
         Ok(CompiledTemplate {
+            unsubscribe_in,
             env,
             sender_name: sender_name.into(),
             campaign_name: campaign_name.into(),
             zns: bodies.zns.clone(),
             zalo_transaction: bodies.zalo_transaction.clone(),
         })
+    }
+
+    /// Whether this channel's bodies show the unsubscribe link.
+    pub fn shows_unsubscribe(&self, channel: Channel) -> bool {
+        self.unsubscribe_in.contains(&channel)
     }
 
     fn render_one(&self, name: &str, ctx: &Context) -> Result<Option<String>, String> {
@@ -316,6 +349,16 @@ mod tests {
             sms_text: Some("PH em {{ student_names }}: {{ campaign_name }}".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn knows_which_channels_show_the_unsubscribe_link() {
+        let mut b = bodies();
+        b.zalo_text = Some("Huỷ nhận tin: {% if true %}{{ unsubscribe_url }}{% endif %}".into());
+        let t = CompiledTemplate::compile(&b, "Trường", "Tuần 1").unwrap();
+        assert!(t.shows_unsubscribe(Channel::Zalo));
+        assert!(!t.shows_unsubscribe(Channel::Sms));
+        assert!(!t.shows_unsubscribe(Channel::Email));
     }
 
     #[test]

@@ -277,7 +277,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            .statement_cache_capacity(256);
+            .statement_cache_capacity(256)
+            // sqlx hands rows from SQLite's thread to the caller through a channel of this size; at its
+            // default (50) a claim of 256 rows stalls that thread five times waiting for the reader.
+            .row_buffer_size(1024);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -1226,26 +1229,36 @@ impl Store for SqliteStore {
     async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64> {
         let mut tx = self.writer.begin().await?;
         let mut n = 0;
-        // One statement per 500 outcomes: each statement is a round trip to SQLite's worker thread,
-        // which costs more than the update itself. 11 parameters a row.
-        for chunk in updates.chunks(500) {
+        // Up to 128 outcomes per statement: each statement is a round trip to SQLite's worker thread,
+        // which costs more than the update itself. A statement's row count is rounded up to a multiple
+        // of 8 with rows that match nothing (id NULL), so only 16 texts ever exist and each is parsed
+        // and planned once; a text per batch length was parsed again for most batches (7 % of all
+        // instructions of a run). 11 parameters a row.
+        for chunk in updates.chunks(128) {
+            let padded = chunk.len().div_ceil(8) * 8;
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "WITH v(id, expected, state, channel, channel_index, attempts, next_attempt_at, provider_message_id, \
                  segments, reason_code, reason) AS (",
             );
-            qb.push_values(chunk, |mut b, u| {
-                b.push_bind(u.id)
-                    .push_bind(u.expected.as_str())
-                    .push_bind(u.state.as_str())
-                    .push_bind(u.channel.map(|c| c.as_str()))
-                    .push_bind(u.channel_index)
-                    .push_bind(u.attempts)
-                    .push_bind(u.next_attempt_at)
-                    .push_bind(&u.provider_message_id)
-                    .push_bind(u.segments)
-                    .push_bind(u.reason_code.map(|r| r.as_str()))
-                    .push_bind(&u.reason);
-            });
+            qb.push_values(
+                chunk
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_n(None, padded - chunk.len())),
+                |mut b, u: Option<&DeliveryUpdate>| {
+                    b.push_bind(u.map(|u| u.id))
+                        .push_bind(u.map(|u| u.expected.as_str()))
+                        .push_bind(u.map(|u| u.state.as_str()))
+                        .push_bind(u.and_then(|u| u.channel.map(|c| c.as_str())))
+                        .push_bind(u.map(|u| u.channel_index))
+                        .push_bind(u.map(|u| u.attempts))
+                        .push_bind(u.map(|u| u.next_attempt_at))
+                        .push_bind(u.and_then(|u| u.provider_message_id.as_deref()))
+                        .push_bind(u.and_then(|u| u.segments))
+                        .push_bind(u.and_then(|u| u.reason_code.map(|r| r.as_str())))
+                        .push_bind(u.and_then(|u| u.reason.as_deref()));
+                },
+            );
             qb.push(
                 ") UPDATE deliveries SET state = v.state, channel = v.channel, channel_index = v.channel_index, \
                  attempts = v.attempts, next_attempt_at = v.next_attempt_at, lease_until = NULL, \
@@ -1256,7 +1269,12 @@ impl Store for SqliteStore {
             qb.push(" ELSE deliveries.sent_at END, updated_at = ");
             qb.push_bind(now);
             qb.push(" FROM v WHERE deliveries.id = v.id AND deliveries.state = v.expected");
-            n += qb.build().execute(&mut *tx).await?.rows_affected();
+            n += qb
+                .build()
+                .persistent(true)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         // Receipts that will name a message only by the provider's id need a way back to the delivery.
         let refs: Vec<(&str, &str, i64)> = updates
