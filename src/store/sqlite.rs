@@ -1081,7 +1081,14 @@ impl Store for SqliteStore {
             }
             FanOutStep::Direct(i) => match direct_roles(a).get(i) {
                 Some(role) => {
-                    let n = run(insert(fanout::DIRECT), None, Some(role), None).await?;
+                    // Parents come after the pass through their children, which this one relies on.
+                    let n = run(
+                        insert(&fanout::direct_unreached()),
+                        None,
+                        Some(role),
+                        Some(run_id),
+                    )
+                    .await?;
                     (n, FanOutStep::Direct(i + 1))
                 }
                 None => (0, FanOutStep::Done),
