@@ -558,8 +558,8 @@ async fn complete(
         let Some(first) = rx.recv().await else { break };
         let mut batch = vec![first];
         // Outcomes arriving within a few milliseconds share one transaction: every commit writes the
-        // pages it touched to the WAL again, so at full speed 25-outcome commits wrote several times
-        // the pages of 200-outcome ones. Nothing waits on this write but the campaign's progress.
+        // pages it touched to the WAL again, and at full speed batches averaged 25 outcomes without
+        // the wait (about 100 with it). Nothing waits on this write but the campaign's progress.
         let window = tokio::time::Instant::now() + BATCH_WINDOW;
         while batch.len() < 512 {
             match rx.try_recv() {

@@ -120,8 +120,8 @@ pub fn prepare<'r>(
             format!("stored variables unreadable: {e}"),
         )
     })?;
-    // Email always carries it (List-Unsubscribe); other channels only where the text shows it, as
-    // signing a link nobody reads costs a tenth of a delivery's own CPU.
+    // Email always carries it (List-Unsubscribe); other channels only where the text shows it: an
+    // HMAC for a link nobody reads would be paid on every message.
     let unsubscribe_url = d
         .contact_id
         .filter(|_| channel == Channel::Email || plan.template.shows_unsubscribe(channel))
