@@ -63,6 +63,17 @@ async fn campaign_to(
     roles: Vec<Role>,
     channels: Vec<Channel>,
 ) -> (i64, i64, u64) {
+    campaign_with(store, school, roles, channels, false).await
+}
+
+/// The same, urgent or not.
+async fn campaign_with(
+    store: &Arc<dyn Store>,
+    school: i64,
+    roles: Vec<Role>,
+    channels: Vec<Channel>,
+    urgent: bool,
+) -> (i64, i64, u64) {
     let bodies = TemplateBodies {
         sms_text: Some("{{ student_names }}".into()),
         ..Default::default()
@@ -93,6 +104,7 @@ async fn campaign_to(
         channels,
         messenger_tag: None,
         send_at: None,
+        urgent,
         ..Default::default()
     };
     let campaign = store.create_campaign(&c, None, T0).await.unwrap().id;
@@ -215,6 +227,45 @@ async fn fan_out_is_one_row_per_person_and_idempotent() {
         .unwrap();
     let two = claimed.iter().find(|d| d.vars.contains("HS 3")).unwrap();
     assert!(two.vars.contains("HS 4"), "{}", two.vars);
+}
+
+#[tokio::test]
+async fn urgent_runs_are_claimed_before_an_older_backlog_and_then_runs_go_oldest_first() {
+    let (_d, store) = sqlite().await;
+    let (_, backlog) = fanned_out(&store, 5).await;
+    let school = loa::admin::org_by_code(store.as_ref(), "S")
+        .await
+        .unwrap()
+        .0;
+    let (_, urgent, n) =
+        campaign_with(&store, school, vec![Role::Parent], vec![Channel::Sms], true).await;
+    assert_eq!(n, 6);
+    let (_, later, n) = campaign_with(
+        &store,
+        school,
+        vec![Role::Parent],
+        vec![Channel::Sms],
+        false,
+    )
+    .await;
+    assert_eq!(n, 6);
+    let now = loa::clock::now_ms();
+    // Which runs a claim took from, sorted (rows come back in id order, not in claim order).
+    let runs = |got: &[loa::store::Claimed]| {
+        let mut r: Vec<i64> = got.iter().map(|d| d.run_id).collect();
+        r.sort_unstable();
+        r
+    };
+    let first = store.claim(4, now, now + 60_000, &[]).await.unwrap();
+    assert_eq!(runs(&first), vec![urgent; 4], "the urgent run first");
+    let second = store.claim(4, now, now + 60_000, &[]).await.unwrap();
+    assert_eq!(
+        runs(&second),
+        vec![backlog, backlog, urgent, urgent],
+        "then the oldest run"
+    );
+    let rest = store.claim(20, now, now + 60_000, &[]).await.unwrap();
+    assert_eq!(runs(&rest), [vec![backlog; 4], vec![later; 6]].concat());
 }
 
 #[tokio::test]

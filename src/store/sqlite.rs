@@ -1226,9 +1226,11 @@ impl Store for SqliteStore {
         // run, stopping after `LIMIT` rows, so nothing is sorted. Across runs this is first come, first
         // served, as a single due-time order was, except that urgent campaigns no longer wait behind
         // a large run's backlog.
-        let due = "SELECT d.id FROM (SELECT r.id FROM runs r JOIN campaigns c ON c.id = r.campaign_id \
-               WHERE r.state IN ('pending','running') AND r.paused = 0 ORDER BY c.urgent DESC, r.id) AS ar \
-             CROSS JOIN deliveries d INDEXED BY deliveries_due \
+        // MATERIALIZED keeps the runs' order: as a plain subquery SQLite flattened it into the join
+        // and dropped its ORDER BY.
+        let due = "WITH ar AS MATERIALIZED (SELECT r.id FROM runs r JOIN campaigns c ON c.id = r.campaign_id \
+               WHERE r.state IN ('pending','running') AND r.paused = 0 ORDER BY c.urgent DESC, r.id) \
+             SELECT d.id FROM ar CROSS JOIN deliveries d INDEXED BY deliveries_due \
              WHERE d.run_id = ar.id AND d.state IN ('queued','retrying') AND d.next_attempt_at <= ?2";
         for (select, order) in [(expired, "ORDER BY d.lease_until"), (due, "")] {
             let want = limit - claimed.len() as i64;
