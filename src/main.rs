@@ -435,8 +435,8 @@ async fn import_contacts(
 }
 
 /// mimalloc instead of glibc's malloc for Rust's allocations: a message's life allocates many small
-/// strings across threads (claimed rows, rendered text, requests), and glibc's free-list upkeep
-/// (consolidation, unlinking chunks) was about a tenth of the daemon's CPU at full speed.
+/// strings across threads (claimed rows, rendered text, requests), and glibc's malloc and free were
+/// about a tenth of a full-speed run's samples (docs/PERFORMANCE.md). SQLite keeps glibc's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -269,6 +269,54 @@ async fn urgent_runs_are_claimed_before_an_older_backlog_and_then_runs_go_oldest
 }
 
 #[tokio::test]
+async fn a_claim_reads_the_person_as_they_are_now() {
+    let (_d, store) = sqlite().await;
+    let (school, class) = school_with_class(&store, "Z").await;
+    let person = |org_id, role, name: &str, phone: Option<&str>, zalo: Option<&str>| {
+        NewContactInput {
+            org_id,
+            role,
+            full_name: name.into(),
+            phone: phone.map(Into::into),
+            email: None,
+            zalo_user_id: zalo.map(Into::into),
+            facebook_psid: None,
+            student_code: (role == Role::Student).then(|| "HS-1".into()),
+        }
+        .validate()
+        .unwrap()
+    };
+    let student = store
+        .create_contact(&person(class, Role::Student, "HS", None, None), T0)
+        .await
+        .unwrap()
+        .id;
+    let parent = store
+        .create_contact(
+            &person(school, Role::Parent, "PH", Some("0912000001"), Some("z-1")),
+            T0,
+        )
+        .await
+        .unwrap()
+        .id;
+    store.link_guardian(parent, student, None).await.unwrap();
+    let (_, _, n) = campaign_to_parents(&store, school, vec![Channel::Zalo, Channel::Sms]).await;
+    assert_eq!(n, 1);
+    // Between the fan-out and the send the parent unfollows the OA: the claim must not offer their
+    // Zalo id any more, so the dispatcher moves them on to SMS.
+    assert_eq!(store.set_zalo_following("z-1", false, T0).await.unwrap(), 1);
+    let now = loa::clock::now_ms();
+    let got = store.claim(10, now, now + 60_000, &[]).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let d = &got[0];
+    assert_eq!(d.contact_id, Some(parent));
+    assert_eq!(d.channel, Some(Channel::Zalo), "fanned out while following");
+    assert_eq!(d.addresses.zalo_user_id, None);
+    assert_eq!(d.addresses.phone.as_deref(), Some("+84912000001"));
+    assert_eq!(d.opt_out.channels(), vec![]);
+}
+
+#[tokio::test]
 async fn leases_hide_claimed_work_until_they_expire() {
     let (_d, store) = sqlite().await;
     fanned_out(&store, 2).await;

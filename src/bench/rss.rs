@@ -10,8 +10,8 @@ pub fn peak_rss_kib() -> Option<u64> {
 }
 
 /// Resets VmHWM to the current RSS (Linux >= 4.0), so a later peak belongs to what follows. Memory
-/// the allocator kept from earlier parts of the benchmark is handed back to the system first, or it
-/// would count as this part's.
+/// glibc's allocator (SQLite's; Rust's allocations go through mimalloc) kept from earlier parts of
+/// the benchmark is handed back to the system first, or it would count as this part's.
 pub fn reset_peak() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap pages back to the kernel; it touches no live allocation.

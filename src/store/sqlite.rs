@@ -52,7 +52,10 @@ fn corrupt(what: &str, v: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: {v:?}"))
 }
 
-fn channel_col(row: &SqliteRow, col: &str) -> Result<Option<Channel>> {
+fn channel_col<I: sqlx::ColumnIndex<SqliteRow>>(
+    row: &SqliteRow,
+    col: I,
+) -> Result<Option<Channel>> {
     match row.try_get::<Option<String>, _>(col)? {
         None => Ok(None),
         Some(s) => Channel::parse(&s)
@@ -224,46 +227,20 @@ fn template_from(r: &SqliteRow) -> Result<Template> {
     })
 }
 
-fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
-    let state: String = row.try_get("state")?;
-    Ok(Claimed {
-        id: row.try_get("id")?,
-        run_id: row.try_get("run_id")?,
-        campaign_id: row.try_get("campaign_id")?,
-        contact_id: row.try_get("contact_id")?,
-        channel: channel_col(row, "channel")?,
-        channel_index: row.try_get("channel_index")?,
-        attempts: row.try_get("attempts")?,
-        state: DeliveryState::parse(&state).ok_or_else(|| corrupt("delivery state", &state))?,
-        reason: row.try_get("reason")?,
-        vars: row.try_get("vars")?,
-        addresses: addresses_from(row)?,
-        opt_out: OptOuts(row.try_get::<Option<i64>, _>("opt_out")?.unwrap_or(0)),
-        channel_skipped: row.try_get("channel_skipped")?,
-    })
-}
-
-/// A claimed delivery with the person's addresses (a Zalo user id only while they follow the OA) and
-/// whether staff chose to skip its channel for the campaign.
-const CLAIMED_SELECT: &str = "SELECT d.id, d.run_id, d.campaign_id, d.contact_id, d.channel, d.channel_index, d.attempts, \
-     d.state, d.reason, d.vars, c.phone, c.email, CASE WHEN c.zalo_following = 1 THEN c.zalo_user_id END AS zalo_user_id, \
-     c.facebook_psid, c.opt_out, \
-     EXISTS (SELECT 1 FROM channel_pauses p WHERE p.campaign_id = d.campaign_id AND p.channel = d.channel AND p.skip = 1) \
-       AS channel_skipped \
-     FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id";
-
-/// What `CLAIMED_SELECT` reads, returned by the claim's UPDATE itself: one statement, not an UPDATE
-/// of ids and then a SELECT of them (8 us a delivery, half the claim). RETURNING cannot join, so the
-/// person's addresses and opt-outs come from one correlated lookup packed as a JSON array (five
-/// lookups and five more values copied out of SQLite cost more than building and reading the array).
-/// Read by position in `claimed_returned`.
-const CLAIMED_RETURNING: &str = "id, run_id, campaign_id, contact_id, channel, channel_index, attempts, state, reason, vars, \
+/// A delivery as the dispatcher handles it, with the person's addresses (a Zalo user id only while
+/// they follow the OA) and whether staff chose to skip its channel for the campaign; columns of
+/// `deliveries`, unqualified, so the same list serves the claim's `RETURNING` (one statement, not an
+/// UPDATE of ids and then a SELECT of them: 8 us a delivery, half the claim) and a plain
+/// `SELECT … FROM deliveries`. RETURNING cannot join, so the person comes from one correlated lookup
+/// packed as a JSON array (five lookups and five more values copied out of SQLite cost more than
+/// building and reading the array). Read by position in `claimed_from`.
+const CLAIMED_COLUMNS: &str = "id, run_id, campaign_id, contact_id, channel, channel_index, attempts, state, reason, vars, \
      (SELECT json_array(c.phone, c.email, CASE WHEN c.zalo_following = 1 THEN c.zalo_user_id END, c.facebook_psid, \
         c.opt_out) FROM contacts c WHERE c.id = deliveries.contact_id), \
      EXISTS (SELECT 1 FROM channel_pauses p WHERE p.campaign_id = deliveries.campaign_id \
        AND p.channel = deliveries.channel AND p.skip = 1)";
 
-/// A person's addresses and opt-outs as `CLAIMED_RETURNING` packs them.
+/// A person's addresses and opt-outs as `CLAIMED_COLUMNS` packs them.
 type PackedContact = (
     Option<String>,
     Option<String>,
@@ -272,9 +249,8 @@ type PackedContact = (
     Option<i64>,
 );
 
-fn claimed_returned(row: &SqliteRow) -> Result<Claimed> {
+fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
     let state: String = row.try_get(7)?;
-    let channel: Option<String> = row.try_get(4)?;
     let contact: Option<String> = row.try_get(10)?;
     let (phone, email, zalo_user_id, facebook_psid, opt_out): PackedContact = match contact {
         Some(j) => serde_json::from_str(&j).map_err(|_| corrupt("claimed contact", &j))?,
@@ -285,10 +261,7 @@ fn claimed_returned(row: &SqliteRow) -> Result<Claimed> {
         run_id: row.try_get(1)?,
         campaign_id: row.try_get(2)?,
         contact_id: row.try_get(3)?,
-        channel: match channel {
-            None => None,
-            Some(c) => Some(Channel::parse(&c).ok_or_else(|| corrupt("channel", &c))?),
-        },
+        channel: channel_col(row, 4)?,
         channel_index: row.try_get(5)?,
         attempts: row.try_get(6)?,
         state: DeliveryState::parse(&state).ok_or_else(|| corrupt("delivery state", &state))?,
@@ -304,6 +277,43 @@ fn claimed_returned(row: &SqliteRow) -> Result<Claimed> {
         channel_skipped: row.try_get(11)?,
     })
 }
+
+/// A run whose deliveries may be claimed (`r` is the run): open and not held by staff.
+const CLAIMABLE_RUN: &str = "r.state IN ('pending','running') AND r.paused = 0";
+
+/// The claim's two statements, built once: expired leases first (a crashed sender's work), then due
+/// deliveries. Each walks one partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the
+/// inner SELECT. ?1 lease end, ?2 now, ?3 channels to skip (JSON), ?4 how many.
+static CLAIM_STATEMENTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+    // Leases expire in time order across all runs; the index is small (what is in flight).
+    let expired = format!(
+        "SELECT d.id FROM deliveries d INDEXED BY deliveries_leased JOIN runs r ON r.id = d.run_id \
+         WHERE d.state = 'sending' AND d.lease_until <= ?2 AND {CLAIMABLE_RUN}"
+    );
+    // Due work run by run (urgent campaigns' runs first, then the oldest), each run's in due order: the
+    // outer loop is the handful of open runs and the inner one walks `deliveries_due` within a run,
+    // stopping after `LIMIT` rows, so nothing is sorted. Across runs this is first come, first served,
+    // as a single due-time order was, except that urgent campaigns no longer wait behind a large run's
+    // backlog. MATERIALIZED keeps the runs' order: as a plain subquery SQLite flattened it into the
+    // join and dropped its ORDER BY.
+    let due = format!(
+        "WITH ar AS MATERIALIZED (SELECT r.id FROM runs r JOIN campaigns c ON c.id = r.campaign_id \
+           WHERE {CLAIMABLE_RUN} ORDER BY c.urgent DESC, r.id) \
+         SELECT d.id FROM ar CROSS JOIN deliveries d INDEXED BY deliveries_due \
+         WHERE d.run_id = ar.id AND d.state IN ('queued','retrying') AND d.next_attempt_at <= ?2"
+    );
+    [(expired, "ORDER BY d.lease_until"), (due, "")].map(|(select, order)| {
+        format!(
+            "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2 WHERE id IN ( \
+               {select} \
+                 AND COALESCE(d.channel, '') NOT IN (SELECT value FROM json_each(?3)) \
+                 AND NOT EXISTS (SELECT 1 FROM channel_pauses p \
+                   WHERE p.campaign_id = d.campaign_id AND p.channel = d.channel AND p.skip = 0) \
+               {order} LIMIT ?4) \
+             RETURNING {CLAIMED_COLUMNS}"
+        )
+    })
+});
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://` URL or a plain path.
@@ -1215,38 +1225,13 @@ impl Store for SqliteStore {
         let skip: Vec<&str> = skip.iter().map(|c| c.as_str()).collect();
         let skip = serde_json::to_string(&skip).unwrap_or_else(|_| "[]".into());
         let mut tx = self.writer.begin().await?;
-        // Expired leases first (a crashed sender's work), then due deliveries. Each statement walks one
-        // partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the inner SELECT.
         let mut claimed: Vec<Claimed> = Vec::new();
-        // Leases expire in time order across all runs; the index is small (what is in flight).
-        let expired = "SELECT d.id FROM deliveries d INDEXED BY deliveries_leased JOIN runs r ON r.id = d.run_id \
-             WHERE d.state = 'sending' AND d.lease_until <= ?2 AND r.state IN ('pending','running') AND r.paused = 0";
-        // Due work run by run (urgent campaigns' runs first, then the oldest), each run's in due order:
-        // the outer loop is the handful of open runs and the inner one walks `deliveries_due` within a
-        // run, stopping after `LIMIT` rows, so nothing is sorted. Across runs this is first come, first
-        // served, as a single due-time order was, except that urgent campaigns no longer wait behind
-        // a large run's backlog.
-        // MATERIALIZED keeps the runs' order: as a plain subquery SQLite flattened it into the join
-        // and dropped its ORDER BY.
-        let due = "WITH ar AS MATERIALIZED (SELECT r.id FROM runs r JOIN campaigns c ON c.id = r.campaign_id \
-               WHERE r.state IN ('pending','running') AND r.paused = 0 ORDER BY c.urgent DESC, r.id) \
-             SELECT d.id FROM ar CROSS JOIN deliveries d INDEXED BY deliveries_due \
-             WHERE d.run_id = ar.id AND d.state IN ('queued','retrying') AND d.next_attempt_at <= ?2";
-        for (select, order) in [(expired, "ORDER BY d.lease_until"), (due, "")] {
+        for sql in CLAIM_STATEMENTS.iter() {
             let want = limit - claimed.len() as i64;
             if want <= 0 {
                 break;
             }
-            let sql = format!(
-                "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2 WHERE id IN ( \
-                   {select} \
-                     AND COALESCE(d.channel, '') NOT IN (SELECT value FROM json_each(?3)) \
-                     AND NOT EXISTS (SELECT 1 FROM channel_pauses p \
-                       WHERE p.campaign_id = d.campaign_id AND p.channel = d.channel AND p.skip = 0) \
-                   {order} LIMIT ?4) \
-                 RETURNING {CLAIMED_RETURNING}"
-            );
-            let rows = sqlx::query(&sql)
+            let rows = sqlx::query(sql)
                 .bind(lease_until)
                 .bind(now)
                 .bind(&skip)
@@ -1254,7 +1239,7 @@ impl Store for SqliteStore {
                 .fetch_all(&mut *tx)
                 .await?;
             for r in &rows {
-                claimed.push(claimed_returned(r)?);
+                claimed.push(claimed_from(r)?);
             }
         }
         tx.commit().await?;
@@ -1347,13 +1332,13 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
-        let due: Option<i64> = sqlx::query(
-            // Per open run: the due index leads with the run, so a global minimum would read all of it.
+        // Per claimable run: the due index leads with the run, so a global minimum would read all of it.
+        let due: Option<i64> = sqlx::query(&format!(
             "SELECT min(due) FROM (SELECT (SELECT min(d.next_attempt_at) FROM deliveries d INDEXED BY deliveries_due \
                WHERE d.run_id = r.id AND d.state IN ('queued','retrying')) AS due \
-               FROM runs r WHERE r.state IN ('pending','running') AND r.paused = 0 \
-             UNION ALL SELECT min(lease_until) FROM deliveries WHERE state = 'sending')",
-        )
+               FROM runs r WHERE {CLAIMABLE_RUN} \
+             UNION ALL SELECT min(lease_until) FROM deliveries WHERE state = 'sending')"
+        ))
         .fetch_one(&self.reader)
         .await?
         .try_get(0)?;
@@ -1362,7 +1347,7 @@ impl Store for SqliteStore {
 
     async fn load_for_receipt(&self, id: i64) -> Result<Option<Claimed>> {
         let row = sqlx::query(&format!(
-            "{CLAIMED_SELECT} WHERE d.id = ? AND d.state IN ('sending','sent')"
+            "SELECT {CLAIMED_COLUMNS} FROM deliveries WHERE id = ? AND state IN ('sending','sent')"
         ))
         .bind(id)
         .fetch_optional(&self.writer)
