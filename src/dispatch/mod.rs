@@ -26,6 +26,9 @@ use decide::{Attempt, RetryPolicy, decide};
 use plan::{Plans, prepare};
 use registry::Registry;
 
+/// A claim running on its own task while the previous batch is sent.
+type ClaimTask = tokio::task::JoinHandle<crate::store::Result<Vec<Claimed>>>;
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
@@ -101,6 +104,8 @@ impl Dispatcher {
         let mut held = Held::default();
         let policy = policy(&self.cfg);
         let lease_ms = (self.cfg.lease_seconds.max(1) * 1000) as i64;
+        let batch = self.cfg.batch_size.max(1);
+        let mut next_claim: Option<ClaimTask> = None;
 
         while !shutdown.is_cancelled() {
             while inflight.try_join_next().is_some() {}
@@ -119,18 +124,15 @@ impl Dispatcher {
                 continue;
             }
             let now = now_ms();
-            let claimed = match self
-                .store
-                // A full batch even when few permits are free: the rest wait for permits below (their
-                // leases cover them), and fewer, larger claims cost far less than many small ones.
-                .claim(
-                    self.cfg.batch_size.max(1) as i64,
-                    now,
-                    now + lease_ms,
-                    &self.closed.with(held.busy()),
-                )
-                .await
-            {
+            let pending = match next_claim.take() {
+                Some(p) => p,
+                None => self.start_claim(held.busy(), lease_ms),
+            };
+            let claimed = match pending.await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let claimed = match claimed {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claim failed");
@@ -141,6 +143,12 @@ impl Dispatcher {
                     continue;
                 }
             };
+            // A full batch means more is due: the next claim runs on the store's writer while this
+            // one is rendered and sent, so the sends in flight do not drain while the dispatcher
+            // waits for it.
+            if claimed.len() >= batch {
+                next_claim = Some(self.start_claim(held.busy(), lease_ms));
+            }
             if claimed.is_empty() {
                 if sent_held == 0 {
                     let open = match (held.next_open(), self.closed.next_open()) {
@@ -235,8 +243,15 @@ impl Dispatcher {
             }
         }
 
-        // Held deliveries go back to the store at once, so a restart does not wait for their leases.
+        // Held deliveries, and any claimed ahead, go back to the store at once, so a restart does not
+        // wait for their leases.
         self.give_back(&held.drain_ids()).await;
+        if let Some(p) = next_claim
+            && let Ok(Ok(ahead)) = p.await
+        {
+            self.give_back(&ahead.iter().map(|d| d.id).collect::<Vec<_>>())
+                .await;
+        }
         let grace = Duration::from_secs(self.cfg.shutdown_grace_seconds);
         let n = inflight.len();
         if n > 0 {
@@ -313,6 +328,19 @@ impl Dispatcher {
             }
         }
         sent
+    }
+
+    /// Claims a full batch on a task of its own, skipping channels held back or closed. A full batch
+    /// even when few permits are free: the rest wait for permits (their leases cover them), and
+    /// fewer, larger claims cost far less than many small ones.
+    fn start_claim(&self, busy: Vec<Channel>, lease_ms: i64) -> ClaimTask {
+        let store = self.store.clone();
+        let skip = self.closed.with(busy);
+        let limit = self.cfg.batch_size.max(1) as i64;
+        tokio::spawn(async move {
+            let now = now_ms();
+            store.claim(limit, now, now + lease_ms, &skip).await
+        })
     }
 
     /// Returns held deliveries to the store, due now; on failure their leases cover them.
