@@ -76,7 +76,9 @@ async fn unapproved_campaigns_never_send_from_any_door() {
     assert_eq!(app.post(&start, json!({})).await.0, StatusCode::CONFLICT);
 
     // CLI: the same refusal, with a non-zero exit.
-    let out = app.loa_cli(&["campaign", "start", &c.to_string(), "--as", "ops"]);
+    let out = app
+        .loa_cli(&["campaign", "start", &c.to_string(), "--as", "ops"])
+        .await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "CLI started an unapproved campaign");
     assert!(err.contains("chưa được phê duyệt"), "{err}");
@@ -123,7 +125,9 @@ async fn unapproved_campaigns_never_send_from_any_door() {
     let tpl = template(&app, t.school).await;
     let c2 = campaign(&app, t.school, tpl, &["staff"], &["sms"]).await;
     app.approve(c2).await;
-    let out = app.loa_cli(&["campaign", "start", &c2.to_string(), "--as", "ops"]);
+    let out = app
+        .loa_cli(&["campaign", "start", &c2.to_string(), "--as", "ops"])
+        .await;
     assert!(
         out.status.success(),
         "{}",
@@ -590,24 +594,28 @@ async fn the_audit_log_records_who_did_what_for_admins_of_the_node_and_above() {
 async fn cli_bootstraps_users_and_tokens() {
     let app = spawn_app_with(|_, _| {}, false).await;
     let t = tree(&app).await;
-    let out = app.loa_cli(&[
-        "user",
-        "create",
-        "--username",
-        "Hieu.Truong",
-        "--name",
-        "Trần Minh",
-        "--org",
-        "TH1",
-        "--roles",
-        "approver,viewer",
-    ]);
+    let out = app
+        .loa_cli(&[
+            "user",
+            "create",
+            "--username",
+            "Hieu.Truong",
+            "--name",
+            "Trần Minh",
+            "--org",
+            "TH1",
+            "--roles",
+            "approver,viewer",
+        ])
+        .await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = app.loa_cli(&["token", "create", "--username", "hieu.truong"]);
+    let out = app
+        .loa_cli(&["token", "create", "--username", "hieu.truong"])
+        .await;
     assert!(
         out.status.success(),
         "{}",
@@ -709,7 +717,7 @@ async fn cli_bootstraps_users_and_tokens() {
     ] {
         let mut all = vec!["user", "create"];
         all.extend(args);
-        let out = app.loa_cli(&all);
+        let out = app.loa_cli(&all).await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && err.contains(says),

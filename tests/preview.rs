@@ -111,7 +111,7 @@ async fn preview_counts_reach_parts_and_cost_and_is_kept_with_the_approval() {
         "{v}"
     );
     // The command line prints the same in Vietnamese.
-    let out = app.loa_cli(&["campaign", "preview", &c.to_string()]);
+    let out = app.loa_cli(&["campaign", "preview", &c.to_string()]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

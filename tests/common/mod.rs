@@ -247,9 +247,11 @@ impl TestApp {
         v["deliveries"].as_array().unwrap().clone()
     }
 
-    /// Runs the `loa` binary against this app's database.
-    pub fn loa_cli(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
+    /// Runs the `loa` binary against this app's database. Awaited, not blocked on: a test runtime has
+    /// one thread, and blocking it could freeze the app between a transaction's BEGIN and COMMIT, so
+    /// the CLI would wait out SQLite's busy timeout for a write lock nobody releases.
+    pub async fn loa_cli(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_loa"))
             .args(args)
             .current_dir(self.dir.path())
             .env(
@@ -258,6 +260,7 @@ impl TestApp {
             )
             .env("LOA_LOG", "error")
             .output()
+            .await
             .unwrap()
     }
 
