@@ -11,6 +11,7 @@ use common::kannel_double::{KannelDouble, kannel_provider, wrong_kannel_password
 use common::*;
 use loa::dispatch::Dispatcher;
 use reqwest::StatusCode;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -358,6 +359,59 @@ async fn shutdown_lets_in_flight_sends_finish_and_records_them() {
         p.by_state.get("queued").copied().unwrap_or(0) > 0,
         "the rest waits for the next start: {p:?}"
     );
+}
+
+#[tokio::test]
+async fn a_batch_claimed_ahead_is_not_sent_once_its_run_is_cancelled() {
+    let double = KannelDouble {
+        delay: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let (server, double) = double.start().await;
+    let app = spawn_app(|cfg, _| {
+        kannel_provider(cfg, &server.uri(), None, None);
+        cfg.dispatch.concurrency = 2;
+        cfg.dispatch.batch_size = 2;
+    })
+    .await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 10).await;
+    let tpl = template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    // The first batch is at the gateway (its replies take 500 ms); the second was claimed ahead
+    // and waits for a free send slot.
+    wait_for(Duration::from_secs(10), || async {
+        (double.sent().len() == 2).then_some(())
+    })
+    .await
+    .expect("sending");
+    let (_, r) = app.get(&format!("/api/v1/campaigns/{c}/runs")).await;
+    let run = r["runs"][0]["id"].as_i64().unwrap();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/campaigns/{c}/runs/{run}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let p = wait_for(Duration::from_secs(10), || async {
+        let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
+        let open = ["queued", "sending", "retrying"]
+            .iter()
+            .any(|s| p["progress"]["by_state"][s].as_i64().unwrap_or(0) > 0);
+        (!open).then_some(p)
+    })
+    .await
+    .expect("every delivery settled");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        double.sent().len(),
+        2,
+        "only the batch already at the gateway went: {p}"
+    );
+    assert_eq!(p["progress"]["by_state"]["cancelled"], 8, "{p}");
+    app.stop().await;
 }
 
 #[tokio::test]

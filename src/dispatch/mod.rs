@@ -124,15 +124,15 @@ impl Dispatcher {
                 continue;
             }
             let now = now_ms();
-            let pending = match next_claim.take() {
-                Some(p) => p,
-                None => self.start_claim(held.busy(), lease_ms),
+            let (pending, ahead) = match next_claim.take() {
+                Some(p) => (p, true),
+                None => (self.start_claim(held.busy(), lease_ms), false),
             };
             let claimed = match pending.await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            let claimed = match claimed {
+            let mut claimed = match claimed {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "claim failed");
@@ -148,6 +148,14 @@ impl Dispatcher {
             // waits for it.
             if claimed.len() >= batch {
                 next_claim = Some(self.start_claim(held.busy(), lease_ms));
+            }
+            // A batch claimed ahead waited while the one before it was sent: staff may have paused
+            // or cancelled its campaign meanwhile, and nothing of it may leave once they have.
+            if ahead && !claimed.is_empty() {
+                self.drop_halted(&mut claimed).await;
+                if claimed.is_empty() {
+                    continue;
+                }
             }
             if claimed.is_empty() {
                 if sent_held == 0 {
@@ -341,6 +349,24 @@ impl Dispatcher {
             let now = now_ms();
             store.claim(limit, now, now + lease_ms, &skip).await
         })
+    }
+
+    /// Gives back the deliveries of runs paused or closed since they were claimed.
+    async fn drop_halted(&self, claimed: &mut Vec<Claimed>) {
+        let mut runs: Vec<i64> = claimed.iter().map(|d| d.run_id).collect();
+        runs.sort_unstable();
+        runs.dedup();
+        match self.store.halted_runs(&runs).await {
+            Ok(h) if !h.is_empty() => {
+                let (stop, keep): (Vec<Claimed>, Vec<Claimed>) =
+                    claimed.drain(..).partition(|d| h.contains(&d.run_id));
+                *claimed = keep;
+                self.give_back(&stop.iter().map(|d| d.id).collect::<Vec<_>>())
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check the runs claimed ahead"),
+        }
     }
 
     /// Returns held deliveries to the store, due now; on failure their leases cover them.
