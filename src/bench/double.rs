@@ -95,6 +95,11 @@ impl Double {
         })
     }
 
+    /// CPU time the double's process has used so far.
+    pub fn cpu_used(&self) -> Option<std::time::Duration> {
+        super::cpu::of_process(self.child.id())
+    }
+
     pub async fn count(&self) -> anyhow::Result<usize> {
         Ok(self
             .http

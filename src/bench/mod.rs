@@ -53,6 +53,12 @@ pub struct Report {
     /// part 2 (all of Loa); the double's CPU is in neither.
     pub ceiling_cpu_us: Option<f64>,
     pub loa_cpu_us: Option<f64>,
+    /// The double's own CPU per request in parts 1 and 2 (from /proc), which both sides pay.
+    pub ceiling_double_cpu_us: Option<f64>,
+    pub loa_double_cpu_us: Option<f64>,
+    /// CPU per request of the bare client and the double over CPU per message of Loa and the double:
+    /// the ratio both sides would reach with every core busy, steadier than the rates on a noisy machine.
+    pub cpu_ratio: Option<f64>,
     pub fanout_people: usize,
     pub fanout_deliveries: Option<u64>,
     pub fanout_seconds: Option<f64>,
@@ -204,6 +210,10 @@ async fn seeded(
     let store = app.state.store.clone();
     let d = seed::district(&store, schools, classes, now_ms()).await?;
     seed::parents(&store, &d, parents, siblings, now_ms()).await?;
+    // The seeding wrote up to hundreds of megabytes the kernel may still be flushing; each part is
+    // timed on a database at rest, not against that writeback.
+    // SAFETY: sync(2) takes no arguments and only flushes kernel buffers.
+    unsafe { libc::sync() };
     Ok((app, d))
 }
 
@@ -238,7 +248,29 @@ async fn run_to_done(app: App, c: i64, limit: Duration) -> anyhow::Result<Durati
 }
 
 /// Part 1: the same adapter and requests without Loa: a bare client at the same concurrency.
-async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Result<(f64, f64)> {
+/// What a part cost: items per second, this process's CPU per item, the double's CPU per item.
+struct Cost {
+    rate: f64,
+    own_us: f64,
+    double_us: Option<f64>,
+}
+
+/// Times `items` items of work done by `work`, with this process's and the double's CPU.
+async fn costed<F: std::future::Future<Output = anyhow::Result<Duration>>>(
+    double: &Double,
+    items: usize,
+    work: F,
+) -> anyhow::Result<Cost> {
+    let (own, theirs) = (cpu::used(), double.cpu_used());
+    let took = work.await?;
+    Ok(Cost {
+        rate: items as f64 / took.as_secs_f64(),
+        own_us: cpu::micros_per(own, items),
+        double_us: cpu::micros_between(theirs, double.cpu_used(), items),
+    })
+}
+
+async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Result<Cost> {
     let provider = Arc::new(
         KannelProvider::new(
             "ceiling",
@@ -256,9 +288,9 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
     let text = SMS
         .replace("{{ sender_name }}", "PGD-BENCH")
         .replace("{{ student_names }}", "Học Sinh 12345");
-    let started = Instant::now();
-    let cpu_before = cpu::used();
-    let failures = futures::stream::iter(0..n)
+    let sending = async {
+        let started = Instant::now();
+        let failures = futures::stream::iter(0..n)
         .map(|i| {
             let p = provider.clone();
             let mut msg = Message::new(
@@ -279,17 +311,16 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
         .filter(|failed| futures::future::ready(*failed))
         .count()
         .await;
-    if failures > 0 {
-        anyhow::bail!("{failures} ceiling requests failed");
-    }
-    Ok((
-        n as f64 / started.elapsed().as_secs_f64(),
-        cpu::micros_per(cpu_before, n),
-    ))
+        if failures > 0 {
+            anyhow::bail!("{failures} ceiling requests failed");
+        }
+        Ok(started.elapsed())
+    };
+    costed(double, n, sending).await
 }
 
 /// Part 2: N people end to end through the real dispatcher, every state change persisted.
-async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<(f64, f64)> {
+async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<Cost> {
     let (app, d) = seeded(
         opts,
         double,
@@ -301,12 +332,12 @@ async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<(f64
     )
     .await?;
     let c = all_parents_campaign(&app.state.store, &d, "e2e").await?;
-    let cpu_before = cpu::used();
-    let took = run_to_done(app, c, Duration::from_secs(1800)).await?;
-    Ok((
-        opts.people as f64 / took.as_secs_f64(),
-        cpu::micros_per(cpu_before, opts.people),
-    ))
+    costed(
+        double,
+        opts.people,
+        run_to_done(app, c, Duration::from_secs(1800)),
+    )
+    .await
 }
 
 /// Part 3: fan-out of a large audience, then the whole run, with the process's peak memory.
@@ -323,10 +354,6 @@ async fn fanout(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow:
     .await?;
     let store = app.state.store.clone();
     let c = all_parents_campaign(&store, &d, "fanout").await?;
-    // The seeding wrote hundreds of megabytes the kernel may still be flushing; the fan-out is timed
-    // on a database at rest, not against that writeback.
-    // SAFETY: sync(2) takes no arguments and only flushes kernel buffers.
-    unsafe { libc::sync() };
     rss::reset_peak();
     let started = Instant::now();
     // The campaign is approved; the fan-out is timed on its own, so the run is created here rather
@@ -537,6 +564,17 @@ pub fn table(r: &Report) -> String {
             "-",
         ),
         (
+            "1/2 double's CPU",
+            format!(
+                "{} us a request (1), {} (2)",
+                fmt(r.ceiling_double_cpu_us, 1),
+                fmt(r.loa_double_cpu_us, 1)
+            ),
+            String::new(),
+            "-",
+        ),
+        ("2 ratio by CPU", fmt(r.cpu_ratio, 2), String::new(), "-"),
+        (
             "3 fan-out",
             format!(
                 "{} s ({} deliveries)",
@@ -632,14 +670,20 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let want = |p: u8| opts.parts.is_empty() || opts.parts.contains(&p);
     if want(1) {
         eprintln!("bench: 1 ceiling, {} requests", opts.people);
-        let (rps, cpu) = ceiling(&double, opts.people, concurrency).await?;
-        (r.ceiling_rps, r.ceiling_cpu_us) = (Some(rps), Some(cpu));
+        let c = ceiling(&double, opts.people, concurrency).await?;
+        (r.ceiling_rps, r.ceiling_cpu_us) = (Some(c.rate), Some(c.own_us));
+        r.ceiling_double_cpu_us = c.double_us;
     }
     if want(2) {
         eprintln!("bench: 2 end to end, {} people", opts.people);
-        let (mps, cpu) = end_to_end(&opts, &double).await?;
-        (r.loa_mps, r.loa_cpu_us) = (Some(mps), Some(cpu));
+        let c = end_to_end(&opts, &double).await?;
+        (r.loa_mps, r.loa_cpu_us) = (Some(c.rate), Some(c.own_us));
+        r.loa_double_cpu_us = c.double_us;
         r.loa_to_ceiling = r.loa_mps.zip(r.ceiling_rps).map(|(l, c)| l / c);
+        let per = |own: Option<f64>, theirs: Option<f64>| Some(own? + theirs?);
+        r.cpu_ratio = per(r.ceiling_cpu_us, r.ceiling_double_cpu_us)
+            .zip(per(r.loa_cpu_us, r.loa_double_cpu_us))
+            .map(|(bare, loa)| bare / loa);
     }
     if want(3) {
         eprintln!(
