@@ -293,8 +293,10 @@ async fn a_used_up_zns_daily_quota_closes_the_channel_until_tomorrow() {
     .expect("tried");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let tried = zalo.0.lock().unwrap().zns_requests;
+    // Concurrency 4: only the sends already in flight when the first refusal came may reach Zalo; the
+    // rest of their batch, and the batch claimed ahead, wait.
     assert!(
-        tried <= 8,
+        tried <= 4,
         "the rest of the campaign waits instead of hitting the quota: {tried}"
     );
     let ds = app.deliveries(c).await;

@@ -168,7 +168,9 @@ impl Dispatcher {
                 continue;
             }
             let mut unsent = Vec::new();
-            let mut quiet: BTreeMap<Millis, Vec<i64>> = BTreeMap::new();
+            // Deliveries that wait in the store until a time: the end of quiet hours, or the moment a
+            // provider that asked Loa to wait opens again.
+            let mut later: BTreeMap<Millis, Vec<i64>> = BTreeMap::new();
             for d in claimed {
                 let plan = match self
                     .plans
@@ -199,7 +201,7 @@ impl Dispatcher {
                     && self.quiet.holds(ch)
                     && let Some(at) = q.release_at(now)
                 {
-                    quiet.entry(at).or_default().push(d.id);
+                    later.entry(at).or_default().push(d.id);
                     continue;
                 }
                 let (msg, route) = match prepare(&d, &plan, &self.registry, &self.links) {
@@ -233,6 +235,14 @@ impl Dispatcher {
                     }
                 };
                 let Ok(permit) = permit else { break };
+                // Checked once a send slot is free: the send that freed it may be the one whose
+                // provider asked Loa to wait (a used-up daily quota), and the rest of the batch must
+                // not be spent against that refusal.
+                if let Some(at) = self.closed.reopens_at(item.msg.channel) {
+                    drop(permit);
+                    later.entry(at).or_default().push(item.d.id);
+                    continue;
+                }
                 self.spawn_send(
                     &mut inflight,
                     permit,
@@ -244,9 +254,9 @@ impl Dispatcher {
             }
             // Claimed but not started because shutdown came first: due again at once.
             self.give_back(&unsent).await;
-            for (at, ids) in quiet {
+            for (at, ids) in later {
                 if let Err(e) = self.store.release(&ids, at).await {
-                    tracing::error!(error = %e, "could not hold deliveries for quiet hours");
+                    tracing::error!(error = %e, "could not hold deliveries until their time");
                 }
             }
         }
@@ -308,6 +318,11 @@ impl Dispatcher {
             }
         }
         for channel in held.busy() {
+            // A closed channel's held deliveries stay held; after half a lease they go back to the
+            // store, which the claim skips until the channel opens.
+            if self.closed.reopens_at(channel).is_some() {
+                continue;
+            }
             let Some(route) = self.registry.route(channel) else {
                 continue;
             };
@@ -500,6 +515,13 @@ impl Closed {
 
     fn next_open(&self) -> Option<tokio::time::Instant> {
         self.0.lock().ok()?.values().min().copied()
+    }
+
+    /// When a closed channel opens again (wall-clock ms), or None if it is open.
+    fn reopens_at(&self, c: Channel) -> Option<Millis> {
+        let until = *self.0.lock().ok()?.get(&c)?;
+        let left = until.checked_duration_since(tokio::time::Instant::now())?;
+        Some(now_ms() + left.as_millis() as i64)
     }
 }
 
