@@ -386,8 +386,7 @@ async fn a_batch_claimed_ahead_is_not_sent_once_its_run_is_cancelled() {
     })
     .await
     .expect("sending");
-    let (_, r) = app.get(&format!("/api/v1/campaigns/{c}/runs")).await;
-    let run = r["runs"][0]["id"].as_i64().unwrap();
+    let run = app.first_run(c).await;
     let (s, v) = app
         .post(
             &format!("/api/v1/campaigns/{c}/runs/{run}/cancel"),
@@ -397,10 +396,7 @@ async fn a_batch_claimed_ahead_is_not_sent_once_its_run_is_cancelled() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let p = wait_for(Duration::from_secs(10), || async {
         let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
-        let open = ["queued", "sending", "retrying"]
-            .iter()
-            .any(|s| p["progress"]["by_state"][s].as_i64().unwrap_or(0) > 0);
-        (!open).then_some(p)
+        settled(&p).then_some(p)
     })
     .await
     .expect("every delivery settled");

@@ -500,8 +500,7 @@ async fn pause_resume_and_cancel_lose_nothing_and_send_nothing_twice() {
     // Cancelling one run: its unsent deliveries are cancelled, nothing else is touched.
     let c2 = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
     app.start(c2).await;
-    let (_, r) = app.get(&format!("/api/v1/campaigns/{c2}/runs")).await;
-    let run = r["runs"][0]["id"].as_i64().unwrap();
+    let run = app.first_run(c2).await;
     let (s, v) = app
         .post(
             &format!("/api/v1/campaigns/{c2}/runs/{run}/pause"),
@@ -526,10 +525,7 @@ async fn pause_resume_and_cancel_lose_nothing_and_send_nothing_twice() {
     // Deliveries the dispatcher held in memory for the rate limiter go back and end cancelled too.
     let p = wait_for(Duration::from_secs(10), || async {
         let (_, p) = app.get(&format!("/api/v1/campaigns/{c2}/progress")).await;
-        let open = ["queued", "sending", "retrying"]
-            .iter()
-            .any(|s| p["progress"]["by_state"][s].as_i64().unwrap_or(0) > 0);
-        (p["state"] == "done" && !open).then_some(p)
+        (p["state"] == "done" && settled(&p)).then_some(p)
     })
     .await
     .expect("every delivery settled");

@@ -17,7 +17,11 @@ pub fn used() -> Duration {
 
 /// Microseconds of this process's CPU per item for `items` done since `before`.
 pub fn micros_per(before: Duration, items: usize) -> f64 {
-    (used().saturating_sub(before)).as_secs_f64() * 1e6 / items.max(1) as f64
+    per_item_us(used().saturating_sub(before), items)
+}
+
+fn per_item_us(spent: Duration, items: usize) -> f64 {
+    spent.as_secs_f64() * 1e6 / items.max(1) as f64
 }
 
 /// User plus system CPU time another process (the provider double) has used so far, from
@@ -48,8 +52,7 @@ pub fn micros_between(
     after: Option<Duration>,
     items: usize,
 ) -> Option<f64> {
-    let (b, a) = (before?, after?);
-    Some(a.saturating_sub(b).as_secs_f64() * 1e6 / items.max(1) as f64)
+    Some(per_item_us(after?.saturating_sub(before?), items))
 }
 
 #[cfg(test)]

@@ -247,7 +247,6 @@ async fn run_to_done(app: App, c: i64, limit: Duration) -> anyhow::Result<Durati
     Ok(took)
 }
 
-/// Part 1: the same adapter and requests without Loa: a bare client at the same concurrency.
 /// What a part cost: items per second, this process's CPU per item, the double's CPU per item.
 struct Cost {
     rate: f64,
@@ -270,6 +269,7 @@ async fn costed<F: std::future::Future<Output = anyhow::Result<Duration>>>(
     })
 }
 
+/// Part 1: the same adapter and requests without Loa: a bare client at the same concurrency.
 async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Result<Cost> {
     let provider = Arc::new(
         KannelProvider::new(
@@ -288,21 +288,31 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
     let text = SMS
         .replace("{{ sender_name }}", "PGD-BENCH")
         .replace("{{ student_names }}", "Học Sinh 12345");
-    let sending = async {
-        let started = Instant::now();
-        let failures = futures::stream::iter(0..n)
+    costed(double, n, send_all(&provider, &text, n, concurrency)).await
+}
+
+/// Sends `n` requests through the adapter at `concurrency`, as the dispatcher would; how long it took.
+async fn send_all(
+    provider: &Arc<KannelProvider>,
+    text: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let failures = futures::stream::iter(0..n)
         .map(|i| {
             let p = provider.clone();
             let mut msg = Message::new(
                 i.to_string(),
                 Channel::Sms,
                 format!("+8491{i:07}"),
-                text.clone(),
+                text.to_string(),
             );
             // The same request Loa sends, delivery-report URL included (its signature is Loa's own
             // work, so a fixed one stands in for it here).
+            let sig = "0123456789abcdef0123456789abcdef";
             msg.callback_url = Some(format!(
-                "http://127.0.0.1:40000/webhooks/gateway?id={}&sig=0123456789abcdef0123456789abcdef",
+                "http://127.0.0.1:40000/webhooks/gateway?id={}&sig={sig}",
                 i + 1
             ));
             async move { p.send(&msg).await.is_err() }
@@ -311,12 +321,10 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
         .filter(|failed| futures::future::ready(*failed))
         .count()
         .await;
-        if failures > 0 {
-            anyhow::bail!("{failures} ceiling requests failed");
-        }
-        Ok(started.elapsed())
-    };
-    costed(double, n, sending).await
+    if failures > 0 {
+        anyhow::bail!("{failures} ceiling requests failed");
+    }
+    Ok(started.elapsed())
 }
 
 /// Part 2: N people end to end through the real dispatcher, every state change persisted.

@@ -104,7 +104,6 @@ impl Dispatcher {
         let mut held = Held::default();
         let policy = policy(&self.cfg);
         let lease_ms = (self.cfg.lease_seconds.max(1) * 1000) as i64;
-        let batch = self.cfg.batch_size.max(1);
         let mut next_claim: Option<ClaimTask> = None;
 
         while !shutdown.is_cancelled() {
@@ -146,7 +145,7 @@ impl Dispatcher {
             // A full batch means more is due: the next claim runs on the store's writer while this
             // one is rendered and sent, so the sends in flight do not drain while the dispatcher
             // waits for it.
-            if claimed.len() >= batch {
+            if claimed.len() >= self.batch() {
                 next_claim = Some(self.start_claim(held.busy(), lease_ms));
             }
             // A batch claimed ahead waited while the one before it was sent: staff may have paused
@@ -308,13 +307,9 @@ impl Dispatcher {
         // Staff may pause or cancel a run whose deliveries wait here: look every 200 ms, so nothing of
         // it leaves once they have.
         if held.halt_check_due(now) {
-            let runs = held.run_ids();
-            if !runs.is_empty() {
-                match self.store.halted_runs(&runs).await {
-                    Ok(h) if !h.is_empty() => self.give_back(&held.take_runs(&h)).await,
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not check held runs"),
-                }
+            let halted = self.halted(held.run_ids()).await;
+            if !halted.is_empty() {
+                self.give_back(&held.take_runs(&halted)).await;
             }
         }
         for channel in held.busy() {
@@ -353,35 +348,51 @@ impl Dispatcher {
         sent
     }
 
+    fn batch(&self) -> usize {
+        self.cfg.batch_size.max(1)
+    }
+
     /// Claims a full batch on a task of its own, skipping channels held back or closed. A full batch
     /// even when few permits are free: the rest wait for permits (their leases cover them), and
     /// fewer, larger claims cost far less than many small ones.
     fn start_claim(&self, busy: Vec<Channel>, lease_ms: i64) -> ClaimTask {
         let store = self.store.clone();
         let skip = self.closed.with(busy);
-        let limit = self.cfg.batch_size.max(1) as i64;
+        let limit = self.batch() as i64;
         tokio::spawn(async move {
             let now = now_ms();
             store.claim(limit, now, now + lease_ms, &skip).await
         })
     }
 
-    /// Gives back the deliveries of runs paused or closed since they were claimed.
-    async fn drop_halted(&self, claimed: &mut Vec<Claimed>) {
-        let mut runs: Vec<i64> = claimed.iter().map(|d| d.run_id).collect();
+    /// Of these runs (repeats allowed), those paused or closed by staff since their deliveries were
+    /// claimed. On a failed lookup none: the deliveries go, as they would have a moment earlier.
+    async fn halted(&self, mut runs: Vec<i64>) -> Vec<i64> {
         runs.sort_unstable();
         runs.dedup();
-        match self.store.halted_runs(&runs).await {
-            Ok(h) if !h.is_empty() => {
-                let (stop, keep): (Vec<Claimed>, Vec<Claimed>) =
-                    claimed.drain(..).partition(|d| h.contains(&d.run_id));
-                *claimed = keep;
-                self.give_back(&stop.iter().map(|d| d.id).collect::<Vec<_>>())
-                    .await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not check the runs claimed ahead"),
+        if runs.is_empty() {
+            return runs;
         }
+        self.store.halted_runs(&runs).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not check whether claimed runs were halted");
+            Vec::new()
+        })
+    }
+
+    /// Gives back the deliveries of runs paused or closed since they were claimed.
+    async fn drop_halted(&self, claimed: &mut Vec<Claimed>) {
+        let halted = self
+            .halted(claimed.iter().map(|d| d.run_id).collect())
+            .await;
+        if halted.is_empty() {
+            return;
+        }
+        let (stop, keep) = std::mem::take(claimed)
+            .into_iter()
+            .partition(|d| halted.contains(&d.run_id));
+        *claimed = keep;
+        self.give_back(&stop.iter().map(|d| d.id).collect::<Vec<_>>())
+            .await;
     }
 
     /// Returns held deliveries to the store, due now; on failure their leases cover them.
@@ -550,14 +561,10 @@ impl Held {
         true
     }
     fn run_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self
-            .queues
+        self.queues
             .values()
             .flat_map(|q| q.iter().map(|r| r.d.run_id))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+            .collect()
     }
     /// Removes the held deliveries of these runs; returns their ids.
     fn take_runs(&mut self, runs: &[i64]) -> Vec<i64> {

@@ -237,6 +237,15 @@ impl TestApp {
         .unwrap_or_else(|| panic!("campaign {campaign} not done in time"))
     }
 
+    /// The id of the campaign's first run.
+    pub async fn first_run(&self, campaign: i64) -> i64 {
+        let (s, r) = self
+            .get(&format!("/api/v1/campaigns/{campaign}/runs"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        r["runs"][0]["id"].as_i64().unwrap()
+    }
+
     pub async fn deliveries(&self, campaign: i64) -> Vec<Value> {
         let (s, v) = self
             .get(&format!(
@@ -408,4 +417,12 @@ pub async fn parents_with_children(app: &TestApp, t: &Tree, n: usize) -> Vec<i64
         parents.push(p);
     }
     parents
+}
+
+/// Whether a progress reply (`GET /campaigns/{id}/progress`) has no delivery left queued, sending or
+/// retrying.
+pub fn settled(p: &Value) -> bool {
+    !["queued", "sending", "retrying"]
+        .iter()
+        .any(|s| p["progress"]["by_state"][s].as_i64().unwrap_or(0) > 0)
 }
