@@ -448,6 +448,16 @@ async fn main() {
         Command::Bench { .. } | Command::BenchDouble { .. }
     ));
     if let Err(e) = run(cli).await {
+        // A full or failing disk is the operator's to fix, and staff must know nothing was saved.
+        if let Some(loa::store::StoreError::Unavailable(detail)) = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<loa::store::StoreError>())
+        {
+            eprintln!(
+                "loa: không ghi được vào cơ sở dữ liệu (ổ đĩa đầy hoặc lỗi lưu trữ); chưa có gì được lưu, hãy thử lại khi đã giải phóng dung lượng ({detail})"
+            );
+            std::process::exit(1);
+        }
         eprintln!("loa: {e:#}");
         std::process::exit(1);
     }

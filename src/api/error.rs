@@ -56,6 +56,12 @@ impl IntoResponse for AppError {
         let body =
             json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(STORAGE_RETRY_AFTER),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -77,6 +83,13 @@ impl From<ValidationError> for AppError {
     }
 }
 
+/// What staff read when the database cannot be written: nothing was saved, try again later.
+pub const STORAGE_UNAVAILABLE: &str = "Hệ thống tạm thời không ghi được dữ liệu (ổ đĩa đầy hoặc lỗi lưu trữ). \
+     Yêu cầu này chưa được lưu; vui lòng thử lại sau ít phút hoặc báo cho người quản trị máy chủ.";
+
+/// Seconds a client is asked to wait before retrying a request refused for storage.
+const STORAGE_RETRY_AFTER: &str = "10";
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -86,6 +99,14 @@ impl From<StoreError> for AppError {
                 AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reference", m)
             }
             StoreError::Invalid(m) => AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            StoreError::Unavailable(m) => {
+                tracing::error!(error = %m, "storage unavailable: request refused");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    STORAGE_UNAVAILABLE,
+                )
+            }
             e @ (StoreError::Db(_) | StoreError::Corrupt(_)) => AppError::internal(e),
         }
     }

@@ -1,6 +1,7 @@
 //! The dispatcher: claim due deliveries in short transactions with a lease, rate-limit per provider,
 //! send outside the transaction with bounded concurrency, and record outcomes in batched writes.
 
+pub mod complete;
 pub mod decide;
 pub mod limit;
 pub mod plan;
@@ -21,7 +22,8 @@ use crate::config::DispatchConfig;
 use crate::domain::schedule::QuietHours;
 use crate::domain::{Channel, Millis};
 use crate::links::Links;
-use crate::store::{Claimed, DeliveryUpdate, Store};
+use crate::store::{Claimed, Store};
+use complete::{Health, Outcome, backoff, complete};
 use decide::{Attempt, RetryPolicy, decide};
 use plan::{Plans, prepare};
 use registry::Registry;
@@ -41,6 +43,8 @@ pub struct Dispatcher {
     closed: Arc<Closed>,
     /// Notified when work arrives (a run fanned out, a delivery re-queued), so nothing waits for a poll.
     pub wake: Arc<Notify>,
+    /// Whether the store takes writes: while it does not, nothing is claimed.
+    health: Arc<Health>,
 }
 
 /// Quiet hours as the dispatcher applies them: the default for nodes that set none, and whether
@@ -91,6 +95,7 @@ impl Dispatcher {
             plans: Plans::default(),
             closed: Arc::default(),
             wake,
+            health: Arc::default(),
         }
     }
 
@@ -98,8 +103,17 @@ impl Dispatcher {
     /// period; leases cover the rest) and flushes their outcomes.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let sem = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
-        let (out_tx, out_rx) = mpsc::channel::<DeliveryUpdate>(self.cfg.concurrency.max(1) * 4);
-        let completer = tokio::spawn(complete(self.store.clone(), out_rx, self.wake.clone()));
+        // Every outcome in the channel holds a send slot, so it never holds more than `concurrency`.
+        let (out_tx, out_rx) = mpsc::channel::<Outcome>(self.cfg.concurrency.max(1));
+        let completer = tokio::spawn(complete(
+            self.store.clone(),
+            out_rx,
+            self.wake.clone(),
+            self.health.clone(),
+            shutdown.clone(),
+            Duration::from_secs(self.cfg.shutdown_grace_seconds),
+        ));
+        let mut claim_failures = 0u32;
         let mut inflight = JoinSet::new();
         let mut held = Held::default();
         let policy = policy(&self.cfg);
@@ -109,11 +123,20 @@ impl Dispatcher {
         while !shutdown.is_cancelled() {
             while inflight.try_join_next().is_some() {}
             if sem.available_permits() == 0 {
+                // Slots free when outcomes are recorded, not when sends end.
                 tokio::select! {
-                    _ = inflight.join_next() => {}
+                    p = sem.acquire() => drop(p),
                     _ = shutdown.cancelled() => break,
                 }
                 continue;
+            }
+            // While the store cannot write, wait for it before claiming again: the claim is then the
+            // probe (it writes), and the completer's retries are the other.
+            if self.health.failing() {
+                tokio::select! {
+                    _ = self.health.wait_healed(backoff(claim_failures.max(1))) => {}
+                    _ = shutdown.cancelled() => break,
+                }
             }
             let sent_held = self
                 .send_held(&mut held, &sem, &mut inflight, &out_tx, &policy, lease_ms)
@@ -132,11 +155,19 @@ impl Dispatcher {
                 Err(e) => Err(e.to_string()),
             };
             let mut claimed = match claimed {
-                Ok(c) => c,
+                Ok(c) => {
+                    if claim_failures > 0 {
+                        claim_failures = 0;
+                        self.health.set(false, "claiming");
+                    }
+                    c
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "claim failed");
+                    claim_failures += 1;
+                    self.health.set(true, "claiming");
+                    tracing::warn!(error = %e, tries = claim_failures, "claim failed; backing off");
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(backoff(claim_failures)) => {}
                         _ = shutdown.cancelled() => break,
                     }
                     continue;
@@ -189,7 +220,10 @@ impl Dispatcher {
                             detail: e,
                         };
                         let _ = out_tx
-                            .send(decide(&d, &[], attempt, &policy, now, 0.0))
+                            .send(Outcome {
+                                update: decide(&d, &[], attempt, &policy, now, 0.0),
+                                slot: None,
+                            })
                             .await;
                         continue;
                     }
@@ -207,7 +241,10 @@ impl Dispatcher {
                     Ok(m) => m,
                     Err(attempt) => {
                         let _ = out_tx
-                            .send(decide(&d, &plan.channels, attempt, &policy, now, 0.0))
+                            .send(Outcome {
+                                update: decide(&d, &plan.channels, attempt, &policy, now, 0.0),
+                                slot: None,
+                            })
                             .await;
                         continue;
                     }
@@ -270,6 +307,8 @@ impl Dispatcher {
                 .await;
         }
         let grace = Duration::from_secs(self.cfg.shutdown_grace_seconds);
+        // Finished sends stay in the set until joined: count only those still running.
+        while inflight.try_join_next().is_some() {}
         let n = inflight.len();
         if n > 0 {
             tracing::info!(in_flight = n, "waiting for in-flight sends");
@@ -295,7 +334,7 @@ impl Dispatcher {
         held: &mut Held,
         sem: &Arc<Semaphore>,
         inflight: &mut JoinSet<()>,
-        out_tx: &mpsc::Sender<DeliveryUpdate>,
+        out_tx: &mpsc::Sender<Outcome>,
         policy: &RetryPolicy,
         lease_ms: i64,
     ) -> usize {
@@ -411,7 +450,7 @@ impl Dispatcher {
         permit: tokio::sync::OwnedSemaphorePermit,
         provider: Arc<dyn providers::Provider>,
         item: Ready,
-        out_tx: &mpsc::Sender<DeliveryUpdate>,
+        out_tx: &mpsc::Sender<Outcome>,
         policy: &RetryPolicy,
     ) {
         let out = out_tx.clone();
@@ -443,8 +482,9 @@ impl Dispatcher {
                 }
             };
             let jitter = rand::rng().random::<f64>();
-            let _ = out.send(decide(&d, &plan.channels, attempt, &policy, now_ms(), jitter)).await;
-            drop(permit);
+            let update = decide(&d, &plan.channels, attempt, &policy, now_ms(), jitter);
+            // The slot stays taken until the completer has committed the outcome.
+            let _ = out.send(Outcome { update, slot: Some(permit) }).await;
         });
     }
 
@@ -624,65 +664,5 @@ impl Held {
             .drain()
             .flat_map(|(_, q)| q.into_iter().map(|r| r.d.id))
             .collect()
-    }
-}
-
-/// How long the first outcome of a batch waits for others to share its transaction.
-const BATCH_WINDOW: Duration = Duration::from_millis(10);
-
-/// Writes outcomes in batches (one transaction each), then closes finished runs.
-async fn complete(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<DeliveryUpdate>,
-    wake: Arc<Notify>,
-) {
-    let mut last_finish = 0;
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut batch = vec![first];
-        // Outcomes arriving within a few milliseconds share one transaction: every commit writes the
-        // pages it touched to the WAL again, and at full speed batches averaged 25 outcomes without
-        // the wait (about 100 with it). Nothing waits on this write but the campaign's progress.
-        let window = tokio::time::Instant::now() + BATCH_WINDOW;
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(u) => batch.push(u),
-                Err(_) => match tokio::time::timeout_at(window, rx.recv()).await {
-                    Ok(Some(u)) => batch.push(u),
-                    _ => break,
-                },
-            }
-        }
-        let requeued = batch.iter().any(|u| !u.state.is_settled());
-        let mut tries = 0;
-        while let Err(e) = store.record(&batch, now_ms()).await {
-            tries += 1;
-            tracing::error!(error = %e, tries, "recording outcomes failed");
-            if tries >= 5 {
-                // Their leases expire and the deliveries are sent again under the same idempotency key.
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-        }
-        if requeued {
-            wake.notify_one();
-        }
-        let now = now_ms();
-        if now - last_finish >= 200 || rx.is_empty() {
-            last_finish = now;
-            finish(store.as_ref()).await;
-        }
-    }
-    finish(store.as_ref()).await;
-}
-
-async fn finish(store: &dyn Store) {
-    match store.finish_runs(now_ms()).await {
-        Ok(done) => {
-            for c in done {
-                tracing::info!(campaign = c, "campaign done");
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "closing finished runs failed"),
     }
 }

@@ -30,6 +30,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("database error: {0}")]
     Db(sqlx::Error),
+    /// The database cannot be written right now (disk full, I/O error, read-only, locked): nothing
+    /// of the request was stored, and the same request may succeed later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

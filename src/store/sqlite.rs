@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -25,11 +27,56 @@ use crate::domain::org::OrgKind;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// A write fault injected by tests, applied to every writer connection (see `inject_fault`).
+    fault: Arc<std::sync::Mutex<Option<WriteFault>>>,
+}
+
+/// A real SQLite write failure, produced on purpose so tests see what a full or failing disk does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteFault {
+    /// The file may not grow past its current size (`PRAGMA max_page_count`): the next write that
+    /// needs a new page fails with SQLITE_FULL, as on a full disk. Writes in place still succeed.
+    Full,
+    /// Every write fails (`PRAGMA query_only`), as when the disk refuses all writes.
+    ReadOnly,
+}
+
+/// The PRAGMAs that put a writer connection into (or out of) a fault.
+fn fault_pragmas(f: Option<WriteFault>) -> &'static [&'static str] {
+    match f {
+        // Setting max_page_count below the file's size leaves it at the size: no growth allowed.
+        Some(WriteFault::Full) => &["PRAGMA query_only = OFF", "PRAGMA max_page_count = 1"],
+        Some(WriteFault::ReadOnly) => &["PRAGMA query_only = ON"],
+        None => &[
+            "PRAGMA query_only = OFF",
+            "PRAGMA max_page_count = 4294967294",
+        ],
+    }
+}
+
+/// SQLite's primary result codes that mean the database cannot be written (or read) right now,
+/// whatever the statement: SQLITE_BUSY (after the busy timeout), LOCKED, NOMEM, READONLY, IOERR,
+/// FULL, CANTOPEN, PROTOCOL.
+const UNAVAILABLE_CODES: [i64; 8] = [5, 6, 7, 8, 10, 13, 14, 15];
+
+fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| UNAVAILABLE_CODES.contains(&(c & 0xff))),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
+            _ if unavailable(&e) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::RowNotFound => StoreError::NotFound("row"),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_string())
@@ -45,6 +92,38 @@ impl From<sqlx::Error> for StoreError {
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         StoreError::Invalid(format!("migration failed: {e}"))
+    }
+}
+
+/// A write's `RETURNING` rows, read with the statement run to its end. sqlx's `fetch_one` and
+/// `fetch_optional` stop SQLite after the first row, and in autocommit mode the commit happens when
+/// the statement finishes: an error there (SQLITE_FULL) was lost, so the caller got an id for a row
+/// that had been rolled back, and the next insert was handed the same id. Every write with
+/// `RETURNING` reads its row through here (or `fetch_all`).
+trait Written<'q> {
+    fn written_opt<'e, 'c: 'e, E>(self, e: E) -> BoxFuture<'e, Result<Option<SqliteRow>>>
+    where
+        'q: 'e,
+        E: 'e + sqlx::Executor<'c, Database = Sqlite>;
+
+    fn written_row<'e, 'c: 'e, E>(self, e: E) -> BoxFuture<'e, Result<SqliteRow>>
+    where
+        'q: 'e,
+        E: 'e + sqlx::Executor<'c, Database = Sqlite>,
+        Self: Sized + Send + 'e,
+    {
+        let opt = self.written_opt(e);
+        Box::pin(async move { opt.await?.ok_or(StoreError::NotFound("row")) })
+    }
+}
+
+impl<'q> Written<'q> for sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    fn written_opt<'e, 'c: 'e, E>(self, e: E) -> BoxFuture<'e, Result<Option<SqliteRow>>>
+    where
+        'q: 'e,
+        E: 'e + sqlx::Executor<'c, Database = Sqlite>,
+    {
+        Box::pin(async move { Ok(self.fetch_all(e).await?.into_iter().next()) })
     }
 }
 
@@ -344,15 +423,67 @@ impl SqliteStore {
             // sqlx hands rows from SQLite's thread to the caller through a channel of this size; at its
             // default (50) a claim of 256 rows stalls that thread five times waiting for the reader.
             .row_buffer_size(1024);
+        let fault: Arc<std::sync::Mutex<Option<WriteFault>>> = Arc::default();
+        let on_connect = fault.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(move |conn, _| {
+                let f = on_connect.lock().map(|f| *f).unwrap_or(None);
+                Box::pin(async move {
+                    if f.is_some() {
+                        for p in fault_pragmas(f) {
+                            sqlx::query(p).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            // The writer goes back to the pool only as clean as it was taken. After a failed
+            // statement SQLite may have rolled the transaction back on its own (SQLITE_FULL, IOERR),
+            // and then sqlx's ROLLBACK fails and it still counts a transaction open: its next
+            // `begin` would be a SAVEPOINT, its "commit" a RELEASE that commits nothing, and every
+            // later write would be lost while its caller was told it succeeded. Such a connection
+            // is closed (which rolls back whatever SQLite still holds) and the pool opens a fresh one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // The dropped transaction's ROLLBACK is queued on the connection's worker; a
+                    // ping runs after it, so the count read next is the settled one.
+                    if sqlx::Connection::ping(&mut *conn).await.is_err() {
+                        return Ok(false);
+                    }
+                    let clean = !sqlx::Connection::is_in_transaction(conn);
+                    if !clean {
+                        tracing::warn!(
+                            "writer connection left inside a transaction: closed, a fresh one opens"
+                        );
+                    }
+                    Ok(clean)
+                })
+            })
             .connect_with(opts.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            fault,
+        })
+    }
+
+    /// Makes the writer fail the way a full or failing disk does, or heals it (`None`). Only tests
+    /// call this; the fault is real SQLite behaviour, not a simulated error.
+    pub async fn inject_fault(&self, f: Option<WriteFault>) -> Result<()> {
+        if let Ok(mut g) = self.fault.lock() {
+            *g = f;
+        }
+        let mut conn = self.writer.acquire().await?;
+        for p in fault_pragmas(f) {
+            sqlx::query(p).execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     async fn fetch_org(&self, id: i64) -> Result<Org> {
@@ -422,7 +553,7 @@ impl Store for SqliteStore {
             .bind(o.code.trim())
             .bind(o.name.trim())
             .bind(now)
-            .fetch_one(&mut *tx)
+            .written_row(&mut *tx)
             .await?
             .try_get(0)?;
         let path = format!(
@@ -583,7 +714,7 @@ impl Store for SqliteStore {
         .bind(&c.student_code)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.writer)
+        .written_row(&self.writer)
         .await?;
         contact_from(&row)
     }
@@ -617,7 +748,7 @@ impl Store for SqliteStore {
             .bind(channel.bit())
             .bind(now)
             .bind(id)
-            .fetch_optional(&self.writer)
+            .written_opt(&self.writer)
             .await?
             .ok_or(StoreError::NotFound("contact"))?;
         contact_from(&row)
@@ -631,7 +762,7 @@ impl Store for SqliteStore {
         .bind(at)
         .bind(now)
         .bind(id)
-        .fetch_optional(&self.writer)
+        .written_opt(&self.writer)
         .await?
         .ok_or(StoreError::NotFound("contact"))?;
         contact_from(&row)
@@ -800,7 +931,7 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(created_by)
-        .fetch_one(&self.writer)
+        .written_row(&self.writer)
         .await?
         .try_get(0)?;
         self.get_template(id).await
@@ -843,7 +974,7 @@ impl Store for SqliteStore {
         .bind(c.recurrence.as_ref().and_then(|r| serde_json::to_string(r).ok()))
         .bind((!c.series.is_empty()).then(|| json_ids(&c.series)))
         .bind(c.urgent)
-        .fetch_one(&self.writer)
+        .written_row(&self.writer)
         .await?;
         campaign_from(&row)
     }
@@ -1164,7 +1295,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let reopened = sqlx::query("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ? AND state = 'done' RETURNING campaign_id")
             .bind(run_id)
-            .fetch_optional(&mut *tx)
+            .written_opt(&mut *tx)
             .await?;
         if let Some(row) = reopened {
             sqlx::query("UPDATE campaigns SET state = 'running', updated_at = ? WHERE id = ? AND state = 'done'")
@@ -1203,7 +1334,7 @@ impl Store for SqliteStore {
             let state: Option<String> = sqlx::query(SETTLE_CAMPAIGN)
                 .bind(now)
                 .bind(cid)
-                .fetch_optional(&mut *tx)
+                .written_opt(&mut *tx)
                 .await?
                 .map(|r| r.try_get(0))
                 .transpose()?;

@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, corrupt, template_from};
+use super::{SqliteStore, Written, corrupt, template_from};
 use crate::domain::Millis;
 use crate::domain::access::{AuditEntry, NewUser, Principal, User, UserRole};
 use crate::domain::campaign::{CampaignState, NewCampaign, Template};
@@ -43,7 +43,7 @@ impl SqliteStore {
         .bind(UserRole::join(&u.roles))
         .bind(&u.password_hash)
         .bind(now)
-        .fetch_one(&self.writer)
+        .written_row(&self.writer)
         .await?;
         user_from(&row)
     }
@@ -97,7 +97,7 @@ impl SqliteStore {
         .bind(name)
         .bind(token_hash)
         .bind(now)
-        .fetch_one(&self.writer)
+        .written_row(&self.writer)
         .await?
         .try_get(0)?)
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::SqliteStore;
+use super::{SqliteStore, Written};
 use crate::domain::Millis;
 use crate::domain::org::OrgKind;
 use crate::import::RosterEntry;
@@ -108,7 +108,7 @@ async fn class_id(
     .bind(format!("{school_code}-{name}"))
     .bind(name)
     .bind(now)
-    .fetch_one(&mut *c)
+    .written_row(&mut *c)
     .await?
     .try_get(0)?;
     sqlx::query("UPDATE orgs SET path = ? WHERE id = ?")

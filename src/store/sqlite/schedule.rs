@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{CAMPAIGN_COLS, SETTLE_CAMPAIGN, SqliteStore, campaign_from};
+use super::{CAMPAIGN_COLS, SETTLE_CAMPAIGN, SqliteStore, Written, campaign_from};
 use crate::domain::Millis;
 use crate::domain::campaign::Campaign;
 use crate::domain::schedule::{Calendar, DateRange};
@@ -357,7 +357,7 @@ impl SqliteStore {
         sqlx::query(SETTLE_CAMPAIGN)
             .bind(now)
             .bind(campaign_id)
-            .fetch_optional(&mut *tx)
+            .written_opt(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(Some(n))

@@ -1,0 +1,152 @@
+//! Records outcomes in batched writes. Each outcome carries its send slot until it is committed, so
+//! what a crash can re-send is bounded by the dispatcher's concurrency; a store that cannot write is
+//! retried until it can, and meanwhile the dispatcher claims nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::store::{DeliveryUpdate, Store};
+
+/// An attempt's outcome on its way to the store, with the send slot it keeps busy until then.
+pub struct Outcome {
+    pub update: DeliveryUpdate,
+    /// Dropped once the outcome is committed (or given up at shutdown).
+    pub slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Whether the store takes writes, as the completer and the claim last saw it.
+#[derive(Default)]
+pub struct Health {
+    failing: AtomicBool,
+    healed: Notify,
+}
+
+impl Health {
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+
+    /// Records what the last write did; logs only the changes, not every retry.
+    pub fn set(&self, failing: bool, what: &str) {
+        let was = self.failing.swap(failing, Ordering::AcqRel);
+        if was && !failing {
+            tracing::info!(what, "store writes again: dispatching resumes");
+            self.healed.notify_waiters();
+        } else if !was && failing {
+            tracing::error!(what, "store cannot write: dispatching stops until it can");
+        }
+    }
+
+    /// Returns once writes succeed again, or after `at_most` (the caller then probes the store).
+    pub async fn wait_healed(&self, at_most: Duration) {
+        let healed = self.healed.notified();
+        if !self.failing() {
+            return;
+        }
+        let _ = tokio::time::timeout(at_most, healed).await;
+    }
+}
+
+/// The wait before the n-th retry of a failed write (n from 1): 100 ms doubling, at most 5 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_millis((100u64 << n.saturating_sub(1).min(6)).min(5_000))
+}
+
+/// Writes outcomes in batches (one transaction each), then closes finished runs. Runs until every
+/// sender is gone; after `shutdown`, a store that still cannot write is given up on after `grace`.
+pub async fn complete(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Outcome>,
+    wake: Arc<Notify>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let mut last_finish = 0;
+    loop {
+        let Some(first) = rx.recv().await else { break };
+        let mut batch = vec![first];
+        // No waiting for company: every outcome here holds a send slot, so a wait would slow the
+        // sends. What arrives while one batch commits forms the next one, which keeps batches large
+        // at full speed.
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let (updates, slots): (Vec<DeliveryUpdate>, Vec<_>) =
+            batch.into_iter().map(|o| (o.update, o.slot)).unzip();
+        let requeued = updates.iter().any(|u| !u.state.is_settled());
+        let mut tries = 0;
+        let mut given_up_at: Option<tokio::time::Instant> = None;
+        loop {
+            match store.record(&updates, now_ms()).await {
+                Ok(_) => {
+                    health.set(false, "recording outcomes");
+                    break;
+                }
+                Err(e) => {
+                    tries += 1;
+                    health.set(true, "recording outcomes");
+                    tracing::warn!(error = %e, tries, outcomes = updates.len(), "recording outcomes failed; retrying");
+                    // After shutdown the process is about to go: its leases expire after it and the
+                    // deliveries are sent again under the same idempotency key.
+                    if shutdown.is_cancelled() {
+                        let deadline =
+                            *given_up_at.get_or_insert_with(|| tokio::time::Instant::now() + grace);
+                        if tokio::time::Instant::now() >= deadline {
+                            tracing::error!(
+                                outcomes = updates.len(),
+                                "outcomes not recorded at shutdown; these deliveries will be sent again after their lease"
+                            );
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(backoff(tries)).await;
+                }
+            }
+        }
+        // The slots free only now: a crash before this point re-sends at most these.
+        drop(slots);
+        if requeued {
+            wake.notify_one();
+        }
+        let now = now_ms();
+        if now - last_finish >= 200 || rx.is_empty() {
+            last_finish = now;
+            finish(store.as_ref()).await;
+        }
+    }
+    finish(store.as_ref()).await;
+}
+
+async fn finish(store: &dyn Store) {
+    match store.finish_runs(now_ms()).await {
+        Ok(done) => {
+            for c in done {
+                tracing::info!(campaign = c, "campaign done");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "closing finished runs failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(6), Duration::from_millis(3_200));
+        assert_eq!(backoff(7), Duration::from_millis(5_000));
+        assert_eq!(backoff(40), Duration::from_millis(5_000));
+    }
+}
