@@ -48,6 +48,7 @@ fn random_secret() -> String {
 
 impl App {
     pub async fn build(cfg: &Config) -> anyhow::Result<App> {
+        cfg.check()?;
         let store = open_store(cfg).await?;
         let registry = Arc::new(Registry::from_config(cfg, &store).await?);
         let listener = TcpListener::bind(cfg.server.listen)

@@ -509,7 +509,56 @@ pub fn load_secret(
     }
 }
 
+impl ProviderKind {
+    /// How long one send may wait for the provider's answer, in seconds (None: local, no wait).
+    pub fn timeout_seconds(&self) -> Option<u64> {
+        match self {
+            ProviderKind::Smtp {
+                timeout_seconds, ..
+            }
+            | ProviderKind::Kannel {
+                timeout_seconds, ..
+            }
+            | ProviderKind::Facebook {
+                timeout_seconds, ..
+            }
+            | ProviderKind::Esms {
+                timeout_seconds, ..
+            }
+            | ProviderKind::Speedsms {
+                timeout_seconds, ..
+            }
+            | ProviderKind::HttpSms {
+                timeout_seconds, ..
+            } => Some(*timeout_seconds),
+            ProviderKind::ZaloZns { app, .. } | ProviderKind::ZaloOa { app, .. } => {
+                Some(app.timeout_seconds)
+            }
+            ProviderKind::Sink { .. } => None,
+        }
+    }
+}
+
 impl Config {
+    /// Refuses settings that cannot work together, naming the keys.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let lease = self.dispatch.lease_seconds;
+        for (name, p) in &self.providers {
+            if let Some(t) = p.kind.timeout_seconds()
+                && lease <= t
+            {
+                anyhow::bail!(
+                    "dispatch.lease_seconds ({lease}) must be longer than providers.{name}.timeout_seconds ({t}): \
+                     a send still waiting for the provider would otherwise look abandoned to another instance"
+                );
+            }
+        }
+        if self.dispatch.concurrency == 0 {
+            anyhow::bail!("dispatch.concurrency must be at least 1");
+        }
+        Ok(())
+    }
+
     /// Loads `path` (if any) then `LOA__...` environment overrides. Without a file and without any
     /// provider configured, every channel goes to a local sink under `loa-data/outbox`, and says so.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {

@@ -243,9 +243,10 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     let app = spawn_app_with(
         |cfg, _| {
             kannel_provider(cfg, &server.uri(), None, None);
+            set_timeout(cfg, "kannel", 1);
             cfg.dispatch.concurrency = 6;
             cfg.dispatch.batch_size = 6;
-            cfg.dispatch.lease_seconds = 1;
+            cfg.dispatch.lease_seconds = 2;
         },
         false,
     )
@@ -262,14 +263,21 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     })
     .await
     .expect("fanned out");
-    let store = app.state.store.clone();
+    // Each instance is a process of its own: its own store handle on the same database, so its own
+    // lease holder.
+    let db = app.dir.path().join("loa.db").display().to_string();
+    let process = || async {
+        Arc::new(loa::store::sqlite::SqliteStore::open(&db).await.unwrap())
+            as Arc<dyn loa::store::Store>
+    };
     let now = loa::clock::now_ms();
     // A first instance claims 5 and dies before sending anything.
-    assert_eq!(store.claim(5, now, now + 1000, &[]).await.unwrap().len(), 5);
+    let first = process().await;
+    assert_eq!(first.claim(5, now, now + 2000, &[]).await.unwrap().len(), 5);
 
-    let new_dispatcher = || {
+    let new_dispatcher = |store: Arc<dyn loa::store::Store>| {
         Arc::new(Dispatcher::new(
-            store.clone(),
+            store,
             app.state.registry.clone(),
             app.state.links.clone(),
             app.cfg.dispatch.clone(),
@@ -278,7 +286,7 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
         ))
     };
     // A second instance sends some, and is killed mid-flight (claimed, maybe sent, not recorded).
-    let crashed = tokio::spawn(new_dispatcher().run(CancellationToken::new()));
+    let crashed = tokio::spawn(new_dispatcher(process().await).run(CancellationToken::new()));
     wait_for(Duration::from_secs(10), || async {
         (double.sent().len() >= 10).then_some(())
     })
@@ -291,7 +299,7 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
 
     // A restarted instance finishes the job once the leases expire.
     let shutdown = CancellationToken::new();
-    let restarted = tokio::spawn(new_dispatcher().run(shutdown.clone()));
+    let restarted = tokio::spawn(new_dispatcher(process().await).run(shutdown.clone()));
     let p = app.wait_done(c).await;
     shutdown.cancel();
     restarted.await.unwrap();
@@ -317,6 +325,60 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
         "only the {repeats} sends in flight at the crash may repeat"
     );
     app.stop().await;
+}
+
+/// A gateway slower than the lease: deliveries wait for a send slot far longer than their lease, and
+/// the process that holds them is alive, so nobody may claim them again (issue 14: 808 of 1,000
+/// parents got the message twice with 2 s answers and a 5 s lease).
+#[tokio::test]
+async fn a_gateway_slower_than_the_lease_sends_nobody_twice() {
+    let double = KannelDouble {
+        delay: Duration::from_millis(600),
+        ..Default::default()
+    };
+    let (server, double) = double.start().await;
+    let app = spawn_app(|cfg, _| {
+        kannel_provider(cfg, &server.uri(), None, None);
+        set_timeout(cfg, "kannel", 1);
+        cfg.dispatch.lease_seconds = 2;
+        cfg.dispatch.concurrency = 2;
+        cfg.dispatch.batch_size = 4;
+    })
+    .await;
+    let t = tree(&app).await;
+    let n = 20;
+    parents_with_children(&app, &t, n).await;
+    let tpl = template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    // 20 sends two at a time at 0.6 s, claimed four at a time and one batch ahead: each batch
+    // waits over a lease for its slots, and the claims go on meanwhile.
+    let p = app.wait_done(c).await;
+    assert_eq!(p["progress"]["by_state"]["sent"], n, "{p}");
+    let sent = double.sent();
+    let mut per_id: HashMap<&str, usize> = HashMap::new();
+    for s in &sent {
+        *per_id.entry(s.delivery_id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(sent.len(), n);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_lease_shorter_than_a_provider_timeout_is_refused_at_start() {
+    let mut cfg = test_config(tempfile::tempdir().unwrap().path());
+    kannel_provider(&mut cfg, "http://127.0.0.1:9", None, None);
+    cfg.dispatch.lease_seconds = 5;
+    let e = match loa::app::App::build(&cfg).await {
+        Ok(_) => panic!("a 5 s lease with a 5 s provider timeout must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("dispatch.lease_seconds") && e.contains("providers.kannel.timeout_seconds"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

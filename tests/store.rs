@@ -317,25 +317,69 @@ async fn a_claim_reads_the_person_as_they_are_now() {
 }
 
 #[tokio::test]
-async fn leases_hide_claimed_work_until_they_expire() {
-    let (_d, store) = sqlite().await;
-    fanned_out(&store, 2).await;
+async fn leases_are_taken_over_only_from_a_holder_that_is_gone() {
+    let (d, a) = sqlite().await;
+    fanned_out(&a, 2).await;
+    // A second process on the same database: its own store handle, its own lease holder.
+    let b: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&d.path().join("s.db").display().to_string())
+            .await
+            .unwrap(),
+    );
+    assert_ne!(a.instance_id(), b.instance_id());
     let now = loa::clock::now_ms();
-    let first = store.claim(2, now, now + 1000, &[]).await.unwrap();
+    a.heartbeat(now, now + 5000).await.unwrap();
+    let first = a.claim(2, now, now + 1000, &[]).await.unwrap();
     assert_eq!(first.len(), 2);
-    let second = store.claim(10, now, now + 1000, &[]).await.unwrap();
+    // B claims the rest and never beats: to everyone else it is gone once its lease ends.
+    let second = b.claim(10, now, now + 1000, &[]).await.unwrap();
     assert_eq!(second.len(), 1, "only the unclaimed one");
     assert!(
-        store
-            .claim(10, now + 999, now + 2000, &[])
+        b.claim(10, now + 999, now + 2000, &[])
             .await
             .unwrap()
             .is_empty(),
         "leases still held"
     );
-    let again = store.claim(10, now + 1000, now + 2000, &[]).await.unwrap();
-    assert_eq!(again.len(), 3, "expired leases are claimed again");
+    // Both leases ran out. A is alive: it keeps its own two (they wait for a send slot, say) and
+    // takes over B's.
+    let taken = a.claim(10, now + 1000, now + 2000, &[]).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|d| d.id).collect::<Vec<_>>(),
+        second.iter().map(|d| d.id).collect::<Vec<_>>(),
+        "a live process's expired leases are not claimed again, by itself or anyone"
+    );
+    assert!(
+        b.claim(10, now + 1000, now + 3000, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "A's holder row is alive until now + 5000"
+    );
+    assert_eq!(
+        a.next_due_at().await.unwrap(),
+        None,
+        "what this process holds is never due for it (the dispatcher would spin)"
+    );
+    assert_eq!(
+        b.next_due_at().await.unwrap(),
+        Some(now + 5000),
+        "for B, A's work falls due when A's heartbeat lapses"
+    );
+    // A stops beating: after its holder row lapses, B takes everything A held.
+    let again = b.claim(10, now + 5001, now + 6000, &[]).await.unwrap();
+    assert_eq!(again.len(), 3, "a gone holder's leases are claimed again");
     assert!(again.iter().all(|d| d.state == DeliveryState::Sending));
+    // A clean shutdown retires at once.
+    b.heartbeat(now, now + 60_000).await.unwrap();
+    b.retire().await.unwrap();
+    assert_eq!(
+        a.claim(10, now + 6000, now + 7000, &[])
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::clock::now_ms;
 use crate::config::DispatchConfig;
@@ -45,6 +46,9 @@ pub struct Dispatcher {
     pub wake: Arc<Notify>,
     /// Whether the store takes writes: while it does not, nothing is claimed.
     health: Arc<Health>,
+    /// Deliveries to hand back to the store (with the time they fall due) whose release failed:
+    /// this process still holds them, so nobody else would ever send them; retried until it works.
+    unreleased: std::sync::Mutex<Vec<(i64, Millis)>>,
 }
 
 /// Quiet hours as the dispatcher applies them: the default for nodes that set none, and whether
@@ -96,6 +100,7 @@ impl Dispatcher {
             closed: Arc::default(),
             wake,
             health: Arc::default(),
+            unreleased: std::sync::Mutex::default(),
         }
     }
 
@@ -105,14 +110,19 @@ impl Dispatcher {
         let sem = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         // Every outcome in the channel holds a send slot, so it never holds more than `concurrency`.
         let (out_tx, out_rx) = mpsc::channel::<Outcome>(self.cfg.concurrency.max(1));
-        let completer = tokio::spawn(complete(
+        // Both end with this task, also when it is aborted (as a crash would end them).
+        let completer = AbortOnDropHandle::new(tokio::spawn(complete(
             self.store.clone(),
             out_rx,
             self.wake.clone(),
             self.health.clone(),
             shutdown.clone(),
             Duration::from_secs(self.cfg.shutdown_grace_seconds),
-        ));
+        )));
+        let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
+            self.store.clone(),
+            (self.cfg.lease_seconds.max(1) * 1000) as i64,
+        )));
         let mut claim_failures = 0u32;
         let mut inflight = JoinSet::new();
         let mut held = Held::default();
@@ -122,6 +132,7 @@ impl Dispatcher {
 
         while !shutdown.is_cancelled() {
             while inflight.try_join_next().is_some() {}
+            self.retry_releases().await;
             if sem.available_permits() == 0 {
                 // Slots free when outcomes are recorded, not when sends end.
                 tokio::select! {
@@ -291,9 +302,7 @@ impl Dispatcher {
             // Claimed but not started because shutdown came first: due again at once.
             self.give_back(&unsent).await;
             for (at, ids) in later {
-                if let Err(e) = self.store.release(&ids, at).await {
-                    tracing::error!(error = %e, "could not hold deliveries until their time");
-                }
+                self.hand_back(&ids, at).await;
             }
         }
 
@@ -326,6 +335,19 @@ impl Dispatcher {
         }
         drop(out_tx);
         let _ = completer.await;
+        self.retry_releases().await;
+        let left = self.unreleased.lock().map(|u| u.len()).unwrap_or(0);
+        if left > 0 {
+            tracing::warn!(
+                deliveries = left,
+                "could not hand deliveries back; they are taken over once this process's lease lapses"
+            );
+        }
+        heartbeat.abort();
+        // Leases of a process that said goodbye lapse at their own end, not a heartbeat later.
+        if let Err(e) = self.store.retire().await {
+            tracing::warn!(error = %e, "could not retire this process's lease holder row");
+        }
     }
 
     /// Sends the held deliveries their limiters now allow; returns how many went.
@@ -434,13 +456,37 @@ impl Dispatcher {
             .await;
     }
 
-    /// Returns held deliveries to the store, due now; on failure their leases cover them.
+    /// Returns held deliveries to the store, due now.
     async fn give_back(&self, ids: &[i64]) {
+        self.hand_back(ids, now_ms()).await;
+    }
+
+    /// Returns deliveries to the store, due at `at`. On failure they are kept and retried: this
+    /// process holds their leases, so nobody else would send them while it lives.
+    async fn hand_back(&self, ids: &[i64], at: Millis) {
         if ids.is_empty() {
             return;
         }
-        if let Err(e) = self.store.release(ids, now_ms()).await {
-            tracing::warn!(error = %e, "releasing held deliveries failed; their leases will expire");
+        if let Err(e) = self.store.release(ids, at).await {
+            tracing::warn!(error = %e, deliveries = ids.len(), "handing deliveries back failed; retrying");
+            if let Ok(mut u) = self.unreleased.lock() {
+                u.extend(ids.iter().map(|id| (*id, at)));
+            }
+        }
+    }
+
+    /// Retries the hand-backs that failed, grouped by due time.
+    async fn retry_releases(&self) {
+        let pending = match self.unreleased.lock() {
+            Ok(mut u) if !u.is_empty() => std::mem::take(&mut *u),
+            _ => return,
+        };
+        let mut by_time: BTreeMap<Millis, Vec<i64>> = BTreeMap::new();
+        for (id, at) in pending {
+            by_time.entry(at).or_default().push(id);
+        }
+        for (at, ids) in by_time {
+            self.hand_back(&ids, at).await;
         }
     }
 
@@ -509,6 +555,19 @@ impl Dispatcher {
             _ = tokio::time::sleep_until(until) => {}
             _ = shutdown.cancelled() => {}
         }
+    }
+}
+
+/// Keeps this process's row in `instances` alive, three beats per lease, so that the leases it holds
+/// are never taken over while it runs, however long its sends wait.
+async fn heartbeat(store: Arc<dyn Store>, lease_ms: i64) {
+    let every = Duration::from_millis((lease_ms / 3).max(100) as u64);
+    loop {
+        let now = now_ms();
+        if let Err(e) = store.heartbeat(now, now + lease_ms).await {
+            tracing::warn!(error = %e, "heartbeat not recorded; retrying");
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

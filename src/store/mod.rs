@@ -40,6 +40,12 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A name for this process as a lease holder: the pid for operators reading the table, and a random
+/// part so that a restarted process with a reused pid is someone else.
+pub fn new_instance_id() -> String {
+    format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
+}
+
 /// Where a fan-out stands. Each `Store::fan_out_step` does one bounded step and says the next, so the
 /// caller can wake the dispatcher between steps and sending starts before the fan-out ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -469,8 +475,16 @@ pub trait Store: Send + Sync + 'static {
     /// Also ends as cancelled the sends of cancelled runs whose sender died (lease expired).
     async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>>;
 
+    /// This process as a lease holder (see `heartbeat`).
+    fn instance_id(&self) -> &str;
+    /// Says this process is alive until `alive_until`: the leases it holds are not taken over while it
+    /// is, however long its sends take. Called by the dispatcher well within each lease.
+    async fn heartbeat(&self, now: Millis, alive_until: Millis) -> Result<()>;
+    /// This process stops holding anything (clean shutdown, after its work went back).
+    async fn retire(&self) -> Result<()>;
     /// Leases up to `limit` due deliveries (queued or retrying and due, or sending with an expired
-    /// lease) of open runs, skipping the given channels.
+    /// lease whose holder is gone: not this process, and not one whose heartbeat is alive) of open
+    /// runs, skipping the given channels.
     async fn claim(
         &self,
         limit: i64,

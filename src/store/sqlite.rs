@@ -29,6 +29,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// A write fault injected by tests, applied to every writer connection (see `inject_fault`).
     fault: Arc<std::sync::Mutex<Option<WriteFault>>>,
+    /// This process, as the holder of the leases it claims (one store handle per process).
+    owner: String,
 }
 
 /// A real SQLite write failure, produced on purpose so tests see what a full or failing disk does.
@@ -360,14 +362,21 @@ fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
 /// A run whose deliveries may be claimed (`r` is the run): open and not held by staff.
 const CLAIMABLE_RUN: &str = "r.state IN ('pending','running') AND r.paused = 0";
 
+/// A leased delivery `d` whose holder is gone (with ?2 now, ?5 this process): not this process, which
+/// holds all it claimed until it records an outcome or gives it back, and not a process whose row in
+/// `instances` is alive. A lease that ran out while its holder lives (a slow gateway, a long wait for
+/// a send slot) is not taken from it.
+const HOLDER_GONE: &str = "(d.lease_owner IS NULL OR (d.lease_owner <> ?5 AND NOT EXISTS \
+     (SELECT 1 FROM instances i WHERE i.id = d.lease_owner AND i.alive_until > ?2)))";
+
 /// The claim's two statements, built once: expired leases first (a crashed sender's work), then due
 /// deliveries. Each walks one partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the
-/// inner SELECT. ?1 lease end, ?2 now, ?3 channels to skip (JSON), ?4 how many.
+/// inner SELECT. ?1 lease end, ?2 now, ?3 channels to skip (JSON), ?4 how many, ?5 this process.
 static CLAIM_STATEMENTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
     // Leases expire in time order across all runs; the index is small (what is in flight).
     let expired = format!(
         "SELECT d.id FROM deliveries d INDEXED BY deliveries_leased JOIN runs r ON r.id = d.run_id \
-         WHERE d.state = 'sending' AND d.lease_until <= ?2 AND {CLAIMABLE_RUN}"
+         WHERE d.state = 'sending' AND d.lease_until <= ?2 AND {CLAIMABLE_RUN} AND {HOLDER_GONE}"
     );
     // Due work run by run (urgent campaigns' runs first, then the oldest), each run's in due order: the
     // outer loop is the handful of open runs and the inner one walks `deliveries_due` within a run,
@@ -383,7 +392,7 @@ static CLAIM_STATEMENTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock:
     );
     [(expired, "ORDER BY d.lease_until"), (due, "")].map(|(select, order)| {
         format!(
-            "UPDATE deliveries SET state = 'sending', lease_until = ?1, updated_at = ?2 WHERE id IN ( \
+            "UPDATE deliveries SET state = 'sending', lease_until = ?1, lease_owner = ?5, updated_at = ?2 WHERE id IN ( \
                {select} \
                  AND COALESCE(d.channel, '') NOT IN (SELECT value FROM json_each(?3)) \
                  AND NOT EXISTS (SELECT 1 FROM channel_pauses p \
@@ -470,6 +479,7 @@ impl SqliteStore {
             writer,
             reader,
             fault,
+            owner: super::new_instance_id(),
         })
     }
 
@@ -1313,7 +1323,8 @@ impl Store for SqliteStore {
         // Deliveries of a cancelled run whose sender died mid-send end cancelled, not stuck in sending.
         sqlx::query(
             "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
-             WHERE state = 'sending' AND lease_until <= ?1 AND run_id IN (SELECT id FROM runs WHERE state = 'cancelled')",
+             WHERE state = 'sending' AND lease_until <= ?1 AND run_id IN (SELECT id FROM runs WHERE state = 'cancelled') \
+               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = deliveries.lease_owner AND i.alive_until > ?1)",
         )
         .bind(now)
         .execute(&mut *tx)
@@ -1367,6 +1378,7 @@ impl Store for SqliteStore {
                 .bind(now)
                 .bind(&skip)
                 .bind(want)
+                .bind(&self.owner)
                 .fetch_all(&mut *tx)
                 .await?;
             for r in &rows {
@@ -1462,14 +1474,47 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    fn instance_id(&self) -> &str {
+        &self.owner
+    }
+
+    async fn heartbeat(&self, now: Millis, alive_until: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO instances (id, started_at, alive_until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
+        )
+        .bind(&self.owner)
+        .bind(now)
+        .bind(alive_until)
+        .execute(&self.writer)
+        .await?;
+        // Rows of processes gone for a day are of no use to anyone.
+        sqlx::query("DELETE FROM instances WHERE alive_until < ?")
+            .bind(now - 86_400_000)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn retire(&self) -> Result<()> {
+        sqlx::query("DELETE FROM instances WHERE id = ?")
+            .bind(&self.owner)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     async fn next_due_at(&self) -> Result<Option<Millis>> {
         // Per claimable run: the due index leads with the run, so a global minimum would read all of it.
         let due: Option<i64> = sqlx::query(&format!(
             "SELECT min(due) FROM (SELECT (SELECT min(d.next_attempt_at) FROM deliveries d INDEXED BY deliveries_due \
                WHERE d.run_id = r.id AND d.state IN ('queued','retrying')) AS due \
                FROM runs r WHERE {CLAIMABLE_RUN} \
-             UNION ALL SELECT min(lease_until) FROM deliveries WHERE state = 'sending')"
+             UNION ALL SELECT min(max(d.lease_until, COALESCE((SELECT i.alive_until FROM instances i \
+               WHERE i.id = d.lease_owner), 0))) FROM deliveries d INDEXED BY deliveries_leased \
+               WHERE d.state = 'sending' AND COALESCE(d.lease_owner, '') <> ?1)"
         ))
+        .bind(&self.owner)
         .fetch_one(&self.reader)
         .await?
         .try_get(0)?;

@@ -39,12 +39,43 @@ pub fn test_config(dir: &Path) -> Config {
     cfg.dispatch.poll_interval_ms = 50;
     cfg.dispatch.retry_base_ms = 40;
     cfg.dispatch.retry_max_ms = 400;
-    cfg.dispatch.lease_seconds = 2;
+    // Longer than the doubles' provider timeouts (5 s), as the config check requires. Leases only
+    // lapse for a process that died; the tests of that set their own.
+    cfg.dispatch.lease_seconds = 6;
     cfg.dispatch.shutdown_grace_seconds = 2;
     // Tests run at any hour; the quiet-hours tests set their own window.
     cfg.schedule.quiet_hours = String::new();
     cfg.use_sinks(&dir.join("outbox"), 0);
     cfg
+}
+
+/// Sets a configured provider's answer timeout (the lease must stay longer than it).
+pub fn set_timeout(cfg: &mut Config, provider: &str, seconds: u64) {
+    use loa::config::ProviderKind::*;
+    if let Some(p) = cfg.providers.get_mut(provider) {
+        match &mut p.kind {
+            Smtp {
+                timeout_seconds, ..
+            }
+            | Kannel {
+                timeout_seconds, ..
+            }
+            | Facebook {
+                timeout_seconds, ..
+            }
+            | Esms {
+                timeout_seconds, ..
+            }
+            | Speedsms {
+                timeout_seconds, ..
+            }
+            | HttpSms {
+                timeout_seconds, ..
+            } => *timeout_seconds = seconds,
+            ZaloZns { app, .. } | ZaloOa { app, .. } => app.timeout_seconds = seconds,
+            Sink { .. } => {}
+        }
+    }
 }
 
 /// Starts Loa with sinks on every channel, after `tweak` adjusts the config.
