@@ -2,6 +2,7 @@
 //! forge them: unsubscribe links (`/u/<contact id>-<mac>`, nothing stored per contact) and
 //! delivery-report callbacks (Kannel cannot sign its callbacks, so the URL carries the signature).
 
+use crate::domain::delivery::AttemptRef;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -63,18 +64,33 @@ impl Links {
         self.verify_for(Purpose::Unsubscribe, id, sig).then_some(id)
     }
 
-    /// Checks a delivery-report callback's signature.
-    pub fn verify(&self, id: i64, sig: &str) -> bool {
-        self.verify_for(Purpose::Report, id, sig)
+    /// Checks a delivery-report callback's signature, which covers the delivery and its attempt.
+    pub fn verify(&self, id: i64, at: AttemptRef, sig: &str) -> bool {
+        match hex::decode(sig) {
+            Ok(bytes) if bytes.len() == 16 => self
+                .report_mac(id, at)
+                .verify_truncated_left(&bytes)
+                .is_ok(),
+            _ => false,
+        }
     }
 
-    /// Delivery-report callback for an SMS gateway.
-    pub fn sms_report(&self, provider: &str, id: i64) -> String {
+    /// Delivery-report callback for an SMS gateway, for one attempt of one delivery: a report that
+    /// comes back after the person moved on can name only the attempt it was for.
+    pub fn sms_report(&self, provider: &str, id: i64, at: AttemptRef) -> String {
         format!(
-            "{}/webhooks/{provider}?id={id}&sig={}",
+            "{}/webhooks/{provider}?id={id}&at={}&sig={}",
             self.public_url,
-            self.sign(Purpose::Report, id)
+            at.token(),
+            hex::encode(&self.report_mac(id, at).finalize().into_bytes()[..16])
         )
+    }
+
+    fn report_mac(&self, id: i64, at: AttemptRef) -> HmacSha256 {
+        let mut m = self.mac(Purpose::Report, id);
+        m.update(b"@");
+        m.update(at.token().as_bytes());
+        m
     }
 
     fn mac(&self, purpose: Purpose, id: i64) -> HmacSha256 {
@@ -106,13 +122,22 @@ mod tests {
     #[test]
     fn signatures_verify_only_for_their_id() {
         let l = Links::new("http://x/", b"secret", None);
-        let url = l.sms_report("kannel", 42);
-        assert!(url.starts_with("http://x/webhooks/kannel?id=42&sig="));
+        let at = AttemptRef {
+            channel_index: 1,
+            attempt: 2,
+        };
+        let url = l.sms_report("kannel", 42, at);
+        assert!(url.starts_with("http://x/webhooks/kannel?id=42&at=1.2&sig="));
         let sig = url.rsplit("sig=").next().unwrap();
-        assert!(l.verify(42, sig));
-        assert!(!l.verify(43, sig));
-        assert!(!l.verify(42, "00"));
-        assert!(!Links::new("http://x", b"other", None).verify(42, sig));
+        assert!(l.verify(42, at, sig));
+        assert!(!l.verify(43, at, sig));
+        let later = AttemptRef {
+            channel_index: 2,
+            attempt: 1,
+        };
+        assert!(!l.verify(42, later, sig), "the attempt is signed too");
+        assert!(!l.verify(42, at, "00"));
+        assert!(!Links::new("http://x", b"other", None).verify(42, at, sig));
     }
 
     #[test]
@@ -132,7 +157,14 @@ mod tests {
             "another contact's id"
         );
         assert!(
-            !l.verify(7, sig),
+            !l.verify(
+                7,
+                AttemptRef {
+                    channel_index: 0,
+                    attempt: 1
+                },
+                sig
+            ),
             "an unsubscribe signature is not a report signature"
         );
         assert_eq!(l.verify_unsubscribe("7"), None);

@@ -552,6 +552,51 @@ async fn messenger_sends_tagged_messages_and_applies_watermarks() {
     wait_state(&app, c, id, "read").await;
 }
 
+/// Messenger's watermark means "everything sent before or at this time": one equal to the instant
+/// Facebook received the message counts. Loa recorded sent_at after the answer (and after its batch
+/// of outcomes), so such a watermark moved nothing.
+#[tokio::test]
+async fn a_messenger_watermark_at_the_send_instant_counts() {
+    let (server, fb) = MessengerDouble::start().await;
+    fb.0.lock().unwrap().delay = Duration::from_millis(300);
+    let uri = server.uri();
+    let app = spawn_app(|cfg, _| messenger_provider(cfg, &uri)).await;
+    let t = tree(&app).await;
+    let s = app.contact(json!({"org_id": t.class_a, "role": "student", "full_name": "Học Sinh 1", "student_code": "HS1"})).await;
+    let p = app
+        .contact(
+            json!({"org_id": t.school, "role": "parent", "full_name": "Phụ Huynh",
+            "facebook_psid": "6000000000000001"}),
+        )
+        .await;
+    app.link(p, s).await;
+    let tpl = all_channels_template(&app, t.school).await;
+    let c = app
+        .create(
+            "/api/v1/campaigns",
+            json!({"org_id": t.school, "name": "Họp", "template_id": tpl,
+            "audience": {"org_id": t.school, "roles": ["parent"]}, "channels": ["messenger"]}),
+        )
+        .await;
+    app.start(c).await;
+    app.wait_done(c).await;
+    let watermark = fb.0.lock().unwrap().received_at_ms[0];
+    let id = app.deliveries(c).await[0]["id"].as_i64().unwrap();
+    let read = json!({"object": "page", "entry": [{"id": "p", "time": 1, "messaging": [
+        {"sender": {"id": "6000000000000001"}, "recipient": {"id": "p"}, "timestamp": watermark,
+         "read": {"watermark": watermark}}]}]})
+    .to_string();
+    let ok = post_raw(
+        &app,
+        "/webhooks/facebook",
+        &[("x-hub-signature-256", fb_signature(&read))],
+        &read,
+    )
+    .await;
+    assert_eq!(ok, StatusCode::OK);
+    wait_state(&app, c, id, "read").await;
+}
+
 #[tokio::test]
 async fn esms_duplicate_request_id_counts_as_sent_and_bad_callbacks_are_refused() {
     let (server, esms) = SmsDouble::esms().await;

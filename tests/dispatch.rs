@@ -381,6 +381,51 @@ async fn a_lease_shorter_than_a_provider_timeout_is_refused_at_start() {
     );
 }
 
+/// A gateway that answers 429 with Retry-After: the channel waits that long for everyone, and the
+/// refusals spend nobody's attempts (before, the person failed after `max_attempts` 429s and other
+/// requests went out inside the window).
+#[tokio::test]
+async fn a_429_with_retry_after_closes_the_channel_and_spends_no_attempt() {
+    let double = KannelDouble {
+        script: Arc::new(std::sync::Mutex::new([429, 429, 429].into())),
+        retry_after: Some("1"),
+        ..Default::default()
+    };
+    let (server, double) = double.start().await;
+    let app = spawn_app(|cfg, _| {
+        kannel_provider(cfg, &server.uri(), None, None);
+        cfg.dispatch.concurrency = 1;
+        cfg.dispatch.max_attempts = 2;
+    })
+    .await;
+    let t = tree(&app).await;
+    let n = 4;
+    parents_with_children(&app, &t, n).await;
+    let tpl = template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    let p = app.wait_done(c).await;
+    assert_eq!(
+        p["progress"]["by_state"]["sent"], n,
+        "three 429s with max_attempts 2 fail nobody: {p}"
+    );
+    let seen = double.seen.lock().unwrap().clone();
+    for (i, (at, code)) in seen.iter().enumerate() {
+        if *code == 429
+            && let Some((next, _)) = seen.get(i + 1)
+        {
+            let gap = next.duration_since(*at);
+            assert!(
+                gap >= Duration::from_millis(950),
+                "request {} came {gap:?} after a 429 that asked for 1 s",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(seen.len(), n + 3);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_lets_in_flight_sends_finish_and_records_them() {
     let double = KannelDouble {

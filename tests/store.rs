@@ -206,6 +206,7 @@ fn sent(id: i64, expected: DeliveryState) -> DeliveryUpdate {
         reason_code: None,
         reason: None,
         receipt_by_provider_id: false,
+        sent_at: None,
     }
 }
 
@@ -457,13 +458,13 @@ async fn outcomes_apply_only_from_the_expected_state_and_runs_finish() {
 
     assert!(
         store
-            .apply_receipt(got[0].id, Receipt::Read, now)
+            .apply_receipt(got[0].id, None, Receipt::Read, now)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .apply_receipt(got[0].id, Receipt::Delivered, now)
+            .apply_receipt(got[0].id, None, Receipt::Delivered, now)
             .await
             .unwrap(),
         "read never goes back to delivered"
@@ -512,6 +513,97 @@ async fn a_large_batch_of_outcomes_is_applied_row_by_row() {
     }
 }
 
+/// A report about one attempt never lands on a later one: a person who fell back from SMS to email is
+/// not moved (or failed) there by a late or replayed SMS report, by attempt or by provider id.
+#[tokio::test]
+async fn receipts_apply_only_to_the_attempt_they_were_issued_for() {
+    use loa::domain::delivery::AttemptRef;
+    let (_d, store) = sqlite().await;
+    fanned_out(&store, 1).await;
+    let now = loa::clock::now_ms();
+    let d = store
+        .claim(1, now, now + 1000, &[])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((d.channel, d.channel_index), (Some(Channel::Sms), 0));
+    let sms = AttemptRef {
+        channel_index: 0,
+        attempt: 1,
+    };
+    // In flight, the row still shows no attempt: a fast report for it is recognised.
+    assert!(
+        store
+            .load_for_receipt(d.id, Some(sms))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let on_sms = DeliveryUpdate {
+        provider_message_id: Some("sms-1".into()),
+        receipt_by_provider_id: true,
+        ..sent(d.id, DeliveryState::Sending)
+    };
+    assert_eq!(store.record(&[on_sms], now).await.unwrap(), 1);
+    assert_eq!(
+        store.delivery_by_ref(Channel::Sms, "sms-1").await.unwrap(),
+        Some(d.id)
+    );
+    // The SMS never arrived: the person moves on to email, which is then sent.
+    let moved = DeliveryUpdate {
+        state: DeliveryState::Queued,
+        channel: Some(Channel::Email),
+        channel_index: 1,
+        attempts: 0,
+        provider_message_id: None,
+        receipt_by_provider_id: false,
+        ..sent(d.id, DeliveryState::Sent)
+    };
+    assert_eq!(store.record(&[moved], now).await.unwrap(), 1);
+    let d = store
+        .claim(1, now, now + 1000, &[])
+        .await
+        .unwrap()
+        .remove(0);
+    let on_email = DeliveryUpdate {
+        channel: Some(Channel::Email),
+        channel_index: 1,
+        ..sent(d.id, DeliveryState::Sending)
+    };
+    assert_eq!(store.record(&[on_email], now).await.unwrap(), 1);
+
+    // The old SMS report, replayed: it names the SMS attempt, which is over.
+    assert!(
+        store
+            .load_for_receipt(d.id, Some(sms))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .apply_receipt(d.id, Some(sms), Receipt::Delivered, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.delivery_by_ref(Channel::Sms, "sms-1").await.unwrap(),
+        None,
+        "a provider id of an earlier attempt names nothing"
+    );
+    // A report for the email attempt applies.
+    let email = AttemptRef {
+        channel_index: 1,
+        attempt: 1,
+    };
+    assert!(
+        store
+            .apply_receipt(d.id, Some(email), Receipt::Delivered, now)
+            .await
+            .unwrap()
+    );
+}
+
 #[tokio::test]
 async fn cancelled_runs_are_never_claimed_and_their_stuck_sends_end_cancelled() {
     let (_d, store) = sqlite().await;
@@ -537,7 +629,13 @@ async fn cancelled_runs_are_never_claimed_and_their_stuck_sends_end_cancelled() 
         Some(&3),
         "the crashed send ended cancelled too: {p:?}"
     );
-    assert!(store.load_for_receipt(got[0].id).await.unwrap().is_none());
+    assert!(
+        store
+            .load_for_receipt(got[0].id, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

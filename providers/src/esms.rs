@@ -122,7 +122,10 @@ impl Provider for EsmsProvider {
             .json(&body)
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("eSMS unreachable: {e}")))?;
+            .map_err(|e| crate::unreachable("eSMS", e))?;
+        if let Some(e) = crate::throttled("eSMS", &resp) {
+            return Err(e);
+        }
         let status = resp.status();
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(SendError::transient(format!("eSMS answered HTTP {status}")));

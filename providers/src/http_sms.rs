@@ -114,9 +114,13 @@ impl Provider for HttpSmsProvider {
                 .header(reqwest::header::CONTENT_TYPE, &self.s.content_type)
                 .body(self.render("body", msg)?);
         }
-        let resp = req.send().await.map_err(|e| {
-            SendError::transient(format!("{} unreachable: {}", self.name, e.without_url()))
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| crate::unreachable(&self.name, e))?;
+        if let Some(e) = crate::throttled(&self.name, &resp) {
+            return Err(e);
+        }
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let snippet: String = text.chars().take(200).collect();

@@ -76,9 +76,10 @@ impl Provider for KannelProvider {
             .query(&query)
             .send()
             .await
-            .map_err(|e| {
-                SendError::transient(format!("kannel unreachable: {}", e.without_url()))
-            })?;
+            .map_err(|e| crate::unreachable("kannel", e))?;
+        if let Some(e) = crate::throttled("kannel", &resp) {
+            return Err(e);
+        }
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         classify(status.as_u16(), body.trim())

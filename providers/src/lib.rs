@@ -226,6 +226,76 @@ pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> 
         .map_err(|e| format!("cannot build HTTP client: {e}"))
 }
 
+/// The longest wait a provider's Retry-After may impose (a used-up daily quota waits until midnight;
+/// anything longer is a broken or hostile answer).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// How long to wait after a 429 that names no time.
+pub const DEFAULT_429_WAIT: Duration = Duration::from_secs(1);
+
+/// Reads a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 section 10.2.3), relative to
+/// `now`, capped at `MAX_RETRY_AFTER`. None when it is neither.
+pub fn parse_retry_after(v: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    let wait = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = httpdate::parse_http_date(v).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// An HTTP answer that means "not now, and not this person's fault": 429 always, 503 when it says
+/// when to come back. The channel then waits that long for everyone and no attempt is spent.
+pub(crate) fn throttled(what: &str, resp: &reqwest::Response) -> Option<SendError> {
+    let status = resp.status().as_u16();
+    let after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    match (status, after) {
+        (429, after) => Some(SendError::RateLimited {
+            reason: format!("{what} answered HTTP 429 (too many requests)"),
+            retry_after: Some(after.unwrap_or(DEFAULT_429_WAIT)),
+        }),
+        (503, Some(after)) => Some(SendError::RateLimited {
+            reason: format!(
+                "{what} answered HTTP 503, retry after {} s",
+                after.as_secs()
+            ),
+            retry_after: Some(after),
+        }),
+        _ => None,
+    }
+}
+
+/// A request that got no answer, with why in words an operator can act on: a timeout, a refused
+/// connection and one dropped mid-answer are different troubles. The URL is left out (it may carry
+/// a token).
+pub(crate) fn unreachable(what: &str, e: reqwest::Error) -> SendError {
+    let e = e.without_url();
+    let kind = if e.is_timeout() {
+        "did not answer in time"
+    } else if e.is_connect() {
+        "could not be connected to"
+    } else if e.is_body() || e.is_decode() {
+        "sent an unreadable answer"
+    } else {
+        "dropped the connection before answering"
+    };
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    let detail: String = detail.chars().take(300).collect();
+    SendError::transient(format!("{what} {kind} ({detail})"))
+}
+
 /// Masks an address for logs: `+8490****567`, `ng***@example.vn`.
 pub fn mask_address(addr: &str) -> String {
     if let Some((user, domain)) = addr.split_once('@') {
@@ -258,6 +328,26 @@ mod tests {
         assert_eq!(wire_phone("84912345678"), "84912345678");
         assert_eq!(domestic_phone("+84912345678"), "0912345678");
         assert_eq!(domestic_phone("+6591234567"), "6591234567");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("99999999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

@@ -106,9 +106,10 @@ impl Provider for MessengerProvider {
             .json(&body)
             .send()
             .await
-            .map_err(|e| {
-                SendError::transient(format!("Messenger unreachable: {}", e.without_url()))
-            })?;
+            .map_err(|e| crate::unreachable("Messenger", e))?;
+        if let Some(e) = crate::throttled("Messenger", &resp) {
+            return Err(e);
+        }
         let status = resp.status();
         if status.is_server_error() {
             return Err(SendError::transient(format!(

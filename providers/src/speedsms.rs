@@ -99,7 +99,10 @@ impl Provider for SpeedSmsProvider {
             .json(&body)
             .send()
             .await
-            .map_err(|e| SendError::transient(format!("SpeedSMS unreachable: {e}")))?;
+            .map_err(|e| crate::unreachable("SpeedSMS", e))?;
+        if let Some(e) = crate::throttled("SpeedSMS", &resp) {
+            return Err(e);
+        }
         let status = resp.status();
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(SendError::transient(format!(

@@ -22,6 +22,8 @@ pub enum Attempt {
     Sent {
         accepted: Accepted,
         segments: Option<i64>,
+        /// When the send began.
+        at: Millis,
     },
     Failed(SendError),
     /// Could not even be handed to a provider on this channel (no route, too long, render error):
@@ -83,6 +85,7 @@ pub fn fall_back(
         reason_code: Some(code),
         reason: reason.clone(),
         receipt_by_provider_id: false,
+        sent_at: None,
     };
     let u = match choose_channel(
         order,
@@ -136,9 +139,15 @@ pub fn decide(
         reason_code: None,
         reason: d.reason.clone(),
         receipt_by_provider_id: false,
+        sent_at: None,
     };
     let u = match attempt {
-        Attempt::Sent { accepted, segments } => DeliveryUpdate {
+        Attempt::Sent {
+            accepted,
+            segments,
+            at,
+        } => DeliveryUpdate {
+            sent_at: Some(at),
             state: if accepted.delivered {
                 DeliveryState::Delivered
             } else {
@@ -265,6 +274,7 @@ mod tests {
             Attempt::Sent {
                 accepted: Accepted::default(),
                 segments: Some(2),
+                at: 0,
             },
             &policy(),
             0,
@@ -285,6 +295,7 @@ mod tests {
             Attempt::Sent {
                 accepted: sink,
                 segments: None,
+                at: 0,
             },
             &policy(),
             0,

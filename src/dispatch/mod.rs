@@ -505,8 +505,9 @@ impl Dispatcher {
         let closed = self.closed.clone();
         inflight.spawn(async move {
             let Ready { d, msg, plan, .. } = item;
+            let at = now_ms();
             let attempt = match provider.send(&msg).await {
-                Ok(accepted) => Attempt::Sent { accepted, segments: msg.sms.map(|s| s.segments as i64) },
+                Ok(accepted) => Attempt::Sent { accepted, segments: msg.sms.map(|s| s.segments as i64), at },
                 Err(e) => {
                     let to = providers::mask_address(&msg.to);
                     match &e {

@@ -175,7 +175,11 @@ pub fn prepare<'r>(
         _ => {}
     }
     if route.wants_callback {
-        msg.callback_url = Some(links.sms_report(route.provider.name(), d.id));
+        let at = crate::domain::delivery::AttemptRef {
+            channel_index: d.channel_index,
+            attempt: d.attempts + 1,
+        };
+        msg.callback_url = Some(links.sms_report(route.provider.name(), d.id, at));
     }
     Ok((msg, route))
 }

@@ -145,3 +145,45 @@ mod tests {
         assert!(Failed.is_settled());
     }
 }
+
+/// Which attempt of a delivery a provider's report is about: the channel (its place in the campaign's
+/// order) and the attempt's number on it. A report applies to that attempt only, never to a later one
+/// (a person who fell back to Messenger is not failed there by a late SMS report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptRef {
+    pub channel_index: i64,
+    /// 1 for the first attempt on the channel.
+    pub attempt: i64,
+}
+
+impl AttemptRef {
+    /// `"2.1"`: channel index, then attempt.
+    pub fn token(self) -> String {
+        format!("{}.{}", self.channel_index, self.attempt)
+    }
+
+    pub fn parse(s: &str) -> Option<AttemptRef> {
+        let (c, a) = s.split_once('.')?;
+        Some(AttemptRef {
+            channel_index: c.parse().ok().filter(|c: &i64| *c >= 0)?,
+            attempt: a.parse().ok().filter(|a: &i64| *a >= 1)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod attempt_ref_tests {
+    use super::AttemptRef;
+
+    #[test]
+    fn attempt_tokens_round_trip_and_refuse_junk() {
+        let a = AttemptRef {
+            channel_index: 2,
+            attempt: 3,
+        };
+        assert_eq!(AttemptRef::parse(&a.token()), Some(a));
+        for bad in ["", "1", "a.b", "-1.1", "1.0", "1.2.3"] {
+            assert_eq!(AttemptRef::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -94,6 +94,9 @@ pub struct DeliveryUpdate {
     pub reason: Option<String>,
     /// Receipts will name the message by `provider_message_id` only: index it.
     pub receipt_by_provider_id: bool,
+    /// When the message was handed to the provider (taken just before the call, so a watermark
+    /// "everything sent before or at T" counts it); None: the time of recording.
+    pub sent_at: Option<Millis>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -499,10 +502,22 @@ pub trait Store: Send + Sync + 'static {
     async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64>;
     /// When the next queued/retrying delivery falls due.
     async fn next_due_at(&self) -> Result<Option<Millis>>;
-    /// A delivery awaiting a receipt (sending or sent), for a failure report that needs the next channel.
-    async fn load_for_receipt(&self, id: i64) -> Result<Option<Claimed>>;
-    /// Moves a delivery forward on a receipt; false when it was not in a state that allows it.
-    async fn apply_receipt(&self, id: i64, r: Receipt, now: Millis) -> Result<bool>;
+    /// A delivery awaiting a receipt (sending or sent), for a failure report that needs the next
+    /// channel; with `at`, only while the delivery is still on that attempt.
+    async fn load_for_receipt(
+        &self,
+        id: i64,
+        at: Option<crate::domain::delivery::AttemptRef>,
+    ) -> Result<Option<Claimed>>;
+    /// Moves a delivery forward on a receipt; false when it was not in a state that allows it, or
+    /// (with `at`) has moved on from the attempt the receipt is about.
+    async fn apply_receipt(
+        &self,
+        id: i64,
+        at: Option<crate::domain::delivery::AttemptRef>,
+        r: Receipt,
+        now: Millis,
+    ) -> Result<bool>;
 
     async fn progress(&self, campaign_id: i64) -> Result<Progress>;
     async fn list_deliveries(
@@ -556,7 +571,9 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps the pause but lets the waiting deliveries be claimed to move on to their next channel.
     async fn skip_channel(&self, campaign_id: i64, channel: Channel) -> Result<bool>;
 
-    /// The delivery a provider message id names on a channel (see `DeliveryUpdate::receipt_by_provider_id`).
+    /// The delivery a provider message id names on a channel (see `DeliveryUpdate::receipt_by_provider_id`),
+    /// only while that message is the delivery's current attempt: a report about an earlier channel
+    /// or attempt names nothing.
     async fn delivery_by_ref(&self, channel: Channel, provider_ref: &str) -> Result<Option<i64>>;
     /// Moves every message sent on `channel` to the person with this address before `watermark`
     /// forward to `r` (Messenger watermarks); returns how many moved.

@@ -22,6 +22,7 @@ mod synthetic;
 use super::*;
 use crate::domain::campaign::{Approval, Publication, TemplateBodies};
 use crate::domain::contact::Role;
+use crate::domain::delivery::AttemptRef;
 use crate::domain::org::OrgKind;
 
 pub struct SqliteStore {
@@ -358,6 +359,11 @@ fn claimed_from(row: &SqliteRow) -> Result<Claimed> {
         channel_skipped: row.try_get(11)?,
     })
 }
+
+/// A delivery still on the attempt a report names (?2 channel index, ?3 attempt; both NULL: any).
+/// The attempt counter moves when the outcome is recorded, so while the send is in flight the row
+/// still shows the attempt before it.
+const ON_ATTEMPT: &str = "(?2 IS NULL OR (channel_index = ?2 AND (attempts = ?3 OR (state = 'sending' AND attempts = ?3 - 1))))";
 
 /// A run whose deliveries may be claimed (`r` is the run): open and not held by staff.
 const CLAIMABLE_RUN: &str = "r.state IN ('pending','running') AND r.paused = 0";
@@ -1412,12 +1418,12 @@ impl Store for SqliteStore {
         // which costs more than the update itself. A statement's row count is rounded up to a multiple
         // of 8 with rows that match nothing (id NULL), so only 16 texts ever exist and each is parsed
         // and planned once; a text per batch length was parsed again for most batches (7 % of all
-        // instructions of a run). 11 parameters a row.
+        // instructions of a run). 12 parameters a row.
         for chunk in updates.chunks(128) {
             let padded = chunk.len().div_ceil(8) * 8;
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "WITH v(id, expected, state, channel, channel_index, attempts, next_attempt_at, provider_message_id, \
-                 segments, reason_code, reason) AS (",
+                 segments, reason_code, reason, sent_at) AS (",
             );
             qb.push_values(
                 chunk
@@ -1435,17 +1441,18 @@ impl Store for SqliteStore {
                         .push_bind(u.and_then(|u| u.provider_message_id.as_deref()))
                         .push_bind(u.and_then(|u| u.segments))
                         .push_bind(u.and_then(|u| u.reason_code.map(|r| r.as_str())))
-                        .push_bind(u.and_then(|u| u.reason.as_deref()));
+                        .push_bind(u.and_then(|u| u.reason.as_deref()))
+                        .push_bind(u.and_then(|u| u.sent_at));
                 },
             );
             qb.push(
                 ") UPDATE deliveries SET state = v.state, channel = v.channel, channel_index = v.channel_index, \
                  attempts = v.attempts, next_attempt_at = v.next_attempt_at, lease_until = NULL, \
                  provider_message_id = v.provider_message_id, segments = v.segments, reason_code = v.reason_code, \
-                 reason = v.reason, sent_at = CASE WHEN v.state IN ('sent','delivered') THEN ",
+                 reason = v.reason, sent_at = CASE WHEN v.state IN ('sent','delivered') THEN COALESCE(v.sent_at, ",
             );
             qb.push_bind(now);
-            qb.push(" ELSE deliveries.sent_at END, updated_at = ");
+            qb.push(") ELSE deliveries.sent_at END, updated_at = ");
             qb.push_bind(now);
             qb.push(" FROM v WHERE deliveries.id = v.id AND deliveries.state = v.expected");
             n += qb
@@ -1521,27 +1528,37 @@ impl Store for SqliteStore {
         Ok(due)
     }
 
-    async fn load_for_receipt(&self, id: i64) -> Result<Option<Claimed>> {
+    async fn load_for_receipt(&self, id: i64, at: Option<AttemptRef>) -> Result<Option<Claimed>> {
         let row = sqlx::query(&format!(
-            "SELECT {CLAIMED_COLUMNS} FROM deliveries WHERE id = ? AND state IN ('sending','sent')"
+            "SELECT {CLAIMED_COLUMNS} FROM deliveries WHERE id = ?1 AND state IN ('sending','sent') AND {ON_ATTEMPT}"
         ))
         .bind(id)
+        .bind(at.map(|a| a.channel_index))
+        .bind(at.map(|a| a.attempt))
         .fetch_optional(&self.writer)
         .await?;
         row.as_ref().map(claimed_from).transpose()
     }
 
-    async fn apply_receipt(&self, id: i64, r: Receipt, now: Millis) -> Result<bool> {
+    async fn apply_receipt(
+        &self,
+        id: i64,
+        at: Option<AttemptRef>,
+        r: Receipt,
+        now: Millis,
+    ) -> Result<bool> {
         let (to, from) = match r {
             Receipt::Delivered => ("delivered", "('sending','sent')"),
             Receipt::Read => ("read", "('sending','sent','delivered')"),
         };
         let n = sqlx::query(&format!(
-            "UPDATE deliveries SET state = ?1, lease_until = NULL, updated_at = ?2 WHERE id = ?3 AND state IN {from}"
+            "UPDATE deliveries SET state = ?4, lease_until = NULL, updated_at = ?5 WHERE id = ?1 AND state IN {from} AND {ON_ATTEMPT}"
         ))
+        .bind(id)
+        .bind(at.map(|a| a.channel_index))
+        .bind(at.map(|a| a.attempt))
         .bind(to)
         .bind(now)
-        .bind(id)
         .execute(&self.writer)
         .await?
         .rows_affected();

@@ -11,6 +11,7 @@ use crate::store::Receipt;
 #[derive(Deserialize)]
 struct Callback {
     id: Option<String>,
+    at: Option<String>,
     sig: Option<String>,
     #[serde(rename = "RequestId")]
     request_id: Option<String>,
@@ -32,8 +33,8 @@ pub async fn report(s: &AppState, query: &str) -> (StatusCode, &'static str) {
     let Ok(c) = serde_urlencoded::from_str::<Callback>(query) else {
         return (StatusCode::BAD_REQUEST, "unreadable query");
     };
-    let id = match signed_id(s, c.id.as_deref(), c.sig.as_deref()) {
-        Ok(id) => id,
+    let (id, at) = match signed_id(s, c.id.as_deref(), c.at.as_deref(), c.sig.as_deref()) {
+        Ok(v) => v,
         Err(why) => return (StatusCode::UNAUTHORIZED, why),
     };
     if c.request_id.as_deref().is_some_and(|r| r != id.to_string()) {
@@ -47,9 +48,11 @@ pub async fn report(s: &AppState, query: &str) -> (StatusCode, &'static str) {
         return (StatusCode::OK, "ok");
     }
     let result = if count(&c.send_success) > 0 {
-        forward(s, id, Receipt::Delivered).await.map(|_| ())
+        forward(s, id, Some(at), Receipt::Delivered)
+            .await
+            .map(|_| ())
     } else if count(&c.send_failed) > 0 {
-        undelivered(s, id, "eSMS: not delivered to the phone")
+        undelivered(s, id, Some(at), "eSMS: not delivered to the phone")
             .await
             .map(|_| ())
     } else {

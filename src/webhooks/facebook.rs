@@ -114,7 +114,7 @@ pub async fn process(s: &AppState, body: &str) -> Result<EventOutcome, StoreErro
             used = true;
             for mid in ids(r.get("mids")) {
                 if let Some(id) = s.store.delivery_by_ref(Channel::Messenger, &mid).await? {
-                    changed |= forward(s, id, receipt).await?;
+                    changed |= forward(s, id, None, receipt).await?;
                 }
             }
             if let Some(w) = r.get("watermark").and_then(Value::as_i64)

@@ -11,6 +11,7 @@ use crate::store::Receipt;
 #[derive(Deserialize)]
 struct Report {
     id: Option<String>,
+    at: Option<String>,
     sig: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -21,13 +22,15 @@ pub async fn report(s: &AppState, query: &str) -> (StatusCode, &'static str) {
     let Ok(r) = serde_urlencoded::from_str::<Report>(query) else {
         return (StatusCode::BAD_REQUEST, "unreadable query");
     };
-    let id = match signed_id(s, r.id.as_deref(), r.sig.as_deref()) {
-        Ok(id) => id,
+    let (id, at) = match signed_id(s, r.id.as_deref(), r.at.as_deref(), r.sig.as_deref()) {
+        Ok(v) => v,
         Err(why) => return (StatusCode::UNAUTHORIZED, why),
     };
     let kind: u32 = r.kind.as_deref().and_then(|k| k.parse().ok()).unwrap_or(0);
     let result = match kind {
-        1 => forward(s, id, Receipt::Delivered).await.map(|_| ()),
+        1 => forward(s, id, Some(at), Receipt::Delivered)
+            .await
+            .map(|_| ()),
         2 | 16 => {
             let reply = r.reply.unwrap_or_default();
             let detail = if reply.is_empty() {
@@ -35,7 +38,7 @@ pub async fn report(s: &AppState, query: &str) -> (StatusCode, &'static str) {
             } else {
                 format!("not delivered: {reply}")
             };
-            undelivered(s, id, &detail).await.map(|_| ())
+            undelivered(s, id, Some(at), &detail).await.map(|_| ())
         }
         _ => Ok(()),
     };

@@ -6,22 +6,32 @@ use axum::http::StatusCode;
 use crate::api::AppState;
 use crate::clock::now_ms;
 use crate::dispatch::decide::fall_back;
-use crate::domain::delivery::{DeliveryState, Reason};
+use crate::domain::delivery::{AttemptRef, DeliveryState, Reason};
 use crate::store::{Receipt, StoreError};
 
-/// Moves a delivery forward; false when it was unknown or already further on (a replay, a late
-/// "delivered" after "read").
-pub async fn forward(s: &AppState, id: i64, r: Receipt) -> Result<bool, StoreError> {
-    s.store.apply_receipt(id, r, now_ms()).await
+/// Moves a delivery forward; false when it was unknown, already further on (a replay, a late
+/// "delivered" after "read"), or no longer on the attempt the report is about.
+pub async fn forward(
+    s: &AppState,
+    id: i64,
+    at: Option<AttemptRef>,
+    r: Receipt,
+) -> Result<bool, StoreError> {
+    s.store.apply_receipt(id, at, r, now_ms()).await
 }
 
 /// The message did not reach the person: permanent for this channel, so the person falls back.
 /// False when the delivery was not awaiting a receipt.
-pub async fn undelivered(s: &AppState, id: i64, detail: &str) -> Result<bool, StoreError> {
-    let Some(d) = s.store.load_for_receipt(id).await? else {
+pub async fn undelivered(
+    s: &AppState,
+    id: i64,
+    at: Option<AttemptRef>,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    let Some(d) = s.store.load_for_receipt(id, at).await? else {
         tracing::info!(
             delivery = id,
-            "failure report for a delivery no longer awaiting one"
+            "failure report for a delivery (or an attempt) no longer awaiting one"
         );
         return Ok(false);
     };
@@ -44,19 +54,28 @@ pub async fn undelivered(s: &AppState, id: i64, detail: &str) -> Result<bool, St
     Ok(applied)
 }
 
-/// The delivery id of a signed callback URL, or why it is refused.
-pub fn signed_id(s: &AppState, id: Option<&str>, sig: Option<&str>) -> Result<i64, &'static str> {
-    let (Some(id), Some(sig)) = (id.and_then(|i| i.parse::<i64>().ok()), sig) else {
-        return Err("missing id or signature");
+/// The delivery and attempt of a signed callback URL, or why it is refused.
+pub fn signed_id(
+    s: &AppState,
+    id: Option<&str>,
+    at: Option<&str>,
+    sig: Option<&str>,
+) -> Result<(i64, AttemptRef), &'static str> {
+    let (Some(id), Some(at), Some(sig)) = (
+        id.and_then(|i| i.parse::<i64>().ok()),
+        at.and_then(AttemptRef::parse),
+        sig,
+    ) else {
+        return Err("missing id, attempt or signature");
     };
-    if !s.links.verify(id, sig) {
+    if !s.links.verify(id, at, sig) {
         tracing::warn!(
             delivery = id,
             "delivery report with a bad signature refused"
         );
         return Err("bad signature");
     }
-    Ok(id)
+    Ok((id, at))
 }
 
 /// The provider's answer once a report was applied: 200, or 500 so that it sends the report again.

@@ -60,9 +60,15 @@ pub async fn report(
             return Ok(false);
         };
         match r.status.as_ref().map(text).as_deref() {
-            Some("0") => forward(s, id, Receipt::Delivered).await,
+            Some("0") => forward(s, id, None, Receipt::Delivered).await,
             Some(code) => {
-                undelivered(s, id, &format!("SpeedSMS: not delivered (status {code})")).await
+                undelivered(
+                    s,
+                    id,
+                    None,
+                    &format!("SpeedSMS: not delivered (status {code})"),
+                )
+                .await
             }
             None => Ok(false),
         }

@@ -105,7 +105,7 @@ pub async fn process(s: &AppState, body: &str) -> Result<EventOutcome, StoreErro
                 },
             };
             if let Some(id) = id {
-                changed = forward(s, id, Receipt::Delivered).await?;
+                changed = forward(s, id, None, Receipt::Delivered).await?;
             }
         }
         "user_seen_message" => {
@@ -116,7 +116,7 @@ pub async fn process(s: &AppState, body: &str) -> Result<EventOutcome, StoreErro
             ids.extend(field(&event, "msg_id").and_then(id_text));
             for m in ids {
                 if let Some(id) = store.delivery_by_ref(Channel::Zalo, &m).await? {
-                    changed |= forward(s, id, Receipt::Read).await?;
+                    changed |= forward(s, id, None, Receipt::Read).await?;
                 }
             }
         }

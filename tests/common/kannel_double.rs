@@ -24,6 +24,10 @@ pub struct KannelDouble {
     /// Status codes to answer with before accepting (e.g. [503, 503]).
     pub script: Arc<Mutex<VecDeque<u16>>>,
     pub delay: Duration,
+    /// `Retry-After` sent with the scripted answers (as a proxy or a throttling gateway would).
+    pub retry_after: Option<&'static str>,
+    /// Every request's arrival and the status it got.
+    pub seen: Arc<Mutex<Vec<(Instant, u16)>>>,
 }
 
 impl Respond for KannelDouble {
@@ -39,9 +43,18 @@ impl Respond for KannelDouble {
             return ResponseTemplate::new(400).set_body_string("Missing receiver number");
         };
         if let Some(code) = self.script.lock().unwrap().pop_front() {
-            return ResponseTemplate::new(code)
-                .set_body_string("Temporal failure, try again later");
+            self.seen.lock().unwrap().push((Instant::now(), code));
+            let mut r = ResponseTemplate::new(code).set_body_string(if code == 429 {
+                "Too many requests"
+            } else {
+                "Temporal failure, try again later"
+            });
+            if let Some(after) = self.retry_after {
+                r = r.insert_header("Retry-After", after);
+            }
+            return r;
         }
+        self.seen.lock().unwrap().push((Instant::now(), 202));
         let dlr_url = q.get("dlr-url").cloned().unwrap_or_default();
         let delivery_id = url::Url::parse(&dlr_url)
             .ok()

@@ -19,6 +19,11 @@ pub struct MessengerState {
     pub sent: Vec<Value>,
     /// PSID -> (code, subcode) to answer.
     pub psid_errors: HashMap<String, (i64, i64)>,
+    /// When each accepted message reached Facebook (ms since the epoch): the earliest a read
+    /// watermark for it can be.
+    pub received_at_ms: Vec<i64>,
+    /// How long Facebook takes to answer.
+    pub delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -85,9 +90,11 @@ impl Respond for Send {
             );
         }
         st.sent.push(body.clone());
+        st.received_at_ms.push(loa::clock::now_ms());
         let n = st.sent.len();
         ResponseTemplate::new(200)
             .set_body_json(json!({"recipient_id": psid, "message_id": format!("m_{n:05}")}))
+            .set_delay(st.delay)
     }
 }
 

@@ -79,7 +79,10 @@ pub(crate) async fn post(
         .json(body)
         .send()
         .await
-        .map_err(|e| SendError::transient(format!("{what} unreachable: {e}")))?;
+        .map_err(|e| crate::unreachable(what, e))?;
+    if let Some(e) = crate::throttled(what, &resp) {
+        return Err(e);
+    }
     let status = resp.status();
     if status.is_server_error() || status.as_u16() == 429 {
         return Err(SendError::transient(format!(

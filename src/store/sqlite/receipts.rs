@@ -103,11 +103,14 @@ impl SqliteStore {
         channel: Channel,
         provider_ref: &str,
     ) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT delivery_id FROM receipt_refs WHERE channel = ? AND ref = ?")
-            .bind(channel.as_str())
-            .bind(provider_ref)
-            .fetch_optional(&self.writer)
-            .await?;
+        let row = sqlx::query(
+            "SELECT r.delivery_id FROM receipt_refs r JOIN deliveries d ON d.id = r.delivery_id \
+             WHERE r.channel = ?1 AND r.ref = ?2 AND d.channel = ?1 AND d.provider_message_id = ?2",
+        )
+        .bind(channel.as_str())
+        .bind(provider_ref)
+        .fetch_optional(&self.writer)
+        .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
