@@ -1,0 +1,123 @@
+//! kill -9 in the middle of a campaign, for real: `loa serve` runs as its own process against the
+//! test's database and a Kannel double, is killed with SIGKILL while sending, and a second process
+//! finishes the job. Counted at the gateway: nobody lost, nobody given two ids, and the sends
+//! repeated after the crash bounded by `dispatch.concurrency` (outcomes hold their send slot until
+//! they are committed; before, outcomes waiting in memory buffers were re-sent by the hundred).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::kannel_double::KannelDouble;
+use common::*;
+
+const CONCURRENCY: usize = 8;
+
+fn serve(dir: &std::path::Path, db: &str, kannel: &str) -> Child {
+    let cfg = dir.join("crash.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[database]
+url = "sqlite://{db}"
+[server]
+listen = "127.0.0.1:0"
+[dispatch]
+concurrency = {CONCURRENCY}
+batch_size = 32
+lease_seconds = 2
+shutdown_grace_seconds = 2
+[schedule]
+quiet_hours = ""
+[channels]
+sms = "kannel"
+[providers.kannel]
+kind = "kannel"
+base_url = "{kannel}"
+username = "tester"
+password = "foobar"
+from = "TRUONGMP"
+timeout_seconds = 1
+"#
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_loa"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("serve")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("loa serve starts")
+}
+
+#[tokio::test]
+async fn kill_9_mid_campaign_repeats_at_most_what_was_in_flight() {
+    let (server, double) = KannelDouble::default().start().await;
+    // This process only prepares the campaign and reads progress: no dispatcher of its own.
+    let app = spawn_app_with(
+        |cfg, _| {
+            common::kannel_double::kannel_provider(cfg, &server.uri(), None, None);
+        },
+        false,
+    )
+    .await;
+    let t = tree(&app).await;
+    let n = 400;
+    parents_with_children(&app, &t, n).await;
+    let tpl = template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    wait_for(Duration::from_secs(20), || async {
+        let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
+        (p["progress"]["by_state"]["queued"] == n).then_some(())
+    })
+    .await
+    .expect("fanned out");
+
+    let db = app.dir.path().join("loa.db").display().to_string();
+    let mut first = serve(app.dir.path(), &db, &server.uri());
+    wait_for(Duration::from_secs(30), || async {
+        (double.sent().len() >= 120).then_some(())
+    })
+    .await
+    .expect("the first process sends");
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    let at_kill = double.sent().len();
+    assert!(at_kill < n, "killed mid-campaign ({at_kill} of {n} sent)");
+
+    let mut second = serve(app.dir.path(), &db, &server.uri());
+    let done = wait_for(Duration::from_secs(60), || async {
+        let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
+        (p["progress"]["by_state"]["sent"] == n).then_some(())
+    })
+    .await;
+    second.kill().ok();
+    second.wait().ok();
+    done.expect("the second process finishes the campaign");
+
+    let sent = double.sent();
+    let ids: HashSet<&str> = sent.iter().map(|s| s.delivery_id.as_str()).collect();
+    assert_eq!(ids.len(), n, "every delivery reached the gateway");
+    let mut id_of_phone: HashMap<&str, &str> = HashMap::new();
+    for s in &sent {
+        assert_eq!(
+            *id_of_phone.entry(&s.to).or_insert(&s.delivery_id),
+            s.delivery_id,
+            "{} got two different ids",
+            s.to
+        );
+    }
+    let repeats = sent.len() - n;
+    eprintln!("kill -9 after {at_kill} sends: {repeats} sent again (concurrency {CONCURRENCY})");
+    assert!(
+        repeats <= CONCURRENCY + 2,
+        "{repeats} sends repeated after one kill -9; at most the {CONCURRENCY} in flight may be"
+    );
+    app.stop().await;
+}
