@@ -137,6 +137,58 @@ async fn email_arrives_at_a_real_smtp_server_with_utf8_and_one_click_unsubscribe
     app.stop().await;
 }
 
+/// Issue 14 point 6: lettre's pool capped idle connections, not open ones, so 60 sends at once opened
+/// about 60 connections to a relay that allows a few per client. Loa must open at most `pool_size`
+/// (here 3) and carry every message over them.
+#[tokio::test]
+async fn email_never_opens_more_smtp_connections_than_pool_size_and_reuses_them() {
+    if !have_smtp_sink() {
+        return;
+    }
+    let smtp_dir = tempfile::tempdir().unwrap();
+    let (_sink, sink_port, dump) = start_smtp_sink(smtp_dir.path());
+    let counter = ConnCounter::start(sink_port).await;
+    let port = counter.port;
+    let app = spawn_app(|cfg, _| {
+        smtp_provider(cfg, port);
+        if let Some(ProviderConfig {
+            kind: ProviderKind::Smtp { pool_size, .. },
+            ..
+        }) = cfg.providers.get_mut("smtp")
+        {
+            *pool_size = 3;
+        }
+        // Far more sends in flight than connections allowed.
+        cfg.dispatch.concurrency = 64;
+    })
+    .await;
+    let n = 60;
+    let c = run_parents_campaign(&app, n, &["email"]).await;
+    let ds = app.deliveries(c).await;
+    assert!(
+        ds.iter()
+            .all(|d| d["state"] == "sent" && d["channel"] == "email"),
+        "{ds:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dump).unwrap().count(),
+        n,
+        "one file per message"
+    );
+    assert!(
+        counter.peak() <= 3,
+        "{} SMTP connections were open at once, pool_size is 3",
+        counter.peak()
+    );
+    assert!(
+        counter.total() <= 3,
+        "{} connections were made for {n} messages: they are not reused",
+        counter.total()
+    );
+    assert!(counter.open() <= 3);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_smtp_server_is_retried_then_the_next_channel_is_used() {
     let port = free_port(); // nothing listens here

@@ -1,14 +1,40 @@
-//! Email over SMTP with lettre's async pooled transport: UTF-8 subject and body, RFC 8058 one-click
-//! List-Unsubscribe headers, the delivery id as Message-ID, SMTP replies classified 4xx/5xx.
+//! Email over SMTP: UTF-8 subject and body, RFC 8058 one-click List-Unsubscribe headers, the delivery id
+//! as Message-ID, SMTP replies classified 4xx/5xx, over a pool of at most `pool_size` connections that
+//! Loa opens itself (TCP_NODELAY set) and reuses.
+//!
+//! Why not lettre's `AsyncSmtpTransport` and its pool (as until 2026-12-01): lettre 0.11.23, the newest
+//! on crates.io, writes a message's body and its closing `\r\n.\r\n` as two writes on a socket without
+//! TCP_NODELAY, so Nagle holds the 5-byte terminator until the server's delayed ACK, about 40 ms a
+//! message (fixed upstream in lettre PR #1159, not released); its `pool_size` caps idle connections,
+//! not open ones (68-115 were open at once for `pool_size = 4`); and it sends a NOOP before every
+//! reuse, one more round trip per message. Here lettre still speaks SMTP (`AsyncSmtpConnection`: EHLO,
+//! STARTTLS, AUTH, the commands, dot-stuffing), but on a `TcpStream` Loa connects and configures,
+//! inside a pool Loa bounds. Not pipelining (RFC 2920): lettre's connection has no way to write several
+//! commands before reading, and the 4 round trips of a message are what `smtp-source`, the machine's
+//! own ceiling, does too.
 
-use std::time::Duration;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use lettre::address::Envelope;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+#[allow(deprecated)]
+// lettre's own stream type, used here only to run its TLS handshake (see ImplicitTls)
+use lettre::transport::smtp::client::AsyncNetworkStream;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 use crate::{Accepted, Channel, Message, Provider, SendError};
 
@@ -34,14 +60,40 @@ pub struct SmtpSettings {
     pub password: Option<String>,
     /// `"Trường TH Mỹ Phú <no-reply@myphu.edu.vn>"`.
     pub from: String,
+    /// The most SMTP connections Loa opens to this server at once, and so the most messages in
+    /// flight to it: relays limit connections per client.
     pub pool_size: u32,
+    /// For one message's whole SMTP conversation (connecting included), not for waiting for a
+    /// connection of the pool.
     pub timeout: Duration,
 }
 
+/// A connection idle for longer than this is asked NOOP before it carries a message: the server may
+/// have closed it meanwhile. One busy with a campaign is never idle that long, so it pays no round trip.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+/// A connection idle for longer than this is closed instead of reused (lettre's pool default);
+/// servers drop idle clients after a few minutes (Postfix: 300 s).
+const MAX_IDLE: Duration = Duration::from_secs(60);
+
 pub struct SmtpProvider {
     name: String,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    pool: SmtpPool,
+}
+
+/// At most `slots` connections open: a connection is made only by a sender holding a slot when no
+/// idle one is left, so open = (connections held by senders) + idle <= slots.
+struct SmtpPool {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    /// Built once: the certificate store is loaded here, not per connection.
+    tls_params: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    timeout: Duration,
+    slots: Semaphore,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
 }
 
 impl SmtpProvider {
@@ -50,24 +102,30 @@ impl SmtpProvider {
             .from
             .parse()
             .map_err(|e| format!("invalid from address {:?}: {e}", s.from))?;
-        let builder = match s.tls {
-            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                .map_err(|e| format!("smtp {}: {e}", s.host))?,
-            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                .map_err(|e| format!("smtp {}: {e}", s.host))?,
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        let tls_params = match s.tls {
+            TlsMode::None => None,
+            TlsMode::Starttls | TlsMode::Tls => Some(
+                TlsParameters::new(s.host.clone()).map_err(|e| format!("smtp {}: {e}", s.host))?,
+            ),
         };
-        let mut builder = builder
-            .port(s.port)
-            .timeout(Some(s.timeout))
-            .pool_config(PoolConfig::new().max_size(s.pool_size.max(1)));
-        if let (Some(user), Some(pass)) = (&s.username, &s.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
-        }
+        let credentials = match (&s.username, &s.password) {
+            (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.clone())),
+            _ => None,
+        };
         Ok(SmtpProvider {
             name: name.to_string(),
-            transport: builder.build(),
             from,
+            pool: SmtpPool {
+                host: s.host.clone(),
+                port: s.port,
+                tls: s.tls,
+                tls_params,
+                credentials,
+                hello: ClientId::default(),
+                timeout: s.timeout,
+                slots: Semaphore::new(s.pool_size.max(1) as usize),
+                idle: Mutex::new(Vec::new()),
+            },
         })
     }
 }
@@ -82,24 +140,269 @@ impl Provider for SmtpProvider {
     }
     async fn send(&self, msg: &Message) -> Result<Accepted, SendError> {
         let email = build_email(msg, &self.from)?;
-        match self.transport.send(email).await {
-            Ok(resp) => Ok(Accepted {
-                provider_message_id: resp.message().next().map(|l| l.to_string()),
-                ..Accepted::default()
-            }),
-            Err(e) => Err(classify_smtp(&e)),
+        let resp = self.pool.send(email.envelope(), &email.formatted()).await?;
+        Ok(Accepted {
+            provider_message_id: resp.message().next().map(|l| l.to_string()),
+            ..Accepted::default()
+        })
+    }
+}
+
+impl SmtpPool {
+    async fn send(&self, envelope: &Envelope, body: &[u8]) -> Result<Response, SendError> {
+        // The slot is held for the whole conversation: it is what bounds the connections.
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| SendError::transient("smtp: provider closed"))?;
+        let conversation = async {
+            if let Some(mut conn) = self.take_idle().await {
+                match transaction(&mut conn, envelope, body).await {
+                    Ok(resp) => {
+                        self.put_idle(conn);
+                        return Ok(resp);
+                    }
+                    // The server closed a reused connection (idle timeout, messages-per-session
+                    // limit) before it took anything of this message: a fresh one carries it, and no
+                    // attempt is spent on the pool's history. A 5xx to MAIL is an answer, not that.
+                    Err(Failed::BeforeMail(e)) if !e.is_permanent() => conn.abort().await,
+                    Err(e) => {
+                        conn.abort().await;
+                        return Err(e.classify());
+                    }
+                }
+            }
+            let mut conn = self.connect().await?;
+            match transaction(&mut conn, envelope, body).await {
+                Ok(resp) => {
+                    self.put_idle(conn);
+                    Ok(resp)
+                }
+                Err(e) => {
+                    conn.abort().await;
+                    Err(e.classify())
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, conversation).await {
+            Ok(r) => r,
+            // Dropping the conversation drops its connection: it is in an unknown state.
+            Err(_) => Err(SendError::transient(format!(
+                "smtp: no answer within {} s",
+                self.timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// The most recently used idle connection, checked with NOOP if it has waited long.
+    async fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let (mut conn, since) = self.idle.lock().ok()?.pop()?;
+            let idle = since.elapsed();
+            if idle > MAX_IDLE || (idle > CHECK_AFTER_IDLE && !conn.test_connected().await) {
+                conn.abort().await;
+                continue;
+            }
+            return Some(conn);
+        }
+    }
+
+    fn put_idle(&self, conn: AsyncSmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push((conn, Instant::now()));
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let unreachable = |e: io::Error| {
+            SendError::transient(format!("smtp: cannot connect to {}: {e}", self.host))
+        };
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(unreachable)?;
+        // The reason for connecting by hand: without it each message waits for a delayed ACK.
+        tcp.set_nodelay(true).map_err(unreachable)?;
+        let smtp = |e: lettre::transport::smtp::Error| SendError::transient(format!("smtp: {e}"));
+        let mut conn = match (&self.tls_params, self.tls) {
+            (Some(params), TlsMode::Tls) => {
+                #[allow(deprecated)]
+                let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+                stream.upgrade_tls(params.clone()).await.map_err(smtp)?;
+                AsyncSmtpConnection::connect_with_transport(
+                    Box::new(ImplicitTls(stream)),
+                    &self.hello,
+                )
+                .await
+                .map_err(smtp)?
+            }
+            (params, _) => {
+                let mut conn =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                        .await
+                        .map_err(smtp)?;
+                if let Some(params) = params {
+                    // Required, as lettre's `starttls_relay` did: refused when not offered.
+                    conn.starttls(params.clone(), &self.hello)
+                        .await
+                        .map_err(smtp)?;
+                }
+                conn
+            }
+        };
+        if let Some(c) = &self.credentials
+            && let Err(e) = conn.auth(DEFAULT_MECHANISMS, c).await
+        {
+            conn.abort().await;
+            return Err(classify_smtp(&e));
+        }
+        Ok(conn)
+    }
+}
+
+/// Where a message's SMTP transaction failed: before the server took anything of it (MAIL refused or
+/// the connection already gone), later, or before a command was sent (the server cannot take it).
+enum Failed {
+    BeforeMail(lettre::transport::smtp::Error),
+    During(lettre::transport::smtp::Error),
+    Unsupported(&'static str),
+}
+
+impl Failed {
+    fn classify(&self) -> SendError {
+        match self {
+            Failed::BeforeMail(e) | Failed::During(e) => classify_smtp(e),
+            // Transient as lettre's client errors were; the server may be reconfigured.
+            Failed::Unsupported(why) => SendError::transient(format!("smtp: {why}")),
         }
     }
 }
 
-/// 5xx is the server's final word about this recipient; anything else (4xx, timeouts, lost connections,
-/// TLS trouble) may pass on a later attempt.
-fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
-        SendError::permanent(format!("smtp: {e}"))
-    } else {
-        SendError::transient(format!("smtp: {e}"))
+/// MAIL, RCPT, DATA and the message, as lettre's `AsyncSmtpConnection::send` does (same SMTPUTF8 and
+/// 8BITMIME rules), split so that a failure of MAIL can be told apart.
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    body: &[u8],
+) -> Result<Response, Failed> {
+    let mut options = vec![];
+    let non_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(Failed::Unsupported(
+                "address is not ASCII and the server lacks SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
     }
+    if !body.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(Failed::Unsupported(
+                "message is not ASCII and the server lacks 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(Failed::BeforeMail)?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![]))
+            .await
+            .map_err(Failed::During)?;
+    }
+    conn.command(Data).await.map_err(Failed::During)?;
+    conn.message(body).await.map_err(Failed::During)
+}
+
+/// lettre's TLS stream (its own rustls setup and certificate store, as `relay()` used) over Loa's
+/// TCP socket, handed back to lettre as the transport of a connection: lettre can wrap a stream it is
+/// given, but only opens TLS from the first byte (port 465) on sockets it connected itself.
+#[derive(Debug)]
+#[allow(deprecated)]
+struct ImplicitTls(AsyncNetworkStream);
+
+impl AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let unfilled = buf.initialize_unfilled();
+        match futures_io::AsyncRead::poll_read(Pin::new(&mut self.0), cx, unfilled) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_close(Pin::new(&mut self.0), cx)
+    }
+}
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+/// 5xx is the server's final word about this recipient; anything else (4xx, timeouts, lost connections,
+/// TLS trouble) may pass on a later attempt. Servers quote the recipient in their replies ("550 5.1.1
+/// <ph@example.vn>: Recipient address rejected") and the reason is logged, so addresses are masked.
+fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
+    let reason = format!("smtp: {}", mask_emails(&e.to_string()));
+    if e.is_permanent() {
+        SendError::permanent(reason)
+    } else {
+        SendError::transient(reason)
+    }
+}
+
+/// Every email address in `text` masked as `crate::mask_address` does.
+fn mask_emails(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&crate::mask_address(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || "<>()[],;:\"'".contains(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// The domain part of the sender, used to make the Message-ID globally unique.
@@ -207,6 +510,17 @@ mod tests {
         );
         // The UTF-8 subject must be RFC 2047 encoded, never raw 8-bit in a header.
         assert!(raw.contains("Subject: =?utf-8?"), "{raw}");
+    }
+
+    #[test]
+    fn addresses_in_server_replies_are_masked() {
+        assert_eq!(
+            mask_emails(
+                "permanent error (550): 5.1.1 <phuhuynh@example.vn>: Recipient address rejected"
+            ),
+            "permanent error (550): 5.1.1 <ph***@example.vn>: Recipient address rejected"
+        );
+        assert_eq!(mask_emails("no address here"), "no address here");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Real third-party servers for tests: aiosmtpd (SMTP) and Kannel (bearerbox + smsbox + fakesmsc).
+//! Real third-party servers for tests: aiosmtpd and Postfix's smtp-sink (SMTP), Kannel (bearerbox +
+//! smsbox + fakesmsc).
 //! Missing ones are skipped with a message, or fail the run when LOA_REQUIRE_PEERS=1 (CI).
 
 use std::net::TcpStream;
@@ -57,6 +58,99 @@ pub fn have_aiosmtpd() -> bool {
             .is_ok_and(|s| s.success()),
         "pip install aiosmtpd",
     )
+}
+
+pub const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
+
+pub fn have_smtp_sink() -> bool {
+    available(
+        "Postfix smtp-sink",
+        Path::new(SMTP_SINK).exists(),
+        "apt-get install postfix",
+    )
+}
+
+/// Postfix's smtp-sink, writing one file per message it accepts into the returned directory.
+pub fn start_smtp_sink(dir: &Path) -> (Proc, u16, PathBuf) {
+    let port = free_port();
+    let dump = dir.join("sink");
+    std::fs::create_dir_all(&dump).unwrap();
+    let mut cmd = Command::new(SMTP_SINK);
+    // smtp-sink refuses to run as root without a user to switch to, which must be able to write.
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dump, std::fs::Permissions::from_mode(0o777)).unwrap();
+        cmd.args(["-u", "nobody"]);
+    }
+    let child = cmd
+        .arg("-d")
+        .arg(format!("{}/%H%M%S.", dump.display()))
+        .args([&format!("127.0.0.1:{port}"), "256"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink");
+    let p = Proc(child);
+    wait_port(port, "smtp-sink");
+    (p, port, dump)
+}
+
+/// A TCP relay in front of a real server that counts the connections passing through it: how many
+/// were open at once at most, and how many were made in all.
+pub struct ConnCounter {
+    pub port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnCounter {
+    pub async fn start(upstream: u16) -> ConnCounter {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, peak, total) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (o, p, t) = (open.clone(), peak.clone(), total.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                t.fetch_add(1, Ordering::SeqCst);
+                let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                let o = o.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
+                        let _ = client.set_nodelay(true);
+                        let _ = server.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        ConnCounter {
+            port,
+            open,
+            peak,
+            total,
+        }
+    }
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    pub fn total(&self) -> usize {
+        self.total.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 pub fn have_kannel() -> bool {
