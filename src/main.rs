@@ -83,7 +83,10 @@ enum Command {
         /// Audience size of the reach-and-cost preview.
         #[arg(long, default_value_t = 50_000)]
         preview_people: usize,
-        /// Only these parts (1-6), comma-separated.
+        /// Messages in each run of parts 7 and 8 (real smtp-sink, real Kannel).
+        #[arg(long, default_value_t = 20_000)]
+        real_people: usize,
+        /// Only these parts (1-8), comma-separated.
         #[arg(long, value_delimiter = ',')]
         parts: Vec<u8>,
         /// Scratch folder for the benchmark databases (on disk).
@@ -226,6 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rate_seconds,
             urgent,
             preview_people,
+            real_people,
             parts,
             dir,
             json,
@@ -236,6 +240,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rate_seconds,
                 urgent,
                 preview_people,
+                real_people,
                 dir,
                 json,
                 parts,

@@ -1,9 +1,12 @@
 //! `loa bench`: how close the dispatcher runs to the machine's own limit and what a large audience
-//! costs. Five parts (ceiling, end to end, fan-out + memory, rate-limit accuracy, urgent latency),
-//! printed as a table and written as JSON. A measuring instrument, never a test.
+//! costs. Parts 1-6 against Loa's own provider double (ceiling, end to end, fan-out + memory,
+//! rate-limit accuracy, urgent latency, preview), 7 and 8 against real servers when installed (email
+//! into Postfix's smtp-sink, SMS through Kannel), printed as a table and written as JSON. A measuring
+//! instrument, never a test.
 
 pub mod cpu;
 pub mod double;
+pub mod real;
 pub mod rss;
 pub mod seed;
 
@@ -36,6 +39,8 @@ pub struct BenchOptions {
     pub urgent: usize,
     /// Audience size for the reach-and-cost preview.
     pub preview_people: usize,
+    /// Messages (and people) in each run of parts 7 and 8.
+    pub real_people: usize,
     pub dir: PathBuf,
     pub json: Option<PathBuf>,
     pub parts: Vec<u8>,
@@ -78,6 +83,33 @@ pub struct Report {
     pub urgent_max_ms: Option<f64>,
     pub preview_people: usize,
     pub preview_ms: Option<f64>,
+    /// Part 7: messages per second into smtp-sink from smtp-source over `real::EMAIL_POOL`
+    /// connections, from the bare SMTP provider, and from Loa end to end; the size of the message.
+    pub real_people: usize,
+    pub email_bytes: Option<usize>,
+    pub smtp_source_mps: Option<f64>,
+    pub email_bare_mps: Option<f64>,
+    pub email_loa_mps: Option<f64>,
+    pub email_bare_to_source: Option<f64>,
+    pub email_loa_to_source: Option<f64>,
+    /// This process's CPU per message in the bare SMTP run, and the machine's idle share meanwhile.
+    pub email_bare_cpu_us: Option<f64>,
+    pub email_bare_idle_pct: Option<f64>,
+    /// Part 8: requests per second into a real Kannel at `real::SMS_CONCURRENCY` from wrk and from
+    /// the bare Kannel adapter, and Loa's messages per second end to end at that concurrency.
+    pub kannel_wrk_rps: Option<f64>,
+    pub kannel_bare_rps: Option<f64>,
+    pub kannel_loa_mps: Option<f64>,
+    pub kannel_loa_to_wrk: Option<f64>,
+    pub kannel_loa_to_bare: Option<f64>,
+    /// Part 8, the bare client's run and Loa's: this process's CPU per message, Kannel's (bearerbox,
+    /// smsbox, fake SMSC) per message, and the share of the machine's CPU left idle.
+    pub kannel_bare_cpu_us: Option<f64>,
+    pub kannel_loa_cpu_us: Option<f64>,
+    pub kannel_bare_kannel_cpu_us: Option<f64>,
+    pub kannel_loa_kannel_cpu_us: Option<f64>,
+    pub kannel_bare_idle_pct: Option<f64>,
+    pub kannel_loa_idle_pct: Option<f64>,
 }
 
 const SMS: &str = "{{ sender_name }}: PH em {{ student_names }} luu y: khong chia se mat khau, anh rieng tu cua con tren mang.";
@@ -288,15 +320,26 @@ async fn ceiling(double: &Double, n: usize, concurrency: usize) -> anyhow::Resul
     let text = SMS
         .replace("{{ sender_name }}", "PGD-BENCH")
         .replace("{{ student_names }}", "Học Sinh 12345");
-    costed(double, n, send_all(&provider, &text, n, concurrency)).await
+    // The same request Loa sends, delivery-report URL included (its signature is Loa's own work, so
+    // a fixed one stands in for it here).
+    let callback =
+        "http://127.0.0.1:40000/webhooks/gateway?id=1&sig=0123456789abcdef0123456789abcdef";
+    costed(
+        double,
+        n,
+        send_all(&provider, &text, n, concurrency, callback),
+    )
+    .await
 }
 
-/// Sends `n` requests through the adapter at `concurrency`, as the dispatcher would; how long it took.
+/// Sends `n` requests through the adapter at `concurrency`, as the dispatcher would, each with a
+/// delivery-report URL like `callback` (the delivery id in place of its `id=1`); how long it took.
 async fn send_all(
     provider: &Arc<KannelProvider>,
     text: &str,
     n: usize,
     concurrency: usize,
+    callback: &str,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let failures = futures::stream::iter(0..n)
@@ -308,13 +351,9 @@ async fn send_all(
                 format!("+8491{i:07}"),
                 text.to_string(),
             );
-            // The same request Loa sends, delivery-report URL included (its signature is Loa's own
-            // work, so a fixed one stands in for it here).
-            let sig = "0123456789abcdef0123456789abcdef";
-            msg.callback_url = Some(format!(
-                "http://127.0.0.1:40000/webhooks/gateway?id={}&sig={sig}",
-                i + 1
-            ));
+            msg.callback_url = Some(callback.replace("id=1&", &format!("id={}&", i + 1)));
+            // The coding Loa's SMS shaping picks for this text (UCS-2 for Vietnamese diacritics).
+            msg.sms = Some(crate::render::sms::shape(text));
             async move { p.send(&msg).await.is_err() }
         })
         .buffer_unordered(concurrency)
@@ -643,6 +682,98 @@ pub fn table(r: &Report) -> String {
             ok(r.urgent_p99_ms.map(|p| p <= 20.0)),
         ),
     ];
+    let rows = rows.into_iter().chain([
+        (
+            "7 smtp-source (4 conns)",
+            format!(
+                "{} msg/s ({} B a message)",
+                fmt(r.smtp_source_mps, 0),
+                r.email_bytes.map(|b| b.to_string()).unwrap_or("-".into())
+            ),
+            String::new(),
+            "-",
+        ),
+        (
+            "7 SMTP provider, bare",
+            format!(
+                "{} msg/s ({}; {} us CPU, {} % idle)",
+                fmt(r.email_bare_mps, 0),
+                fmt(r.email_bare_to_source, 2),
+                fmt(r.email_bare_cpu_us, 0),
+                fmt(r.email_bare_idle_pct, 0)
+            ),
+            String::new(),
+            "-",
+        ),
+        (
+            "7 Loa email end to end",
+            format!(
+                "{} msg/s ({} people)",
+                fmt(r.email_loa_mps, 0),
+                r.real_people
+            ),
+            String::new(),
+            "-",
+        ),
+        (
+            "7 ratio to smtp-source",
+            fmt(r.email_loa_to_source, 2),
+            ">= 0.70".into(),
+            ok(r.email_loa_to_source.map(|x| x >= 0.7)),
+        ),
+        (
+            "8 Kannel: wrk -c 8",
+            format!(
+                "{} req/s, bare client {} req/s",
+                fmt(r.kannel_wrk_rps, 0),
+                fmt(r.kannel_bare_rps, 0)
+            ),
+            String::new(),
+            "-",
+        ),
+        (
+            "8 Loa SMS at concurrency 8",
+            format!(
+                "{} msg/s ({} people)",
+                fmt(r.kannel_loa_mps, 0),
+                r.real_people
+            ),
+            String::new(),
+            "-",
+        ),
+        (
+            "8 CPU a message, bare / Loa",
+            format!(
+                "{} / {} us own, Kannel {} / {}",
+                fmt(r.kannel_bare_cpu_us, 0),
+                fmt(r.kannel_loa_cpu_us, 0),
+                fmt(r.kannel_bare_kannel_cpu_us, 0),
+                fmt(r.kannel_loa_kannel_cpu_us, 0)
+            ),
+            String::new(),
+            "-",
+        ),
+        (
+            "8 machine idle, bare / Loa",
+            format!(
+                "{} / {} %",
+                fmt(r.kannel_bare_idle_pct, 0),
+                fmt(r.kannel_loa_idle_pct, 0)
+            ),
+            String::new(),
+            "-",
+        ),
+        (
+            "8 ratio to wrk / to bare",
+            format!(
+                "{} / {}",
+                fmt(r.kannel_loa_to_wrk, 2),
+                fmt(r.kannel_loa_to_bare, 2)
+            ),
+            String::new(),
+            "-",
+        ),
+    ]);
     let mut s = format!(
         "loa bench on {} cores, dispatch concurrency {}\n",
         r.cores, r.concurrency
@@ -673,6 +804,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         // late timer either loses rate or overfills a window. 25 allows a 25 % spike over smooth pacing.
         rate_burst: 25,
         preview_people: opts.preview_people,
+        real_people: opts.real_people,
         ..Default::default()
     };
     let want = |p: u8| opts.parts.is_empty() || opts.parts.contains(&p);
@@ -714,6 +846,22 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     if want(6) {
         eprintln!("bench: 6 preview, {} people", opts.preview_people);
         preview(&opts, &double, &mut r).await?;
+    }
+    if want(7) {
+        eprintln!(
+            "bench: 7 email into smtp-sink, {} messages over {} connections",
+            opts.real_people,
+            real::EMAIL_POOL
+        );
+        real::email(&opts, &mut r).await?;
+    }
+    if want(8) {
+        eprintln!(
+            "bench: 8 SMS through Kannel at concurrency {}, {} messages",
+            real::SMS_CONCURRENCY,
+            opts.real_people
+        );
+        real::sms_kannel(&opts, &double, &mut r).await?;
     }
     if let Some(path) = &opts.json {
         std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
