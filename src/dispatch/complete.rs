@@ -19,6 +19,9 @@ pub struct Outcome {
     pub slot: Option<OwnedSemaphorePermit>,
 }
 
+/// How often finished runs are closed while outcomes flow, and how long after the last one.
+const FINISH_EVERY: Duration = Duration::from_millis(200);
+
 /// Whether the store takes writes, as the completer and the claim last saw it.
 #[derive(Default)]
 pub struct Health {
@@ -68,8 +71,23 @@ pub async fn complete(
     grace: Duration,
 ) {
     let mut last_finish = 0;
+    // Outcomes recorded since runs were last closed.
+    let mut unfinished = false;
     loop {
-        let Some(first) = rx.recv().await else { break };
+        // Closing finished runs is a write of its own: at most every FINISH_EVERY while outcomes
+        // flow (after every batch it took a fifth of the writer), and once when they stop.
+        let first = match tokio::time::timeout(FINISH_EVERY, rx.recv()).await {
+            Ok(Some(o)) => o,
+            Ok(None) => break,
+            Err(_) => {
+                if unfinished {
+                    unfinished = false;
+                    last_finish = now_ms();
+                    finish(store.as_ref()).await;
+                }
+                continue;
+            }
+        };
         let mut batch = vec![first];
         // No waiting for company: every outcome here holds a send slot, so a wait would slow the
         // sends. What arrives while one batch commits forms the next one, which keeps batches large
@@ -117,9 +135,11 @@ pub async fn complete(
         if requeued {
             wake.notify_one();
         }
+        unfinished = true;
         let now = now_ms();
-        if now - last_finish >= 200 || rx.is_empty() {
+        if now - last_finish >= FINISH_EVERY.as_millis() as i64 {
             last_finish = now;
+            unfinished = false;
             finish(store.as_ref()).await;
         }
     }
