@@ -189,6 +189,63 @@ async fn email_never_opens_more_smtp_connections_than_pool_size_and_reuses_them(
     app.stop().await;
 }
 
+/// smtp-sink offers PIPELINING, so MAIL, RCPT and DATA go in one write: every message arrives whole,
+/// each under its own Message-ID.
+#[tokio::test]
+async fn pipelined_emails_arrive_whole_at_a_real_smtp_sink() {
+    if !have_smtp_sink() {
+        return;
+    }
+    let smtp_dir = tempfile::tempdir().unwrap();
+    let (_sink, port, dump) = start_smtp_sink(smtp_dir.path());
+    let app = spawn_app(|cfg, _| smtp_provider(cfg, port)).await;
+    let n = 12;
+    let c = run_parents_campaign(&app, n, &["email"]).await;
+    let ds = app.deliveries(c).await;
+    assert!(ds.iter().all(|d| d["state"] == "sent"), "{ds:?}");
+    let mut ids = std::collections::HashSet::new();
+    for f in std::fs::read_dir(&dump).unwrap() {
+        let raw = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        let m = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("a whole message");
+        assert!(m.subject().is_some_and(|s| !s.is_empty()), "{raw}");
+        assert!(
+            m.body_text(0).is_some_and(|b| b.contains("Kính gửi")),
+            "{raw}"
+        );
+        ids.insert(m.message_id().unwrap_or_default().to_string());
+    }
+    assert_eq!(
+        ids.len(),
+        n,
+        "one file per message, each its own Message-ID"
+    );
+    app.stop().await;
+}
+
+/// A refusal inside a pipelined group (5xx to RCPT) is read as the server's final word for that
+/// person: they move on to their next channel, and the connection's unread replies never meet the
+/// next message.
+#[tokio::test]
+async fn a_refused_rcpt_in_a_pipelined_group_moves_people_on() {
+    if !have_smtp_sink() {
+        return;
+    }
+    let smtp_dir = tempfile::tempdir().unwrap();
+    let (_sink, port, _) = start_smtp_sink_with(smtp_dir.path(), &["-f", "RCPT"]);
+    let app = spawn_app(|cfg, _| smtp_provider(cfg, port)).await;
+    let n = 5;
+    let c = run_parents_campaign(&app, n, &["email", "sms"]).await;
+    let ds = app.deliveries(c).await;
+    for d in &ds {
+        assert_eq!(d["channel"], "sms", "{d}");
+        assert!(d["reason"].as_str().unwrap_or("").contains("email"), "{d}");
+    }
+    assert_eq!(ds.len(), n);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_smtp_server_is_retried_then_the_next_channel_is_used() {
     let port = free_port(); // nothing listens here

@@ -72,6 +72,11 @@ pub fn have_smtp_sink() -> bool {
 
 /// Postfix's smtp-sink, writing one file per message it accepts into the returned directory.
 pub fn start_smtp_sink(dir: &Path) -> (Proc, u16, PathBuf) {
+    start_smtp_sink_with(dir, &[])
+}
+
+/// The same with smtp-sink's own fault options (`-f RCPT`: 5xx to every RCPT, ...).
+pub fn start_smtp_sink_with(dir: &Path, faults: &[&str]) -> (Proc, u16, PathBuf) {
     let port = free_port();
     let dump = dir.join("sink");
     std::fs::create_dir_all(&dump).unwrap();
@@ -84,6 +89,7 @@ pub fn start_smtp_sink(dir: &Path) -> (Proc, u16, PathBuf) {
         cmd.args(["-u", "nobody"]);
     }
     let child = cmd
+        .args(faults)
         .arg("-d")
         .arg(format!("{}/%H%M%S.", dump.display()))
         .args([&format!("127.0.0.1:{port}"), "256"])
