@@ -72,12 +72,7 @@ async fn kill_9_mid_campaign_repeats_at_most_what_was_in_flight() {
     let tpl = template(&app, t.school).await;
     let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
     app.start(c).await;
-    wait_for(Duration::from_secs(20), || async {
-        let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
-        (p["progress"]["by_state"]["queued"] == n).then_some(())
-    })
-    .await
-    .expect("fanned out");
+    app.wait_fanned_out(c, n).await;
 
     let db = app.dir.path().join("loa.db").display().to_string();
     let mut first = serve(app.dir.path(), &db, &server.uri());

@@ -257,12 +257,7 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     let tpl = template(&app, t.school).await;
     let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
     app.start(c).await;
-    wait_for(Duration::from_secs(10), || async {
-        let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
-        (p["progress"]["by_state"]["queued"] == n).then_some(())
-    })
-    .await
-    .expect("fanned out");
+    app.wait_fanned_out(c, n).await;
     // Each instance is a process of its own: its own store handle on the same database, so its own
     // lease holder.
     let db = app.dir.path().join("loa.db").display().to_string();

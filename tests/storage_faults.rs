@@ -45,6 +45,21 @@ fn assert_no_twice(ids: &[i64]) {
     );
 }
 
+async fn school(store: &SqliteStore) -> loa::domain::org::Org {
+    store
+        .create_org(
+            &NewOrg {
+                parent_id: None,
+                kind: OrgKind::School,
+                code: "S".into(),
+                name: "Trường".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+}
+
 async fn open(path: &std::path::Path) -> SqliteStore {
     let s = SqliteStore::open(&path.display().to_string())
         .await
@@ -58,18 +73,7 @@ async fn a_full_disk_refuses_writes_and_loses_none_that_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let store = open(&path).await;
-    let org = store
-        .create_org(
-            &NewOrg {
-                parent_id: None,
-                kind: OrgKind::School,
-                code: "S".into(),
-                name: "Trường".into(),
-            },
-            T0,
-        )
-        .await
-        .unwrap();
+    let org = school(&store).await;
 
     store.inject_fault(Some(WriteFault::Full)).await.unwrap();
     let mut acknowledged = Vec::new();
@@ -187,18 +191,7 @@ async fn a_really_full_filesystem_loses_no_acknowledged_write() {
     };
     let path = disk.path().join("s.db");
     let store = open(&path).await;
-    let org = store
-        .create_org(
-            &NewOrg {
-                parent_id: None,
-                kind: OrgKind::School,
-                code: "S".into(),
-                name: "Trường".into(),
-            },
-            T0,
-        )
-        .await
-        .unwrap();
+    let org = school(&store).await;
     // Ballast takes most of the space; what is left fills during the loop.
     let ballast = disk.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 600 * 1024]).unwrap();

@@ -257,6 +257,18 @@ impl TestApp {
     }
 
     /// Waits until the campaign is done and every delivery settled; returns its progress.
+    /// Waits until the campaign's run has queued its `n` deliveries (nothing sent yet).
+    pub async fn wait_fanned_out(&self, campaign: i64, n: usize) {
+        wait_for(Duration::from_secs(20), || async {
+            let (_, p) = self
+                .get(&format!("/api/v1/campaigns/{campaign}/progress"))
+                .await;
+            (p["progress"]["by_state"]["queued"] == n).then_some(())
+        })
+        .await
+        .expect("fanned out");
+    }
+
     pub async fn wait_done(&self, campaign: i64) -> Value {
         wait_for(Duration::from_secs(30), || async {
             let (_, p) = self
