@@ -66,13 +66,7 @@ impl Links {
 
     /// Checks a delivery-report callback's signature, which covers the delivery and its attempt.
     pub fn verify(&self, id: i64, at: AttemptRef, sig: &str) -> bool {
-        match hex::decode(sig) {
-            Ok(bytes) if bytes.len() == 16 => self
-                .report_mac(id, at)
-                .verify_truncated_left(&bytes)
-                .is_ok(),
-            _ => false,
-        }
+        verify_mac(self.report_mac(id, at), sig)
     }
 
     /// Delivery-report callback for an SMS gateway, for one attempt of one delivery: a report that
@@ -82,7 +76,7 @@ impl Links {
             "{}/webhooks/{provider}?id={id}&at={}&sig={}",
             self.public_url,
             at.token(),
-            hex::encode(&self.report_mac(id, at).finalize().into_bytes()[..16])
+            sign_mac(self.report_mac(id, at))
         )
     }
 
@@ -101,17 +95,24 @@ impl Links {
     }
 
     fn sign(&self, purpose: Purpose, id: i64) -> String {
-        hex::encode(&self.mac(purpose, id).finalize().into_bytes()[..16])
+        sign_mac(self.mac(purpose, id))
     }
 
-    /// Constant-time check.
     fn verify_for(&self, purpose: Purpose, id: i64, sig: &str) -> bool {
-        match hex::decode(sig) {
-            Ok(bytes) if bytes.len() == 16 => {
-                self.mac(purpose, id).verify_truncated_left(&bytes).is_ok()
-            }
-            _ => false,
-        }
+        verify_mac(self.mac(purpose, id), sig)
+    }
+}
+
+/// The first 16 bytes of the MAC, in hex: what a link carries.
+fn sign_mac(m: HmacSha256) -> String {
+    hex::encode(&m.finalize().into_bytes()[..16])
+}
+
+/// Constant-time check of a link's signature against the MAC it should carry.
+fn verify_mac(m: HmacSha256, sig: &str) -> bool {
+    match hex::decode(sig) {
+        Ok(bytes) if bytes.len() == 16 => m.verify_truncated_left(&bytes).is_ok(),
+        _ => false,
     }
 }
 

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -96,19 +95,7 @@ async fn kill_9_mid_campaign_repeats_at_most_what_was_in_flight() {
     second.wait().ok();
     done.expect("the second process finishes the campaign");
 
-    let sent = double.sent();
-    let ids: HashSet<&str> = sent.iter().map(|s| s.delivery_id.as_str()).collect();
-    assert_eq!(ids.len(), n, "every delivery reached the gateway");
-    let mut id_of_phone: HashMap<&str, &str> = HashMap::new();
-    for s in &sent {
-        assert_eq!(
-            *id_of_phone.entry(&s.to).or_insert(&s.delivery_id),
-            s.delivery_id,
-            "{} got two different ids",
-            s.to
-        );
-    }
-    let repeats = sent.len() - n;
+    let repeats = double.assert_each_once_by_id(n);
     eprintln!("kill -9 after {at_kill} sends: {repeats} sent again (concurrency {CONCURRENCY})");
     assert!(
         repeats <= CONCURRENCY + 2,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -300,21 +300,9 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     restarted.await.unwrap();
     assert_eq!(p["progress"]["by_state"]["sent"], n, "{p}");
 
-    let sent = double.sent();
-    let ids: HashSet<&str> = sent.iter().map(|s| s.delivery_id.as_str()).collect();
-    assert_eq!(ids.len(), n, "every delivery reached the gateway");
     // A person only ever receives their one delivery id: a re-send after the crash carries the same
     // idempotency key, and only sends in flight at the crash can be repeated.
-    let mut id_of_phone: HashMap<&str, &str> = HashMap::new();
-    for s in &sent {
-        assert_eq!(
-            *id_of_phone.entry(&s.to).or_insert(&s.delivery_id),
-            s.delivery_id,
-            "{} got two different ids",
-            s.to
-        );
-    }
-    let repeats = sent.len() - n;
+    let repeats = double.assert_each_once_by_id(n);
     assert!(
         repeats <= 6,
         "only the {repeats} sends in flight at the crash may repeat"

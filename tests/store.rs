@@ -606,10 +606,15 @@ async fn receipts_apply_only_to_the_attempt_they_were_issued_for() {
 
 #[tokio::test]
 async fn cancelled_runs_are_never_claimed_and_their_stuck_sends_end_cancelled() {
-    let (_d, store) = sqlite().await;
+    let (d, store) = sqlite().await;
     let (campaign, _) = fanned_out(&store, 2).await;
     let now = loa::clock::now_ms();
-    let got = store.claim(1, now, now + 1000, &[]).await.unwrap();
+    // The send is claimed by another process, which then dies (it never beats again).
+    let crashed = SqliteStore::open(&d.path().join("s.db").display().to_string())
+        .await
+        .unwrap();
+    let got = crashed.claim(1, now, now + 1000, &[]).await.unwrap();
+    drop(crashed);
     assert_eq!(
         store.cancel_campaign(campaign, now).await.unwrap(),
         2,

@@ -181,15 +181,28 @@ async fn sms_campaign(
     audience: Audience,
     name: &str,
 ) -> anyhow::Result<i64> {
+    let bodies = TemplateBodies {
+        sms_text: Some(SMS.into()),
+        ..Default::default()
+    };
+    approved_campaign(store, org, audience, bodies, Channel::Sms, name).await
+}
+
+/// An approved campaign from `org` to `audience` on one channel, with a template of these bodies.
+async fn approved_campaign(
+    store: &Arc<dyn Store>,
+    org: i64,
+    audience: Audience,
+    bodies: TemplateBodies,
+    channel: Channel,
+    name: &str,
+) -> anyhow::Result<i64> {
     let tpl = store
         .create_template(
             &NewTemplate {
                 org_id: org,
                 name: name.into(),
-                bodies: TemplateBodies {
-                    sms_text: Some(SMS.into()),
-                    ..Default::default()
-                },
+                bodies,
             },
             None,
             now_ms(),
@@ -200,9 +213,7 @@ async fn sms_campaign(
         name: name.into(),
         template_id: tpl.id,
         audience,
-        channels: vec![Channel::Sms],
-        messenger_tag: None,
-        send_at: None,
+        channels: vec![channel],
         ..Default::default()
     };
     let (author, approver) = bench_users(store).await?;

@@ -16,12 +16,11 @@ use providers::email::{SmtpProvider, SmtpSettings, TlsMode};
 use providers::kannel::{KannelProvider, KannelSettings};
 use providers::{Channel, Message, Provider, Unsubscribe};
 
-use super::{BenchOptions, Report, bench_users, fresh_dir, run_to_done, seed};
+use super::{BenchOptions, Report, approved_campaign, fresh_dir, run_to_done, seed};
 use crate::app::App;
-use crate::approval;
 use crate::clock::now_ms;
 use crate::config::{Config, ProviderConfig, ProviderKind};
-use crate::domain::campaign::{Audience, NewCampaign, NewTemplate, TemplateBodies};
+use crate::domain::campaign::{Audience, TemplateBodies};
 use crate::domain::contact::Role;
 use crate::store::Store;
 
@@ -271,37 +270,12 @@ async fn campaign(
     channel: Channel,
     name: &str,
 ) -> anyhow::Result<i64> {
-    let tpl = store
-        .create_template(
-            &NewTemplate {
-                org_id: org,
-                name: name.into(),
-                bodies,
-            },
-            None,
-            now_ms(),
-        )
-        .await?;
-    let c = NewCampaign {
+    let audience = Audience {
         org_id: org,
-        name: name.into(),
-        template_id: tpl.id,
-        audience: Audience {
-            org_id: org,
-            roles: vec![Role::Parent],
-            class_ids: vec![],
-        },
-        channels: vec![channel],
-        ..Default::default()
+        roles: vec![Role::Parent],
+        class_ids: vec![],
     };
-    let (author, approver) = bench_users(store).await?;
-    let id = store
-        .create_campaign(&c, Some(author.user_id), now_ms())
-        .await?
-        .id;
-    approval::submit(store.as_ref(), &author, id).await?;
-    approval::approve(store.as_ref(), &approver, id, None).await?;
-    Ok(id)
+    approved_campaign(store, org, audience, bodies, channel, name).await
 }
 
 /// A running Kannel: bearerbox, the fake SMSC (which produces the delivery reports) and smsbox.

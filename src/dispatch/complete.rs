@@ -76,15 +76,18 @@ pub async fn complete(
     loop {
         // Closing finished runs is a write of its own: at most every FINISH_EVERY while outcomes
         // flow (after every batch it took a fifth of the writer), and once when they stop.
-        let first = match tokio::time::timeout(FINISH_EVERY, rx.recv()).await {
+        let next = if unfinished {
+            tokio::time::timeout(FINISH_EVERY, rx.recv()).await
+        } else {
+            Ok(rx.recv().await)
+        };
+        let first = match next {
             Ok(Some(o)) => o,
             Ok(None) => break,
             Err(_) => {
-                if unfinished {
-                    unfinished = false;
-                    last_finish = now_ms();
-                    finish(store.as_ref()).await;
-                }
+                unfinished = false;
+                last_finish = now_ms();
+                finish(store.as_ref()).await;
                 continue;
             }
         };

@@ -174,13 +174,10 @@ impl Dispatcher {
                     c
                 }
                 Err(e) => {
+                    // The wait before the next claim is the one at the top of the loop.
                     claim_failures += 1;
                     self.health.set(true, "claiming");
                     tracing::warn!(error = %e, tries = claim_failures, "claim failed; backing off");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff(claim_failures)) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
                     continue;
                 }
             };
@@ -362,7 +359,8 @@ impl Dispatcher {
     ) -> usize {
         let mut sent = 0;
         let now = now_ms();
-        // Anything held for half a lease goes back to the store before another instance could take it.
+        // Anything held for half a lease goes back to the store, where the claim (which skips this
+        // channel while something of it is held here) and staff's pause or cancel see it again.
         self.give_back(&held.take_older_than(now - lease_ms / 2))
             .await;
         // Staff may pause or cancel a run whose deliveries wait here: look every 200 ms, so nothing of

@@ -368,12 +368,24 @@ const ON_ATTEMPT: &str = "(?2 IS NULL OR (channel_index = ?2 AND (attempts = ?3 
 /// A run whose deliveries may be claimed (`r` is the run): open and not held by staff.
 const CLAIMABLE_RUN: &str = "r.state IN ('pending','running') AND r.paused = 0";
 
+/// The `HOLDER_GONE` condition with the placeholders for now and this process given.
+macro_rules! holder_gone {
+    ($now:literal, $me:literal) => {
+        concat!(
+            "(d.lease_owner IS NULL OR (d.lease_owner <> ",
+            $me,
+            " AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = d.lease_owner AND i.alive_until > ",
+            $now,
+            ")))"
+        )
+    };
+}
+
 /// A leased delivery `d` whose holder is gone (with ?2 now, ?5 this process): not this process, which
 /// holds all it claimed until it records an outcome or gives it back, and not a process whose row in
 /// `instances` is alive. A lease that ran out while its holder lives (a slow gateway, a long wait for
 /// a send slot) is not taken from it.
-const HOLDER_GONE: &str = "(d.lease_owner IS NULL OR (d.lease_owner <> ?5 AND NOT EXISTS \
-     (SELECT 1 FROM instances i WHERE i.id = d.lease_owner AND i.alive_until > ?2)))";
+const HOLDER_GONE: &str = holder_gone!("?2", "?5");
 
 /// The claim's two statements, built once: expired leases first (a crashed sender's work), then due
 /// deliveries. Each walks one partial index; the PostgreSQL twin adds FOR UPDATE SKIP LOCKED to the
@@ -461,8 +473,13 @@ impl SqliteStore {
             // is closed (which rolls back whatever SQLite still holds) and the pool opens a fresh one.
             .after_release(|conn, _| {
                 Box::pin(async move {
-                    // The dropped transaction's ROLLBACK is queued on the connection's worker; a
-                    // ping runs after it, so the count read next is the settled one.
+                    // After a commit the count is already zero: no extra trip to SQLite's thread
+                    // on the hot path. After a dropped transaction its ROLLBACK is still queued on
+                    // the connection's worker; a ping runs after it, so the count read then is the
+                    // settled one.
+                    if !sqlx::Connection::is_in_transaction(conn) {
+                        return Ok(true);
+                    }
                     if sqlx::Connection::ping(&mut *conn).await.is_err() {
                         return Ok(false);
                     }
@@ -1327,12 +1344,13 @@ impl Store for SqliteStore {
     async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>> {
         let mut tx = self.writer.begin().await?;
         // Deliveries of a cancelled run whose sender died mid-send end cancelled, not stuck in sending.
-        sqlx::query(
-            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
-             WHERE state = 'sending' AND lease_until <= ?1 AND run_id IN (SELECT id FROM runs WHERE state = 'cancelled') \
-               AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = deliveries.lease_owner AND i.alive_until > ?1)",
-        )
+        sqlx::query(concat!(
+            "UPDATE deliveries AS d SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
+             WHERE state = 'sending' AND lease_until <= ?1 AND run_id IN (SELECT id FROM runs WHERE state = 'cancelled') AND ",
+            holder_gone!("?1", "?2")
+        ))
         .bind(now)
+        .bind(&self.owner)
         .execute(&mut *tx)
         .await?;
         let rows = sqlx::query(

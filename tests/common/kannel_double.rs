@@ -88,6 +88,27 @@ impl KannelDouble {
         (server, self)
     }
 
+    /// After a crash and a restart: every one of `n` deliveries reached the gateway, each person only
+    /// ever under their one delivery id (a re-send carries the same idempotency key). Returns how many
+    /// sends were repeats.
+    pub fn assert_each_once_by_id(&self, n: usize) -> usize {
+        let sent = self.sent();
+        let ids: std::collections::HashSet<&str> =
+            sent.iter().map(|s| s.delivery_id.as_str()).collect();
+        assert_eq!(ids.len(), n, "every delivery reached the gateway");
+        let mut id_of_phone: std::collections::HashMap<&str, &str> =
+            std::collections::HashMap::new();
+        for s in &sent {
+            assert_eq!(
+                *id_of_phone.entry(&s.to).or_insert(&s.delivery_id),
+                s.delivery_id,
+                "{} got two different ids",
+                s.to
+            );
+        }
+        sent.len() - n
+    }
+
     pub fn sent(&self) -> Vec<Sent> {
         self.sent.lock().unwrap().clone()
     }
