@@ -14,7 +14,7 @@ use super::{Actor, AppState};
 use crate::clock::now_ms;
 use crate::domain::Channel;
 use crate::domain::campaign::{NewTemplate, Template};
-use crate::render::check_template;
+use crate::render::{check_renders, check_template};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,6 +41,17 @@ async fn create(
         ));
     }
     check_template(&t.bodies)?;
+    // Off the runtime: each render is bounded, but a template is rendered for several people.
+    let bodies = t.bodies.clone();
+    tokio::task::spawn_blocking(move || check_renders(&bodies))
+        .await
+        .map_err(|_| {
+            AppError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "lỗi nội bộ khi kiểm tra mẫu tin",
+            )
+        })??;
     let created = s
         .store
         .create_template(&t, Some(actor.0.user_id), now_ms())

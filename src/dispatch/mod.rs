@@ -209,6 +209,7 @@ impl Dispatcher {
             // Deliveries that wait in the store until a time: the end of quiet hours, or the moment a
             // provider that asked Loa to wait opens again.
             let mut later: BTreeMap<Millis, Vec<i64>> = BTreeMap::new();
+            let mut to_render = Vec::with_capacity(claimed.len());
             for d in claimed {
                 let plan = match self
                     .plans
@@ -245,18 +246,52 @@ impl Dispatcher {
                     later.entry(at).or_default().push(d.id);
                     continue;
                 }
-                let (msg, route) = match prepare(&d, &plan, &self.registry, &self.links) {
-                    Ok(m) => m,
-                    Err(attempt) => {
-                        let _ = out_tx
-                            .send(Outcome {
-                                update: decide(&d, &plan.channels, attempt, &policy, now, 0.0),
-                                slot: None,
-                            })
-                            .await;
-                        continue;
-                    }
-                };
+                to_render.push((d, plan));
+            }
+            // Rendering runs templates staff wrote: each render is bounded (render/guard.rs), but a
+            // batch of them must not hold a runtime thread, so the batch renders on the blocking pool.
+            let (registry, links) = (self.registry.clone(), self.links.clone());
+            let ids: Vec<i64> = to_render.iter().map(|(d, _)| d.id).collect();
+            let rendered = match tokio::task::spawn_blocking(move || {
+                to_render
+                    .into_iter()
+                    .map(|(d, plan)| {
+                        let m = prepare(&d, &plan, &registry, &links);
+                        (d, plan, m)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    // Only a panic outside the engine gets here (render catches the engine's own):
+                    // the batch goes back to the store, to be tried again.
+                    tracing::error!(error = %e, "rendering a batch failed");
+                    self.give_back(&ids).await;
+                    Vec::new()
+                }
+            };
+            for (d, plan, prepared) in rendered {
+                let (msg, route) =
+                    match prepared.and_then(|msg| match self.registry.route(msg.channel) {
+                        Some(r) => Ok((msg, r)),
+                        None => Err(Attempt::Unsendable {
+                            reason: crate::domain::delivery::Reason::ChannelUnavailable,
+                            detail: format!("no provider configured for {}", msg.channel),
+                        }),
+                    }) {
+                        Ok(m) => m,
+                        Err(attempt) => {
+                            let _ = out_tx
+                                .send(Outcome {
+                                    update: decide(&d, &plan.channels, attempt, &policy, now, 0.0),
+                                    slot: None,
+                                })
+                                .await;
+                            continue;
+                        }
+                    };
                 let item = Ready {
                     d,
                     msg,

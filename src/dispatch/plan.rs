@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use providers::{Channel, Message, Unsubscribe};
 
 use super::decide::Attempt;
-use super::registry::{Registry, Route};
+use super::registry::Registry;
 use crate::domain::delivery::Reason;
 use crate::domain::schedule::QuietHours;
 use crate::links::Links;
@@ -85,14 +85,14 @@ impl Plans {
     }
 }
 
-/// Renders and shapes one delivery for its current channel, with the route that carries it, or says
-/// why it cannot go on that channel.
-pub fn prepare<'r>(
+/// Renders and shapes one delivery for its current channel (for the route `registry` gives it), or
+/// says why it cannot go on that channel.
+pub fn prepare(
     d: &Claimed,
     plan: &Plan,
-    registry: &'r Registry,
+    registry: &Registry,
     links: &Links,
-) -> Result<(Message, &'r Route), Attempt> {
+) -> Result<Message, Attempt> {
     let unsendable = |reason, detail: String| Attempt::Unsendable { reason, detail };
     let channel = d
         .channel
@@ -181,5 +181,5 @@ pub fn prepare<'r>(
         };
         msg.callback_url = Some(links.sms_report(route.provider.name(), d.id, at));
     }
-    Ok((msg, route))
+    Ok(msg)
 }

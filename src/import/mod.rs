@@ -44,10 +44,17 @@ pub async fn import_roster(
     sheet: Option<&str>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ImportReport, ImportError> {
-    let t = table::read(bytes, sheet)?;
-    let (good, rejected) = roster::parse(&t)?;
+    // Reading a spreadsheet is CPU work on what a user sent: on the blocking pool, not the runtime.
+    let (bytes, sheet) = (bytes.to_vec(), sheet.map(str::to_string));
+    let (rows, good, rejected) = tokio::task::spawn_blocking(move || {
+        let t = table::read(&bytes, sheet.as_deref())?;
+        let (good, rejected) = roster::parse(&t)?;
+        Ok::<_, ImportError>((t.rows.len(), good, rejected))
+    })
+    .await
+    .map_err(|e| table::TableError::Xlsx(format!("lỗi nội bộ khi đọc tệp: {e}")))??;
     let mut report = ImportReport {
-        rows: t.rows.len(),
+        rows,
         imported: good.len(),
         rejected,
         ..Default::default()

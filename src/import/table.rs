@@ -1,9 +1,19 @@
 //! Reads a roster file into rows of text cells with their line numbers, as a person sees them in
 //! Excel: CSV (UTF-8 with or without BOM, `;` or `,`) or XLSX (the first sheet or a named one).
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use calamine::{Data, Reader, Xlsx};
+
+/// Rows a roster may have: a whole school with one row per parent is a few thousand.
+pub const MAX_ROWS: usize = 50_000;
+/// Columns a roster may have: management-software exports carry a few dozen.
+pub const MAX_COLS: usize = 200;
+/// Characters in one cell: a name, an address or a note, never a page.
+pub const MAX_CELL: usize = 2_000;
+/// Bytes an XLSX may unpack to (all its parts together). A zip can claim any size and a 1 kB one can
+/// inflate to gigabytes, so the parts are inflated and counted before the reader sees them.
+pub const MAX_UNZIPPED: u64 = 128 * 1024 * 1024;
 
 /// One row of cells, numbered as the file shows it (the header is line 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +34,50 @@ pub enum TableError {
     NoSheet(String),
     #[error("tệp không phải CSV (UTF-8) hay Excel .xlsx")]
     UnknownFormat,
+    #[error(
+        "tệp có hơn {MAX_ROWS} dòng (ô {cell}), quá giới hạn {MAX_ROWS} dòng một lần nhập: hãy chia tệp"
+    )]
+    TooManyRows { cell: String },
+    #[error("tệp có hơn {MAX_COLS} cột (ô {cell}), quá giới hạn {MAX_COLS} cột")]
+    TooManyColumns { cell: String },
+    #[error("ô {cell} dài {len} ký tự, quá giới hạn {MAX_CELL} ký tự một ô")]
+    CellTooLong { cell: String, len: usize },
+    #[error("tệp Excel giải nén ra hơn {} MB, quá giới hạn", MAX_UNZIPPED / (1024 * 1024))]
+    TooBigUnzipped,
+}
+
+/// A cell's name as Excel shows it: column letters and row number from 1 (`A1`, `XFD1048576`).
+pub fn cell_name(row: usize, col: usize) -> String {
+    let mut letters = Vec::new();
+    let mut c = col + 1;
+    while c > 0 {
+        letters.push(b'A' + ((c - 1) % 26) as u8);
+        c = (c - 1) / 26;
+    }
+    letters.reverse();
+    format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
+}
+
+/// Refuses a cell beyond the limits, by its position from 0.
+fn check_cell(row: usize, col: usize, text: &str) -> Result<(), TableError> {
+    if row >= MAX_ROWS {
+        return Err(TableError::TooManyRows {
+            cell: cell_name(row, col),
+        });
+    }
+    if col >= MAX_COLS {
+        return Err(TableError::TooManyColumns {
+            cell: cell_name(row, col),
+        });
+    }
+    let len = text.chars().count();
+    if len > MAX_CELL {
+        return Err(TableError::CellTooLong {
+            cell: cell_name(row, col),
+            len,
+        });
+    }
+    Ok(())
 }
 
 /// The header row and the data rows after it. Blank rows are dropped.
@@ -75,6 +129,9 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Row>, TableError> {
             reason: e.to_string(),
         })?;
         let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        for (col, c) in rec.iter().enumerate() {
+            check_cell(out.len(), col, c)?;
+        }
         out.push(Row {
             line,
             cells: rec.iter().map(|c| c.trim().to_string()).collect(),
@@ -95,7 +152,30 @@ fn cell_text(d: &Data) -> String {
     }
 }
 
+/// Inflates every part of the zip and counts the bytes, refusing it past `MAX_UNZIPPED`, so that
+/// the XLSX reader, which holds the shared strings in memory, never sees a decompression bomb.
+fn check_unzipped(bytes: &[u8]) -> Result<(), TableError> {
+    let bad = |e: zip::result::ZipError| TableError::Xlsx(e.to_string());
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(bad)?;
+    let mut left = MAX_UNZIPPED;
+    for i in 0..zip.len() {
+        let part = zip.by_index(i).map_err(bad)?;
+        // One byte over the allowance is enough to know.
+        let n = std::io::copy(&mut part.take(left + 1), &mut std::io::sink())
+            .map_err(|e| TableError::Xlsx(e.to_string()))?;
+        if n > left {
+            return Err(TableError::TooBigUnzipped);
+        }
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Reads a sheet as the stream of its cells, in file order. The sheet's declared dimension is never
+/// trusted (`A1:XFD4294967295` would size a grid of 10^13 cells): only cells that exist are kept,
+/// and a cell past `MAX_ROWS` or `MAX_COLS` ends the read with its name.
 fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Vec<Row>, TableError> {
+    check_unzipped(bytes)?;
     let mut book: Xlsx<_> =
         Xlsx::new(Cursor::new(bytes)).map_err(|e| TableError::Xlsx(e.to_string()))?;
     let name = match sheet {
@@ -111,18 +191,31 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Vec<Row>, TableError> 
             .cloned()
             .ok_or(TableError::Empty)?,
     };
-    let range = book
-        .worksheet_range(&name)
+    let mut cells = book
+        .worksheet_cells_reader(&name)
         .map_err(|e| TableError::Xlsx(e.to_string()))?;
-    // Lines as Excel numbers them, even when the used range does not start at row 1.
-    let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
-    Ok(range
-        .rows()
-        .enumerate()
-        .map(|(i, r)| Row {
-            line: first_row + i + 1,
-            cells: r.iter().map(cell_text).collect(),
-        })
+    // By line: cells arrive row by row, but nothing stops a file from listing rows out of order.
+    let mut rows: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    while let Some(cell) = cells
+        .next_cell()
+        .map_err(|e| TableError::Xlsx(e.to_string()))?
+    {
+        let (r, c) = cell.get_position();
+        let (r, c) = (r as usize, c as usize);
+        let text = cell_text(&Data::from(cell.get_value().clone()));
+        if text.is_empty() {
+            continue;
+        }
+        check_cell(r, c, &text)?;
+        let row = rows.entry(r + 1).or_default();
+        if row.len() <= c {
+            row.resize(c + 1, String::new());
+        }
+        row[c] = text;
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(line, cells)| Row { line, cells })
         .collect())
 }
 

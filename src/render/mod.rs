@@ -1,6 +1,7 @@
 //! Message rendering: per-channel minijinja templates compiled once per campaign, the variables a
 //! template may use, and the checks made when a template or campaign is created.
 
+pub mod guard;
 pub mod sms;
 
 use minijinja::{Environment, UndefinedBehavior};
@@ -112,6 +113,7 @@ fn new_env() -> Environment<'static> {
     let mut env = Environment::new();
     // An unknown variable must be an error, never an empty gap in a message to a parent.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    guard::install(&mut env);
     env
 }
 
@@ -164,10 +166,32 @@ impl CompiledTemplate {
         self.unsubscribe_in.contains(&channel)
     }
 
+    /// One field, within its fuel and output limits. A panic inside the engine (none is known once
+    /// `check_shape` has passed) fails this message, not the dispatcher.
     fn render_one(&self, name: &str, ctx: &Context) -> Result<Option<String>, String> {
-        match self.env.get_template(name) {
-            Ok(t) => t.render(ctx).map(Some).map_err(|e| format!("{name}: {e}")),
-            Err(_) => Ok(None),
+        let Ok(t) = self.env.get_template(name) else {
+            return Ok(None);
+        };
+        let limit = guard::max_output(name);
+        let run = std::panic::AssertUnwindSafe(|| {
+            let mut out = guard::Capped::new(limit);
+            let r = t.render_captured_to(ctx, &mut out).map(|_| ());
+            (r, out)
+        });
+        let (result, out) = std::panic::catch_unwind(run)
+            .map_err(|_| format!("{name}: the template engine failed"))?;
+        match result {
+            Ok(_) => String::from_utf8(out.buf)
+                .map(Some)
+                .map_err(|_| format!("{name}: output is not UTF-8")),
+            Err(_) if out.overflowed => Err(format!(
+                "{name}: nội dung dài quá {limit} byte (giới hạn của trường này)"
+            )),
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => Err(format!(
+                "{name}: mẫu tin cần quá nhiều bước để soạn (giới hạn {} bước)",
+                guard::FUEL
+            )),
+            Err(e) => Err(format!("{name}: {e}")),
         }
     }
 
@@ -259,6 +283,10 @@ pub fn check_template(bodies: &TemplateBodies) -> Result<(), ValidationError> {
     let mut errs = ValidationError::default();
     let env = new_env();
     for (name, src) in bodies.fields() {
+        if let Err(m) = guard::check_shape(&name, src) {
+            errs.push(name, m);
+            continue;
+        }
         match env.template_from_str(src) {
             Ok(t) => {
                 let mut unknown: Vec<String> = t
@@ -313,6 +341,58 @@ pub fn check_template(bodies: &TemplateBodies) -> Result<(), ValidationError> {
         }
     }
     errs.into_result(())
+}
+
+/// Renders every channel of a template for the people it must work for (the most children and
+/// longest names a roster holds, a typical parent, a staff member with no children), within the
+/// render limits: a template that would fail at send time is refused when it is created, whatever
+/// branch (`{% if students|length > 2 %}`) hides the failure.
+pub fn check_renders(bodies: &TemplateBodies) -> Result<(), ValidationError> {
+    let t = CompiledTemplate::compile(bodies, &"Trường Trung học cơ sở ".repeat(4), "Chiến dịch")?;
+    let url = format!("https://loa.invalid/u/{}", "x".repeat(120));
+    let people = [
+        worst_person(),
+        sample_person(),
+        PersonVars {
+            name: "Lê Văn Tám".into(),
+            ..Default::default()
+        },
+    ];
+    let mut errs = ValidationError::default();
+    for ch in Channel::ALL.iter().filter(|c| bodies.has_channel(**c)) {
+        for p in &people {
+            if let Err(e) = t.render(*ch, p, &url) {
+                errs.push(
+                    channel_field(*ch),
+                    format!("không soạn được nội dung kênh {ch}: {e}"),
+                );
+                break;
+            }
+        }
+    }
+    errs.into_result(())
+}
+
+/// The body field a channel's render error is reported on.
+fn channel_field(c: Channel) -> &'static str {
+    match c {
+        Channel::Email => "email_text",
+        Channel::Sms => "sms_text",
+        Channel::Zalo => "zalo_text",
+        Channel::ZaloZns => "zns",
+        Channel::Messenger => "messenger_text",
+    }
+}
+
+/// The heaviest person a roster produces: many children with long names in many classes.
+fn worst_person() -> PersonVars {
+    let long = "Nguyễn Hoàng Bảo Ngọc Thiên Hương Phương Thảo";
+    PersonVars {
+        name: long.into(),
+        students: (1..=8).map(|i| format!("{long} {i}")).collect(),
+        classes: (1..=8).map(|i| format!("{i}A{i}")).collect(),
+        school: "Trường Trung học cơ sở và Trung học phổ thông Nguyễn Văn Trỗi".into(),
+    }
 }
 
 /// A plausible long-ish person, used to check lengths when a campaign is created.
