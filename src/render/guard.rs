@@ -103,13 +103,8 @@ pub fn check_shape(field: &str, src: &str) -> Result<(), String> {
             src.len()
         ));
     }
-    let ast = parse(
-        src,
-        field,
-        SyntaxConfig,
-        WhitespaceConfig::default(),
-    )
-    .map_err(|e| format!("lỗi cú pháp mẫu tin: {e}"))?;
+    let ast = parse(src, field, SyntaxConfig, WhitespaceConfig::default())
+        .map_err(|e| format!("lỗi cú pháp mẫu tin: {e}"))?;
     let mut nodes = 0usize;
     stmt(&ast, &mut nodes)
 }

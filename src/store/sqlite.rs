@@ -1182,7 +1182,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let moved = sqlx::query(
             "UPDATE campaigns SET state = 'cancelled', updated_at = ?1 WHERE id = ?2 \
-             AND state IN ('draft','submitted','approved','scheduled','running')",
+             AND state IN ('draft','submitted','rejected','approved','scheduled','running')",
         )
         .bind(now)
         .bind(id)
