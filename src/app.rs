@@ -173,8 +173,29 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             api::import::MAX_FILE,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %logged_path(req.uri().path()),
+                    )
+                },
+            ),
+        )
         .with_state(state)
+}
+
+/// What the request log shows of a URL: the path without its query (webhook tokens, Facebook's
+/// verify token, report signatures and unsubscribe channels travel there), and with the token of
+/// a link that acts for a person (`/u/<token>`, the unsubscribe link) replaced by `…`. Nothing
+/// else is logged of a request: no headers (the API token), no body.
+pub fn logged_path(path: &str) -> String {
+    match path.strip_prefix("/u/") {
+        Some(_) => "/u/…".to_string(),
+        None => path.chars().take(200).collect(),
+    }
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -198,4 +219,16 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logged_path;
+
+    #[test]
+    fn the_request_log_keeps_no_token_of_a_path() {
+        assert_eq!(logged_path("/u/8-c0ffee"), "/u/…");
+        assert_eq!(logged_path("/webhooks/speedsms"), "/webhooks/speedsms");
+        assert_eq!(logged_path("/api/v1/contacts/7"), "/api/v1/contacts/7");
+    }
 }

@@ -2,6 +2,9 @@
 //! a fresh `loa serve` on `examples/loa.local.toml`, as a new user would paste them. It needs `curl`
 //! and `jq` (installed by `.ci/run`) and port 8080, which the tour names.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::process::Command;
 
 fn have(tool: &str) -> bool {
@@ -19,7 +22,7 @@ fn every_readme_shell_example_runs_as_written() {
             std::env::var_os("LOA_REQUIRE_PEERS").is_none(),
             "curl and jq are required here (LOA_REQUIRE_PEERS is set)"
         );
-        eprintln!("SKIPPED: README tour: curl or jq is not installed");
+        skip::record_skip("curl or jq is not installed");
         return;
     }
     assert!(

@@ -10,6 +10,10 @@ use loa::domain::org::{NewOrg, OrgKind};
 use loa::store::sqlite::{SqliteStore, WriteFault};
 use loa::store::{Store, StoreError};
 
+#[path = "common/skip.rs"]
+mod skip;
+use skip::record_skip;
+
 const T0: i64 = 1_800_000_000_000;
 
 fn template(org_id: i64, i: usize) -> NewTemplate {
@@ -184,9 +188,7 @@ async fn a_really_full_filesystem_loses_no_acknowledged_write() {
         if std::env::var_os("LOA_REQUIRE_PEERS").is_some() {
             panic!("cannot mount a small tmpfs, and CI requires this test");
         }
-        eprintln!(
-            "SKIPPED a_really_full_filesystem_loses_no_acknowledged_write: cannot mount a tmpfs (needs root)"
-        );
+        record_skip("cannot mount a small tmpfs (needs root)");
         return;
     };
     let path = disk.path().join("s.db");

@@ -415,36 +415,12 @@ impl AsyncTokioStream for ImplicitTls {
 /// TLS trouble) may pass on a later attempt. Servers quote the recipient in their replies ("550 5.1.1
 /// <ph@example.vn>: Recipient address rejected") and the reason is logged, so addresses are masked.
 fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
-    let reason = format!("smtp: {}", mask_emails(&e.to_string()));
+    let reason = format!("smtp: {}", crate::mask_emails(&e.to_string()));
     if e.is_permanent() {
         SendError::permanent(reason)
     } else {
         SendError::transient(reason)
     }
-}
-
-/// Every email address in `text` masked as `crate::mask_address` does.
-fn mask_emails(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if word.contains('@') {
-            out.push_str(&crate::mask_address(word));
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in text.chars() {
-        if c.is_whitespace() || "<>()[],;:\"'".contains(c) {
-            flush(&mut word, &mut out);
-            out.push(c);
-        } else {
-            word.push(c);
-        }
-    }
-    flush(&mut word, &mut out);
-    out
 }
 
 /// The domain part of the sender, used to make the Message-ID globally unique.
@@ -557,12 +533,12 @@ mod tests {
     #[test]
     fn addresses_in_server_replies_are_masked() {
         assert_eq!(
-            mask_emails(
+            crate::mask_emails(
                 "permanent error (550): 5.1.1 <phuhuynh@example.vn>: Recipient address rejected"
             ),
             "permanent error (550): 5.1.1 <ph***@example.vn>: Recipient address rejected"
         );
-        assert_eq!(mask_emails("no address here"), "no address here");
+        assert_eq!(crate::mask_emails("no address here"), "no address here");
     }
 
     #[test]

@@ -194,6 +194,32 @@ impl SendError {
             reason: reason.into(),
         }
     }
+
+    /// The same error with the addresses in its reason masked (see `mask_personal`).
+    pub fn masked(self, known: &[&str]) -> Self {
+        match self {
+            SendError::Transient {
+                reason,
+                retry_after,
+            } => SendError::Transient {
+                reason: mask_personal(&reason, known),
+                retry_after,
+            },
+            SendError::RateLimited {
+                reason,
+                retry_after,
+            } => SendError::RateLimited {
+                reason: mask_personal(&reason, known),
+                retry_after,
+            },
+            SendError::Permanent { reason } => SendError::Permanent {
+                reason: mask_personal(&reason, known),
+            },
+            SendError::CampaignFault { reason } => SendError::CampaignFault {
+                reason: mask_personal(&reason, known),
+            },
+        }
+    }
 }
 
 /// A channel adapter. Implementations classify every error they can see; they never retry themselves.
@@ -311,9 +337,109 @@ pub fn mask_address(addr: &str) -> String {
     format!("{head}****{tail}")
 }
 
+/// A provider's text with every address in it masked as `mask_address` does, for what is stored and
+/// logged: the person's `known` ids (phone in its E.164, wire and domestic forms, email, Zalo id,
+/// PSID) wherever they appear, any other email, and any run of 8 or more digits (a phone number or
+/// an id in whatever form the provider quoted it). Providers quote the recipient ("Invalid
+/// destination number 84986669999"); the last 3 digits are kept, enough to tell people apart.
+pub fn mask_personal(text: &str, known: &[&str]) -> String {
+    let mut forms: Vec<String> = Vec::new();
+    for k in known
+        .iter()
+        .map(|k| k.trim())
+        .filter(|k| k.chars().count() >= 4)
+    {
+        forms.push(k.to_string());
+        if k.starts_with('+') {
+            forms.push(wire_phone(k).to_string());
+            forms.push(domestic_phone(k));
+        }
+    }
+    // Longest first, so that a form inside another is not masked half-way.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    let mut out = text.to_string();
+    for f in &forms {
+        if out.contains(f.as_str()) {
+            out = out.replace(f.as_str(), &mask_address(f));
+        }
+    }
+    mask_digit_runs(&mask_emails(&out))
+}
+
+/// Every email address in `text` masked as `mask_address` does.
+pub fn mask_emails(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&mask_address(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || "<>()[],;:\"'".contains(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Runs of 8 or more digits (with a leading `+` if any) masked as `mask_address` does.
+fn mask_digit_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().filter(char::is_ascii_digit).count() >= 8 {
+            out.push_str(&mask_address(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || (c == '+' && run.is_empty()) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_addresses_in_provider_texts() {
+        assert_eq!(
+            mask_personal("Invalid destination number 84986669999", &[]),
+            "Invalid destination number 84986****999"
+        );
+        let known = ["+84986669999", "lan@example.vn", "zl-user-7"];
+        let masked = mask_personal(
+            "0986669999 and +84986669999 and lan@example.vn and user zl-user-7, error 4011",
+            &known,
+        );
+        assert!(!masked.contains("86669"), "{masked}");
+        assert!(!masked.contains("lan@"), "{masked}");
+        assert!(!masked.contains("zl-user-7"), "{masked}");
+        assert!(
+            masked.contains("999") && masked.contains("error 4011"),
+            "{masked}"
+        );
+        // Masking twice changes nothing more.
+        assert_eq!(mask_personal(&masked, &known), masked);
+        assert_eq!(mask_personal("busy (code 503)", &[]), "busy (code 503)");
+    }
 
     #[test]
     fn masks_phone_and_email() {

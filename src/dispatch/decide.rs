@@ -42,11 +42,16 @@ pub fn backoff_ms(p: &RetryPolicy, attempts: i64, jitter: f64) -> u64 {
     full / 2 + ((full / 2) as f64 * jitter.clamp(0.0, 1.0)) as u64
 }
 
-/// Keeps every channel's failure in the reason, so staff see the whole path a message took.
-fn append_reason(prev: &Option<String>, channel: Option<Channel>, detail: &str) -> String {
-    let line = match channel {
+/// Keeps every channel's failure in the reason, so staff see the whole path a message took. Every
+/// reason a delivery is given passes here (provider refusals, retries, failed delivery reports,
+/// unsendable messages), so this is where the addresses providers quote are masked: the person's
+/// own and any other phone number or email (`providers::mask_personal`).
+fn append_reason(d: &Claimed, detail: &str) -> String {
+    let prev = &d.reason;
+    let detail = providers::mask_personal(detail, &d.addresses.known());
+    let line = match d.channel {
         Some(c) => format!("{c}: {detail}"),
-        None => detail.to_string(),
+        None => detail,
     };
     let mut s = match prev {
         Some(p) if !p.is_empty() => format!("{p}; {line}"),
@@ -71,7 +76,7 @@ pub fn fall_back(
     attempts: i64,
     now: Millis,
 ) -> DeliveryUpdate {
-    let reason = Some(append_reason(&d.reason, d.channel, detail));
+    let reason = Some(append_reason(d, detail));
     let base = DeliveryUpdate {
         id: d.id,
         expected: d.state,
@@ -171,7 +176,7 @@ pub fn decide(
             DeliveryUpdate {
                 state: DeliveryState::Retrying,
                 next_attempt_at: now + wait as i64,
-                reason: Some(append_reason(&d.reason, d.channel, &reason)),
+                reason: Some(append_reason(d, &reason)),
                 ..keep
             }
         }
@@ -187,7 +192,7 @@ pub fn decide(
             },
             attempts: d.attempts,
             next_attempt_at: now + retry_after.map(|r| r.as_millis() as i64).unwrap_or(1000),
-            reason: Some(append_reason(&d.reason, d.channel, &reason)),
+            reason: Some(append_reason(d, &reason)),
             ..keep
         },
         // The whole channel is paused for the campaign (the dispatcher records the pause first): the
@@ -363,6 +368,30 @@ mod tests {
             decide(&claimed(Sms, 0, 0), &[Sms], err, &policy(), 0, 0.0).next_attempt_at,
             30_000
         );
+    }
+
+    #[test]
+    fn the_addresses_a_provider_quotes_are_masked_in_the_reason() {
+        let u = decide(
+            &claimed(Sms, 0, 0),
+            &[Sms],
+            Attempt::Failed(SendError::permanent(
+                "Invalid destination number 84912345678 (a@b.vn)",
+            )),
+            &policy(),
+            5,
+            0.0,
+        );
+        let reason = u.reason.unwrap_or_default();
+        assert!(
+            reason.starts_with("sms: Invalid destination number "),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("12345678") && !reason.contains("a@b.vn"),
+            "{reason}"
+        );
+        assert!(reason.contains("****678"), "the last digits stay: {reason}");
     }
 
     #[test]

@@ -542,6 +542,9 @@ impl Dispatcher {
             let attempt = match provider.send(&msg).await {
                 Ok(accepted) => Attempt::Sent { accepted, segments: msg.sms.map(|s| s.segments as i64), at },
                 Err(e) => {
+                    // Providers quote the recipient in their texts: masked once here, before the
+                    // error is logged or becomes a channel pause (`decide` masks what is stored).
+                    let e = e.masked(&d.addresses.known());
                     let to = providers::mask_address(&msg.to);
                     match &e {
                         providers::SendError::Permanent { .. } => {

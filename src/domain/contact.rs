@@ -38,6 +38,20 @@ pub struct Addresses {
 }
 
 impl Addresses {
+    /// Every address and id the person is known by, for masking them in texts (`mask_personal`).
+    pub fn known(&self) -> Vec<&str> {
+        [
+            &self.phone,
+            &self.email,
+            &self.zalo_user_id,
+            &self.facebook_psid,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect()
+    }
+
     /// The address used on a channel. Zalo OA reaches a follower by user id; ZNS reaches a phone.
     pub fn for_channel(&self, c: Channel) -> Option<&str> {
         match c {

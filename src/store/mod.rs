@@ -288,8 +288,11 @@ pub trait Store: Send + Sync + 'static {
     /// Records where the consent to message a person comes from and when it was given.
     async fn set_consent(&self, id: i64, source: &str, at: Millis, now: Millis) -> Result<Contact>;
     /// Erases a person: their contact row and guardian links go, their unsent deliveries are
-    /// cancelled, and every delivery keeps only anonymous facts (org, channel, state, reason) for
-    /// reports. False when there was no such contact.
+    /// cancelled, and every delivery keeps only anonymous facts (org, channel, state, reason with
+    /// addresses masked) for reports; their receipt refs go, webhook events naming them are
+    /// emptied, a student's name leaves their parents' deliveries, and nothing of them stays
+    /// readable in the store's files (SQLite: secure_delete, WAL checkpoint). False when there was
+    /// no such contact.
     async fn erase_contact(&self, id: i64, now: Millis) -> Result<bool>;
     async fn link_guardian(
         &self,

@@ -4,9 +4,11 @@
 pub mod kannel_double;
 pub mod messenger_double;
 pub mod peers;
+pub mod skip;
 pub mod sms_doubles;
 pub mod zalo_double;
 
+pub use skip::record_skip;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

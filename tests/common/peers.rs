@@ -44,7 +44,7 @@ pub fn available(what: &str, ok: bool, install: &str) -> bool {
     if std::env::var("LOA_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
         panic!("{what} is required (LOA_REQUIRE_PEERS=1) but not installed: {install}");
     }
-    eprintln!("SKIPPED: {what} is not installed ({install}); this test did not run");
+    super::record_skip(&format!("{what} is not installed ({install})"));
     false
 }
 

@@ -273,3 +273,27 @@ pub fn gateway_provider(cfg: &mut loa::config::Config, base_url: &str) {
         },
     );
 }
+
+/// A school's own SMS gateway (see `gateway_provider`) that refuses every number, quoting it as
+/// gateways do: `400 Invalid destination number 84912000000`.
+pub struct RefusesQuotingTheNumber;
+
+impl Respond for RefusesQuotingTheNumber {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let to = serde_json::from_slice::<Value>(&req.body)
+            .ok()
+            .and_then(|b| b["to"].as_str().map(String::from))
+            .unwrap_or_default();
+        ResponseTemplate::new(400).set_body_string(format!("Invalid destination number {to}"))
+    }
+}
+
+pub async fn refusing_gateway() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/sms"))
+        .respond_with(RefusesQuotingTheNumber)
+        .mount(&server)
+        .await;
+    server
+}
