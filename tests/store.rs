@@ -907,3 +907,18 @@ async fn synthetic_audiences_are_the_documented_shape() {
     let p = store.progress(campaign).await.unwrap();
     assert_eq!(p.by_state.get("queued"), Some(&25));
 }
+
+/// `loa serve` and a `loa user create` started beside it on a new database migrate at the same time;
+/// both must come up (sqlx takes no lock across processes for SQLite, and one of the two used to fail
+/// with "table users already exists").
+#[tokio::test]
+async fn two_processes_migrating_a_new_database_both_succeed() {
+    for round in 0..5 {
+        let d = tempfile::tempdir().unwrap();
+        let url = d.path().join("s.db").display().to_string();
+        let (a, b) = tokio::join!(SqliteStore::open(&url), SqliteStore::open(&url));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        assert!(ra.is_ok() && rb.is_ok(), "round {round}: {ra:?} {rb:?}");
+    }
+}

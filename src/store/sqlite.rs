@@ -580,10 +580,25 @@ fn direct_roles(a: &Audience) -> Vec<&'static str> {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.writer)
-            .await?;
-        Ok(())
+        // sqlx takes no lock across processes for SQLite: `loa serve` and a `loa user create` started
+        // beside it on a new database both read "migration 2 not applied", and the second to run it
+        // fails ("table users already exists", its transaction rolled back). Run again, it finds the
+        // other's work applied and goes on; a migration that is really broken fails every time.
+        let mut tries = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite")
+                .run(&self.writer)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, tries, "migration failed; another process may be migrating, trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn create_org(&self, o: &NewOrg, now: Millis) -> Result<Org> {
