@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 mod fanout;
+mod contact_list;
 mod governance;
 mod import;
 mod receipts;
@@ -690,10 +691,14 @@ impl Store for SqliteStore {
         c: &NewCampaign,
         from: &[CampaignState],
         expected_updated_at: Millis,
+        editor: i64,
         now: Millis,
     ) -> Result<bool> {
-        self.do_update_campaign(id, c, from, expected_updated_at, now)
+        self.do_update_campaign(id, c, from, expected_updated_at, editor, now)
             .await
+    }
+    async fn campaign_editors(&self, id: i64) -> Result<Vec<i64>> {
+        self.do_campaign_editors(id).await
     }
     async fn submit_campaign(&self, id: i64, by: i64, now: Millis) -> Result<bool> {
         self.do_submit_campaign(id, by, now).await
@@ -752,6 +757,9 @@ impl Store for SqliteStore {
         contact_from(&row)
     }
 
+    async fn list_contacts(&self, f: &ContactFilter) -> Result<ContactPage> {
+        self.do_list_contacts(f).await
+    }
     async fn get_contact(&self, id: i64) -> Result<Contact> {
         let row = sqlx::query(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?"))
             .bind(id)
