@@ -260,10 +260,7 @@ pub async fn start(
             CampaignState::Draft | CampaignState::Submitted | CampaignState::Rejected => {
                 FlowError::NotApproved("chiến dịch chưa được phê duyệt, không thể gửi".to_string())
             }
-            s => FlowError::Conflict(format!(
-                "không thể bắt đầu gửi chiến dịch {}",
-                s.label_vi()
-            )),
+            s => FlowError::Conflict(format!("không thể bắt đầu gửi chiến dịch {}", s.label_vi())),
         });
     }
     if let Err(e) = verify(store, &c).await {

@@ -113,7 +113,6 @@ impl Links {
         m.update(id.to_string().as_bytes());
         m
     }
-
 }
 
 /// The first 16 bytes of the MAC, in hex: what a link carries.

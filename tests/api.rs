@@ -545,15 +545,33 @@ async fn contacts_are_listed_filtered_paged_and_masked_for_non_admins() {
     let (s, v) = app.get(&list("&role=parent")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(ids(&v), parents, "{v}");
-    assert_eq!(v["contacts"][0]["phone"], "+84912000000", "admins read in full");
-    assert_eq!(ids(&app.get(&list("&has=email&role=staff")).await.1), vec![staff]);
-    assert_eq!(ids(&app.get(&list("&has=sms&role=staff")).await.1), Vec::<i64>::new());
+    assert_eq!(
+        v["contacts"][0]["phone"], "+84912000000",
+        "admins read in full"
+    );
+    assert_eq!(
+        ids(&app.get(&list("&has=email&role=staff")).await.1),
+        vec![staff]
+    );
+    assert_eq!(
+        ids(&app.get(&list("&has=sms&role=staff")).await.1),
+        Vec::<i64>::new()
+    );
     // Accents, case and spacing do not matter.
-    assert_eq!(ids(&app.get(&list("&q=dang%20thi%20ANH")).await.1), vec![staff]);
-    assert_eq!(ids(&app.get(&list("&q=%C4%90%E1%BA%B7ng")).await.1), vec![staff]);
+    assert_eq!(
+        ids(&app.get(&list("&q=dang%20thi%20ANH")).await.1),
+        vec![staff]
+    );
+    assert_eq!(
+        ids(&app.get(&list("&q=%C4%90%E1%BA%B7ng")).await.1),
+        vec![staff]
+    );
     // A class: its students and their parents.
     let (_, v) = app
-        .get(&format!("/api/v1/contacts?class_id={}&role=parent", t.class_a))
+        .get(&format!(
+            "/api/v1/contacts?class_id={}&role=parent",
+            t.class_a
+        ))
         .await;
     assert_eq!(ids(&v), parents, "{v}");
     let (_, v) = app
@@ -587,7 +605,10 @@ async fn contacts_are_listed_filtered_paged_and_masked_for_non_admins() {
     let seen = ids(&v);
     assert!(seen.contains(&staff) && !seen.contains(&stranger), "{v}");
     let text = v.to_string();
-    assert!(!text.contains("+84912000000") && !text.contains("anh.dang@"), "{v}");
+    assert!(
+        !text.contains("+84912000000") && !text.contains("anh.dang@"),
+        "{v}"
+    );
     assert!(text.contains("+8491****000"), "{v}");
     let (s, v) = app
         .call_as(
@@ -615,11 +636,36 @@ async fn every_error_is_the_json_body_in_vietnamese() {
     };
     // 405 and unknown routes, inside the API and outside it.
     for (method, path, status, code) in [
-        (Method::DELETE, "/api/v1/contacts".to_string(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (Method::PUT, format!("/api/v1/orgs/{}/policy", t.school), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (Method::POST, "/healthz".to_string(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (Method::GET, "/api/v1/no-such-thing".to_string(), StatusCode::NOT_FOUND, "not_found"),
-        (Method::GET, "/no-such-page".to_string(), StatusCode::NOT_FOUND, "not_found"),
+        (
+            Method::DELETE,
+            "/api/v1/contacts".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/orgs/{}/policy", t.school),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::POST,
+            "/healthz".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            "/api/v1/no-such-thing".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/no-such-page".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
     ] {
         let (s, v) = app.call(method.clone(), &path, None).await;
         assert_eq!(
@@ -630,10 +676,11 @@ async fn every_error_is_the_json_body_in_vietnamese() {
         vietnamese(&v);
     }
     // 401, 404 and 409 speak Vietnamese too; the codes stay English.
-    let (s, v) = app
-        .call_as("", Method::GET, "/api/v1/contacts", None)
-        .await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    let (s, v) = app.call_as("", Method::GET, "/api/v1/contacts", None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
     vietnamese(&v);
     let (s, v) = app
         .call_as("loa_nope", Method::GET, "/api/v1/contacts", None)
@@ -641,7 +688,10 @@ async fn every_error_is_the_json_body_in_vietnamese() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     vietnamese(&v);
     let (s, v) = app.get("/api/v1/contacts/999999").await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     vietnamese(&v);
     let (s, v) = app
         .post(
@@ -649,7 +699,10 @@ async fn every_error_is_the_json_body_in_vietnamese() {
             json!({"parent_id": t.district, "kind": "school", "code": "TH1", "name": "Trùng mã"}),
         )
         .await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
     vietnamese(&v);
     let (s, v) = app
         .post(&format!("/api/v1/campaigns/{}/approve", 999_999), json!({}))
@@ -657,10 +710,24 @@ async fn every_error_is_the_json_body_in_vietnamese() {
     assert_eq!(s, StatusCode::FORBIDDEN, "the operator is no approver: {v}");
     vietnamese(&v);
     let (s, v) = app
-        .call(Method::POST, "/api/v1/orgs", Some(json!({"kind": 1})))
+        .post(
+            "/api/v1/orgs",
+            json!({"kind": "planet", "code": "x", "name": "y"}),
+        )
         .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "bad_request");
+    assert!(v["error"]["details"]["reason"].is_string(), "{v}");
     vietnamese(&v);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/orgs", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    vietnamese(&r.json::<Value>().await.unwrap());
     app.stop().await;
 }

@@ -404,7 +404,13 @@ async fn an_approver_who_edited_a_campaign_cannot_approve_it() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = as_(&app, &writer, &format!("/api/v1/campaigns/{c}/submit"), json!({})).await;
+    let (s, v) = as_(
+        &app,
+        &writer,
+        &format!("/api/v1/campaigns/{c}/submit"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let approve = format!("/api/v1/campaigns/{c}/approve");
     let (s, v) = as_(&app, &editor, &approve, json!({})).await;
@@ -432,7 +438,13 @@ async fn an_approver_who_edited_a_campaign_cannot_approve_it() {
 async fn a_school_admin_cannot_switch_self_approval_on_for_its_classes() {
     let app = spawn_app_with(|_, _| {}, false).await;
     let t = tree(&app).await;
-    let school_admin = user(&app, t.school, "hieutruong", &["admin", "author", "approver"]).await;
+    let school_admin = user(
+        &app,
+        t.school,
+        "hieutruong",
+        &["admin", "author", "approver"],
+    )
+    .await;
     let phong_admin = user(&app, t.district, "phong", &["admin"]).await;
     for org in [t.class_a, t.school] {
         let (s, v) = as_(
@@ -829,7 +841,7 @@ async fn cli_bootstraps_users_and_tokens() {
                 "--roles",
                 "viewer",
             ],
-            "taken",
+            "đã có người dùng",
         ),
     ] {
         let mut all = vec!["user", "create"];

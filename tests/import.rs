@@ -256,7 +256,12 @@ async fn another_schools_class_code_does_not_block_an_import() {
     let app = spawn_app(|_, _| {}).await;
     let t = tree(&app).await;
     let other = app
-        .org(Some(t.district), "school", "TH2", "Trường Tiểu học Bình Phong")
+        .org(
+            Some(t.district),
+            "school",
+            "TH2",
+            "Trường Tiểu học Bình Phong",
+        )
         .await;
     // TH1's import of class 3B generates the code TH1-3B; TH2 takes it first.
     let squat = app.org(Some(other), "class", "TH1-3B", "3B").await;

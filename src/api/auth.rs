@@ -73,7 +73,9 @@ impl FromRequestParts<AppState> for Actor {
             .ok_or_else(|| unauthenticated("Tiêu đề Authorization phải có dạng: Bearer <token>"))?;
         match s.store.principal_by_token(&hash_token(token)).await? {
             Some(p) => Ok(Actor(p)),
-            None => Err(unauthenticated("Mã truy cập API không đúng hoặc đã bị thu hồi")),
+            None => Err(unauthenticated(
+                "Mã truy cập API không đúng hoặc đã bị thu hồi",
+            )),
         }
     }
 }

@@ -417,11 +417,10 @@ async fn cancel(
         .cancel_campaign(id, now_ms())
         .await
         .map_err(|e| match e {
-            StoreError::Invalid(m) => AppError::conflict(format!(
-                "không huỷ được chiến dịch {}",
-                c.state.label_vi()
-            ))
-            .reason(m),
+            StoreError::Invalid(m) => {
+                AppError::conflict(format!("không huỷ được chiến dịch {}", c.state.label_vi()))
+                    .reason(m)
+            }
             e => e.into(),
         })?;
     actor

@@ -52,9 +52,9 @@ async fn create(
         .create_org(&o, now_ms())
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) if o.kind == OrgKind::Class => AppError::conflict(
-                format!("trường đã có lớp mã {:?}", o.code.trim()),
-            ),
+            crate::store::StoreError::Conflict(_) if o.kind == OrgKind::Class => {
+                AppError::conflict(format!("trường đã có lớp mã {:?}", o.code.trim()))
+            }
             crate::store::StoreError::Conflict(_) => {
                 AppError::conflict(format!("đã có đơn vị mã {:?}", o.code.trim()))
             }

@@ -107,7 +107,9 @@ async fn publish(
         .publish_template(id, actor.0.user_id, &topics, now_ms())
         .await?
     {
-        return Err(AppError::conflict("mẫu tin này đã có trong thư viện dùng chung"));
+        return Err(AppError::conflict(
+            "mẫu tin này đã có trong thư viện dùng chung",
+        ));
     }
     actor
         .audit(

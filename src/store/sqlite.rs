@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-mod fanout;
 mod contact_list;
+mod fanout;
 mod governance;
 mod import;
 mod receipts;
