@@ -558,6 +558,15 @@ impl Store for SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.writer)
             .await?;
+        // The migrations' pages (every table ever rebuilt) would otherwise stay in the WAL until the
+        // first automatic checkpoint: fold them into the database file and empty the WAL, so a fresh
+        // database takes no more space than its schema. Nothing is lost if this cannot be done now.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint after migration not done");
+        }
         Ok(())
     }
 
