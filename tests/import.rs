@@ -265,6 +265,8 @@ async fn another_schools_class_code_does_not_block_an_import() {
         .await;
     // TH1's import of class 3B generates the code TH1-3B; TH2 takes it first.
     let squat = app.org(Some(other), "class", "TH1-3B", "3B").await;
+    // Within TH1, staff gave the code of class 2A to another class: the import takes the next one.
+    app.org(Some(t.school), "class", "TH1-2A", "2A chiều").await;
     let (st, r) = import(&app, t.school, "", sample(), true).await;
     assert_eq!(st, StatusCode::OK, "{r}");
     assert_eq!(r["imported"], 5, "{r}");
@@ -279,6 +281,7 @@ async fn another_schools_class_code_does_not_block_an_import() {
         .filter_map(|o| o["code"].as_str())
         .collect();
     assert!(codes.contains(&"TH1-3B"), "{classes}");
+    assert!(codes.contains(&"TH1-2A-2"), "{classes}");
     let (_, o) = app.get(&format!("/api/v1/orgs/{squat}")).await;
     assert_eq!(o["parent_id"], other, "{o}");
     // Within one school a class code is still unique, and school codes across the tree.
