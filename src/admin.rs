@@ -11,15 +11,31 @@ use crate::clock::now_ms;
 use crate::domain::access::{AuditEntry, Principal, UserRole};
 use crate::store::Store;
 
-/// The code of a node -> its id and path.
+/// The code of a node -> its id and path. Codes of schools and the nodes above them are unique across
+/// the tree; a class code only within its school, so a class is found by code only when one class
+/// alone has it.
 pub async fn org_by_code(store: &dyn Store, code: &str) -> anyhow::Result<(i64, String)> {
-    store
+    let code = code.trim();
+    let found: Vec<_> = store
         .list_orgs(None)
         .await?
         .into_iter()
-        .find(|o| o.code == code.trim())
-        .map(|o| (o.id, o.path))
-        .ok_or_else(|| anyhow::anyhow!("không có đơn vị mã {code}"))
+        .filter(|o| o.code == code)
+        .collect();
+    let node = found
+        .iter()
+        .find(|o| o.kind != crate::domain::org::OrgKind::Class)
+        .or(match found.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        });
+    match node {
+        Some(o) => Ok((o.id, o.path.clone())),
+        None if found.is_empty() => Err(anyhow::anyhow!("không có đơn vị mã {code}")),
+        None => Err(anyhow::anyhow!(
+            "mã {code} là mã lớp của nhiều trường; hãy dùng mã trường"
+        )),
+    }
 }
 
 /// The shell's identity in the audit log: the OS user running the command.

@@ -169,6 +169,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::webhooks::router())
         .merge(crate::web::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        // Every error is the JSON error body, unknown routes and wrong methods included.
+        .fallback(|| async { api::error::AppError::no_route() })
+        .method_not_allowed_fallback(|| async { api::error::AppError::method_not_allowed() })
         // The hard cap; JSON and webhook bodies keep axum's 2 MB default, the roster import its own.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             api::import::MAX_FILE,

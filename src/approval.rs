@@ -1,9 +1,9 @@
 //! The approval workflow: submit, approve (freezing the exact content with a hash), reject, and start,
 //! which like every door that sends checks that the campaign still is what was approved.
 //!
-//! The API, the CLI, the demo and the benchmark all go through these functions, so the rules (no
-//! self-approval unless the node allows it, nothing sent unapproved) hold whichever way a campaign
-//! is moved.
+//! The API, the CLI, the demo and the benchmark all go through these functions, so the rules (nobody
+//! approves a campaign they created, edited or submitted unless the node allows it, nothing sent
+//! unapproved) hold whichever way a campaign is moved.
 
 use std::collections::BTreeMap;
 
@@ -175,8 +175,8 @@ pub async fn submit(store: &dyn Store, p: &Principal, id: i64) -> Result<Campaig
     if !store.submit_campaign(id, p.user_id, now_ms()).await? {
         let c = store.get_campaign(id).await?;
         return Err(FlowError::Conflict(format!(
-            "only a draft or rejected campaign can be submitted (this one is {})",
-            c.state.as_str()
+            "chỉ trình duyệt được chiến dịch là bản nháp hoặc bị từ chối (chiến dịch này {})",
+            c.state.label_vi()
         )));
     }
     let c = store.get_campaign(id).await?;
@@ -195,15 +195,18 @@ pub async fn approve(
     let c = store.get_campaign(id).await?;
     if c.state != CampaignState::Submitted {
         return Err(FlowError::Conflict(format!(
-            "only a submitted campaign can be approved (this one is {})",
-            c.state.as_str()
+            "chỉ phê duyệt được chiến dịch đã trình duyệt (chiến dịch này {})",
+            c.state.label_vi()
         )));
     }
     let org = store.get_org(c.org_id).await?;
-    let own = c.created_by == Some(p.user_id) || c.submitted_by == Some(p.user_id);
+    // Whoever wrote, changed or submitted what is approved is not the second pair of eyes.
+    let own = c.created_by == Some(p.user_id)
+        || c.submitted_by == Some(p.user_id)
+        || store.campaign_editors(id).await?.contains(&p.user_id);
     if own && !org.self_approval {
         return Err(FlowError::SelfApproval(
-            "không được tự phê duyệt chiến dịch do chính mình soạn hoặc trình".to_string(),
+            "không được tự phê duyệt chiến dịch do chính mình soạn, sửa hoặc trình".to_string(),
         ));
     }
     let (t, series) = templates(store, &c).await?;
@@ -217,7 +220,7 @@ pub async fn approve(
         .await?
     {
         return Err(FlowError::Conflict(
-            "the campaign changed while it was being approved; review it again".into(),
+            "chiến dịch vừa thay đổi trong lúc phê duyệt; hãy xem lại trước khi duyệt".into(),
         ));
     }
     let c = store.get_campaign(id).await?;
@@ -234,8 +237,8 @@ pub async fn reject(
     if !store.reject_campaign(id, reason, now_ms()).await? {
         let c = store.get_campaign(id).await?;
         return Err(FlowError::Conflict(format!(
-            "only a submitted campaign can be rejected (this one is {})",
-            c.state.as_str()
+            "chỉ từ chối được chiến dịch đã trình duyệt (chiến dịch này {})",
+            c.state.label_vi()
         )));
     }
     let c = store.get_campaign(id).await?;
@@ -257,10 +260,7 @@ pub async fn start(
             CampaignState::Draft | CampaignState::Submitted | CampaignState::Rejected => {
                 FlowError::NotApproved("chiến dịch chưa được phê duyệt, không thể gửi".to_string())
             }
-            s => FlowError::Conflict(format!(
-                "a campaign in state {} cannot be started",
-                s.as_str()
-            )),
+            s => FlowError::Conflict(format!("không thể bắt đầu gửi chiến dịch {}", s.label_vi())),
         });
     }
     if let Err(e) = verify(store, &c).await {
@@ -274,7 +274,7 @@ pub async fn start(
         // Slots fire from now on; the scheduler creates a run for each.
         if !store.start_recurring(id, now).await? {
             return Err(FlowError::Conflict(
-                "the campaign changed state meanwhile".into(),
+                "trạng thái chiến dịch vừa thay đổi; hãy tải lại".into(),
             ));
         }
         scheduler_wake.notify_one();
@@ -290,7 +290,7 @@ pub async fn start(
     };
     if !store.transition_campaign(id, &from, to, now).await? {
         return Err(FlowError::Conflict(
-            "the campaign changed state meanwhile".into(),
+            "trạng thái chiến dịch vừa thay đổi; hãy tải lại".into(),
         ));
     }
     if to == CampaignState::Running {

@@ -1,6 +1,11 @@
 //! URLs Loa puts in messages and hands to providers, signed with the instance's secret so nobody can
-//! forge them: unsubscribe links (`/u/<contact id>-<mac>`, nothing stored per contact) and
-//! delivery-report callbacks (Kannel cannot sign its callbacks, so the URL carries the signature).
+//! forge them: unsubscribe links (`/u/<contact id>-<mac>?c=<channel>`, the MAC covering the contact
+//! and the channel, nothing stored per contact) and delivery-report callbacks (Kannel cannot sign its
+//! callbacks, so the URL carries the signature).
+//!
+//! Links sent before the channel was signed (their MAC covers the contact only) still work for email,
+//! the one channel mail clients unsubscribe from by themselves (RFC 8058 one-click), and for no
+//! other: editing `c=` of such a link cannot reach another channel.
 
 use crate::domain::delivery::AttemptRef;
 use hmac::{Hmac, Mac};
@@ -21,6 +26,9 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone, Copy)]
 enum Purpose {
     Report,
+    /// Links before the channel was signed: the contact only.
+    LegacyUnsubscribe,
+    /// The contact and the channel the link stops.
     Unsubscribe,
 }
 
@@ -28,7 +36,8 @@ impl Purpose {
     fn label(self) -> &'static [u8] {
         match self {
             Purpose::Report => b"report:",
-            Purpose::Unsubscribe => b"unsubscribe:",
+            Purpose::LegacyUnsubscribe => b"unsubscribe:",
+            Purpose::Unsubscribe => b"unsubscribe-channel:",
         }
     }
 }
@@ -48,20 +57,31 @@ impl Links {
         &self.public_url
     }
 
-    /// The unsubscribe link of a person for one channel.
+    /// The unsubscribe link of a person for one channel; the signature covers both.
     pub fn unsubscribe(&self, contact_id: i64, channel: Channel) -> String {
         format!(
             "{}/u/{contact_id}-{}?c={channel}",
             self.public_url,
-            self.sign(Purpose::Unsubscribe, contact_id)
+            sign_mac(self.unsubscribe_mac(contact_id, channel))
         )
     }
 
-    /// The contact an unsubscribe token names, if the signature is ours.
-    pub fn verify_unsubscribe(&self, token: &str) -> Option<i64> {
+    /// The contact an unsubscribe token names, if the signature is ours for that contact and
+    /// `channel`. A link signed before channels were (contact only) is honoured for email alone.
+    pub fn verify_unsubscribe(&self, token: &str, channel: Channel) -> Option<i64> {
         let (id, sig) = token.split_once('-')?;
         let id: i64 = id.parse().ok()?;
-        self.verify_for(Purpose::Unsubscribe, id, sig).then_some(id)
+        let ok = verify_mac(self.unsubscribe_mac(id, channel), sig)
+            || (channel == Channel::Email
+                && verify_mac(self.mac(Purpose::LegacyUnsubscribe, id), sig));
+        ok.then_some(id)
+    }
+
+    fn unsubscribe_mac(&self, id: i64, channel: Channel) -> HmacSha256 {
+        let mut m = self.mac(Purpose::Unsubscribe, id);
+        m.update(b"@");
+        m.update(channel.as_str().as_bytes());
+        m
     }
 
     /// Checks a delivery-report callback's signature, which covers the delivery and its attempt.
@@ -92,14 +112,6 @@ impl Links {
         m.update(purpose.label());
         m.update(id.to_string().as_bytes());
         m
-    }
-
-    fn sign(&self, purpose: Purpose, id: i64) -> String {
-        sign_mac(self.mac(purpose, id))
-    }
-
-    fn verify_for(&self, purpose: Purpose, id: i64, sig: &str) -> bool {
-        verify_mac(self.mac(purpose, id), sig)
     }
 }
 
@@ -150,10 +162,11 @@ mod tests {
             .split('?')
             .next()
             .unwrap();
-        assert_eq!(l.verify_unsubscribe(token), Some(7));
+        assert!(url.ends_with("?c=email"), "{url}");
+        assert_eq!(l.verify_unsubscribe(token, Channel::Email), Some(7));
         let sig = token.split_once('-').unwrap().1;
         assert_eq!(
-            l.verify_unsubscribe(&format!("8-{sig}")),
+            l.verify_unsubscribe(&format!("8-{sig}"), Channel::Email),
             None,
             "another contact's id"
         );
@@ -168,7 +181,40 @@ mod tests {
             ),
             "an unsubscribe signature is not a report signature"
         );
-        assert_eq!(l.verify_unsubscribe("7"), None);
-        assert_eq!(l.verify_unsubscribe("x-00"), None);
+        assert_eq!(l.verify_unsubscribe("7", Channel::Email), None);
+        assert_eq!(l.verify_unsubscribe("x-00", Channel::Email), None);
+    }
+
+    #[test]
+    fn an_unsubscribe_link_acts_on_its_own_channel_only() {
+        let l = Links::new("http://x", b"secret", None);
+        let token = |url: String| {
+            url.trim_start_matches("http://x/u/")
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let email = token(l.unsubscribe(7, Channel::Email));
+        for other in [
+            Channel::Sms,
+            Channel::Zalo,
+            Channel::ZaloZns,
+            Channel::Messenger,
+        ] {
+            assert_eq!(
+                l.verify_unsubscribe(&email, other),
+                None,
+                "an email link must not stop {other}"
+            );
+        }
+        let sms = token(l.unsubscribe(7, Channel::Sms));
+        assert_eq!(l.verify_unsubscribe(&sms, Channel::Sms), Some(7));
+        assert_eq!(l.verify_unsubscribe(&sms, Channel::Email), None);
+        // A link from before the channel was signed: email only, never wider.
+        let legacy = format!("7-{}", sign_mac(l.mac(Purpose::LegacyUnsubscribe, 7)));
+        assert_eq!(l.verify_unsubscribe(&legacy, Channel::Email), Some(7));
+        assert_eq!(l.verify_unsubscribe(&legacy, Channel::Sms), None);
+        assert_eq!(l.verify_unsubscribe(&legacy, Channel::Zalo), None);
     }
 }

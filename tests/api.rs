@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use reqwest::StatusCode;
-use serde_json::json;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn malformed_requests_get_json_errors() {
@@ -432,6 +432,18 @@ async fn unsubscribe_link_shows_a_page_and_one_click_post_opts_out() {
         "GET alone must not unsubscribe"
     );
 
+    // The link stops email only: its signature covers the channel, so editing `c=` reaches nothing.
+    assert!(url.ends_with("?c=email"), "{url}");
+    for other in ["sms", "zalo", "messenger"] {
+        let widened = url.replace("?c=email", &format!("?c={other}"));
+        let r = app.http.post(&widened).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "c={other}");
+        let r = app.http.get(&widened).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "c={other}");
+    }
+    let (_, v) = app.get(&format!("/api/v1/contacts/{}", parents[0])).await;
+    assert_eq!(v["opted_out"], json!([]), "an email link stopped {v}");
+
     let r = app
         .http
         .post(&url)
@@ -487,5 +499,235 @@ async fn guardian_links_check_both_ends() {
     );
     app.link(parent, student).await;
     app.link(parent, student).await; // idempotent
+    app.stop().await;
+}
+
+/// A user at `org` with `roles`, and their token.
+async fn user_token(app: &TestApp, org: i64, username: &str, roles: &[&str]) -> String {
+    let id = app
+        .create(
+            "/api/v1/users",
+            json!({"org_id": org, "username": username, "full_name": username, "roles": roles}),
+        )
+        .await;
+    let (s, v) = app
+        .post(&format!("/api/v1/users/{id}/tokens"), json!({"name": "t"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["token"].as_str().unwrap().to_string()
+}
+
+fn ids(v: &Value) -> Vec<i64> {
+    v["contacts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no contacts in {v}"))
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn contacts_are_listed_filtered_paged_and_masked_for_non_admins() {
+    let app = spawn_app_with(|_, _| {}, false).await;
+    let t = tree(&app).await;
+    let parents = parents_with_children(&app, &t, 3).await;
+    let staff = app
+        .contact(json!({"org_id": t.school, "role": "staff", "full_name": "Cô Đặng Thị Ánh", "email": "anh.dang@example.vn"}))
+        .await;
+    let other = app
+        .org(Some(t.district), "school", "TH2", "Trường bên")
+        .await;
+    let stranger = app
+        .contact(json!({"org_id": other, "role": "parent", "full_name": "Người Trường Bên", "phone": "0987000111"}))
+        .await;
+
+    let list = |q: &str| format!("/api/v1/contacts?org_id={}{q}", t.school);
+    let (s, v) = app.get(&list("&role=parent")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v), parents, "{v}");
+    assert_eq!(
+        v["contacts"][0]["phone"], "+84912000000",
+        "admins read in full"
+    );
+    assert_eq!(
+        ids(&app.get(&list("&has=email&role=staff")).await.1),
+        vec![staff]
+    );
+    assert_eq!(
+        ids(&app.get(&list("&has=sms&role=staff")).await.1),
+        Vec::<i64>::new()
+    );
+    // Accents, case and spacing do not matter.
+    assert_eq!(
+        ids(&app.get(&list("&q=dang%20thi%20ANH")).await.1),
+        vec![staff]
+    );
+    assert_eq!(
+        ids(&app.get(&list("&q=%C4%90%E1%BA%B7ng")).await.1),
+        vec![staff]
+    );
+    // A class: its students and their parents.
+    let (_, v) = app
+        .get(&format!(
+            "/api/v1/contacts?class_id={}&role=parent",
+            t.class_a
+        ))
+        .await;
+    assert_eq!(ids(&v), parents, "{v}");
+    let (_, v) = app
+        .get(&format!("/api/v1/contacts?class_id={}", t.class_b))
+        .await;
+    assert_eq!(ids(&v), Vec::<i64>::new(), "{v}");
+    // Pages.
+    let (_, p1) = app.get(&list("&role=parent&limit=2")).await;
+    assert_eq!(ids(&p1), parents[..2].to_vec(), "{p1}");
+    let after = p1["next_after"].as_i64().expect("a next page");
+    let (_, p2) = app
+        .get(&list(&format!("&role=parent&limit=2&after={after}")))
+        .await;
+    assert_eq!(ids(&p2), parents[2..].to_vec(), "{p2}");
+    assert_eq!(p2["next_after"], Value::Null);
+    for bad in ["&limit=0", "&limit=100000", "&role=boss", "&has=fax"] {
+        let (s, v) = app.get(&list(bad)).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+            "{bad}: {v}"
+        );
+    }
+
+    // A viewer of the school: only the school's subtree, addresses masked.
+    let viewer = user_token(&app, t.school, "xem", &["viewer"]).await;
+    let (s, v) = app
+        .call_as(&viewer, Method::GET, "/api/v1/contacts", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let seen = ids(&v);
+    assert!(seen.contains(&staff) && !seen.contains(&stranger), "{v}");
+    let text = v.to_string();
+    assert!(
+        !text.contains("+84912000000") && !text.contains("anh.dang@"),
+        "{v}"
+    );
+    assert!(text.contains("+8491****000"), "{v}");
+    let (s, v) = app
+        .call_as(
+            &viewer,
+            Method::GET,
+            &format!("/api/v1/contacts?org_id={other}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_error_is_the_json_body_in_vietnamese() {
+    let app = spawn_app_with(|_, _| {}, false).await;
+    let t = tree(&app).await;
+    let vietnamese = |v: &Value| {
+        let m = v["error"]["message"].as_str().unwrap_or("");
+        assert!(!m.is_empty() && !m.is_ascii(), "not Vietnamese: {v}");
+    };
+    // 405 and unknown routes, inside the API and outside it.
+    for (method, path, status, code) in [
+        (
+            Method::DELETE,
+            "/api/v1/contacts".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/orgs/{}/policy", t.school),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::POST,
+            "/healthz".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            "/api/v1/no-such-thing".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/no-such-page".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let (s, v) = app.call(method.clone(), &path, None).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {v}"
+        );
+        vietnamese(&v);
+    }
+    // 401, 404 and 409 speak Vietnamese too; the codes stay English.
+    let (s, v) = app.call_as("", Method::GET, "/api/v1/contacts", None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+    vietnamese(&v);
+    let (s, v) = app
+        .call_as("loa_nope", Method::GET, "/api/v1/contacts", None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    vietnamese(&v);
+    let (s, v) = app.get("/api/v1/contacts/999999").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    vietnamese(&v);
+    let (s, v) = app
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": t.district, "kind": "school", "code": "TH1", "name": "Trùng mã"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    vietnamese(&v);
+    let (s, v) = app
+        .post(&format!("/api/v1/campaigns/{}/approve", 999_999), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the operator is no approver: {v}");
+    vietnamese(&v);
+    let (s, v) = app
+        .post(
+            "/api/v1/orgs",
+            json!({"kind": "planet", "code": "x", "name": "y"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "bad_request");
+    assert!(v["error"]["details"]["reason"].is_string(), "{v}");
+    vietnamese(&v);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/orgs", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    vietnamese(&r.json::<Value>().await.unwrap());
     app.stop().await;
 }

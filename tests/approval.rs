@@ -368,6 +368,135 @@ async fn nobody_approves_their_own_campaign_unless_the_node_allows_it() {
 }
 
 #[tokio::test]
+async fn an_approver_who_edited_a_campaign_cannot_approve_it() {
+    let app = spawn_app_with(|_, _| {}, false).await;
+    let t = tree(&app).await;
+    let writer = user(&app, t.school, "giaovien", &["author"]).await;
+    // The vice-principal both edits and approves at the school.
+    let editor = user(&app, t.school, "hieupho", &["author", "approver"]).await;
+    let phong_approver = user(&app, t.district, "truongphong", &["approver"]).await;
+    let (s, v) = as_(
+        &app,
+        &writer,
+        "/api/v1/templates",
+        json!({"org_id": t.school, "name": "M", "sms_text": "Chào {{ recipient_name }}"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let tpl = v["id"].as_i64().unwrap();
+    let (s, v) = as_(
+        &app,
+        &writer,
+        "/api/v1/campaigns",
+        json!({"org_id": t.school, "name": "A", "template_id": tpl,
+               "audience": {"org_id": t.school, "roles": ["parent"]}, "channels": ["sms"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let c = v["id"].as_i64().unwrap();
+    // The approver widens the audience, then the author submits the edited campaign.
+    let (s, v) = app
+        .call_as(
+            &editor,
+            Method::PATCH,
+            &format!("/api/v1/campaigns/{c}"),
+            Some(json!({"audience": {"org_id": t.school, "roles": ["parent", "staff"]}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = as_(
+        &app,
+        &writer,
+        &format!("/api/v1/campaigns/{c}/submit"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let approve = format!("/api/v1/campaigns/{c}/approve");
+    let (s, v) = as_(&app, &editor, &approve, json!({})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("self_approval")),
+        "whoever changed what is approved must not approve it: {v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap_or("").contains("sửa"),
+        "{v}"
+    );
+    assert_eq!(state(&app, c).await["state"], "submitted");
+    // A second pair of eyes that changed nothing approves it.
+    let (s, v) = as_(&app, &phong_approver, &approve, json!({})).await;
+    assert_eq!(
+        (s, v["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_school_admin_cannot_switch_self_approval_on_for_its_classes() {
+    let app = spawn_app_with(|_, _| {}, false).await;
+    let t = tree(&app).await;
+    let school_admin = user(
+        &app,
+        t.school,
+        "hieutruong",
+        &["admin", "author", "approver"],
+    )
+    .await;
+    let phong_admin = user(&app, t.district, "phong", &["admin"]).await;
+    for org in [t.class_a, t.school] {
+        let (s, v) = as_(
+            &app,
+            &school_admin,
+            &format!("/api/v1/orgs/{org}/policy"),
+            json!({"self_approval": true}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "org {org}: {v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Phòng GD&ĐT"),
+            "{v}"
+        );
+    }
+    let (_, v) = app.get(&format!("/api/v1/orgs/{}", t.class_a)).await;
+    assert_eq!(v["self_approval"], false, "{v}");
+    // From the Phòng, for the school and for a class of it.
+    for org in [t.class_a, t.school] {
+        let (s, v) = as_(
+            &app,
+            &phong_admin,
+            &format!("/api/v1/orgs/{org}/policy"),
+            json!({"self_approval": true}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["self_approval"].as_bool()),
+            (StatusCode::OK, Some(true)),
+            "{v}"
+        );
+    }
+    // The Phòng does not set its own.
+    let (s, _) = as_(
+        &app,
+        &phong_admin,
+        &format!("/api/v1/orgs/{}/policy", t.district),
+        json!({"self_approval": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn library_content_flows_down_the_tree_only() {
     let app = spawn_app(|_, _| {}).await;
     let t = tree(&app).await;
@@ -712,7 +841,7 @@ async fn cli_bootstraps_users_and_tokens() {
                 "--roles",
                 "viewer",
             ],
-            "taken",
+            "đã có người dùng",
         ),
     ] {
         let mut all = vec!["user", "create"];

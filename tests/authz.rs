@@ -47,6 +47,7 @@ routes!(
     OrgList,
     OrgGet,
     OrgPolicy,
+    ContactList,
     ContactCreate,
     ContactGet,
     ContactErase,
@@ -93,7 +94,10 @@ fn rule(r: Route) -> (&'static [&'static str], u16, u16) {
         // Nodes named in the body: 403; objects named in the path: 404 (existence not revealed).
         OrgCreate => (&["admin"], 201, 403),
         OrgList | OrgGet => (ANY, 200, 404),
-        OrgPolicy => (&["admin"], 200, 404),
+        // Four eyes are switched off only from above the school: never by the school's own admin,
+        // not even for its classes.
+        OrgPolicy => (&["admin"], 403, 404),
+        ContactList => (ANY, 200, 404),
         ContactCreate => (&["admin"], 201, 403),
         ContactGet | ContactErase | ContactOptOut | ContactConsent => (&["admin"], 200, 404),
         // People outside the subtree are answered as unknown, like ids that do not exist.
@@ -251,6 +255,11 @@ impl Fixtures<'_> {
                     Body::Json(json!({"self_approval": true})),
                 )
             }
+            ContactList => req(
+                Method::GET,
+                format!("/api/v1/contacts?org_id={org}"),
+                Body::None,
+            ),
             ContactCreate => req(
                 Method::POST,
                 "/api/v1/contacts".into(),

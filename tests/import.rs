@@ -248,3 +248,60 @@ async fn students_without_codes_are_found_by_class_and_name_and_changes_update()
     let phones = parent_phones(&app, t.school).await;
     assert_eq!(phones, ["+84912000001", "+84912000002"]);
 }
+
+/// Class codes belong to their school: another school creating a class with the code this school's
+/// import generates (`<school code>-<class>`) must not block the import.
+#[tokio::test]
+async fn another_schools_class_code_does_not_block_an_import() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let other = app
+        .org(
+            Some(t.district),
+            "school",
+            "TH2",
+            "Trường Tiểu học Bình Phong",
+        )
+        .await;
+    // TH1's import of class 3B generates the code TH1-3B; TH2 takes it first.
+    let squat = app.org(Some(other), "class", "TH1-3B", "3B").await;
+    // Within TH1, staff gave the code of class 2A to another class: the import takes the next one.
+    app.org(Some(t.school), "class", "TH1-2A", "2A chiều").await;
+    let (st, r) = import(&app, t.school, "", sample(), true).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["imported"], 5, "{r}");
+    assert_eq!(r["classes_created"], 2, "{r}");
+    let (_, classes) = app
+        .get(&format!("/api/v1/orgs?parent_id={}", t.school))
+        .await;
+    let codes: Vec<&str> = classes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"TH1-3B"), "{classes}");
+    assert!(codes.contains(&"TH1-2A-2"), "{classes}");
+    let (_, o) = app.get(&format!("/api/v1/orgs/{squat}")).await;
+    assert_eq!(o["parent_id"], other, "{o}");
+    // Within one school a class code is still unique, and school codes across the tree.
+    let (st, v) = app
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": t.school, "kind": "class", "code": "TH1-3B", "name": "3B bis"}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "{v}"
+    );
+    let (st, _) = app
+        .post(
+            "/api/v1/orgs",
+            json!({"parent_id": t.district, "kind": "school", "code": "TH2", "name": "Trùng"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    app.stop().await;
+}

@@ -58,7 +58,7 @@ impl FromRequestParts<AppState> for Actor {
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, AppError> {
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
             return Err(unauthenticated(
-                "an API token is required (Authorization: Bearer <token>)",
+                "Cần mã truy cập API (tiêu đề Authorization: Bearer <token>)",
             ));
         };
         let token = value
@@ -70,10 +70,12 @@ impl FromRequestParts<AppState> for Actor {
             })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthenticated("the Authorization header must be: Bearer <token>"))?;
+            .ok_or_else(|| unauthenticated("Tiêu đề Authorization phải có dạng: Bearer <token>"))?;
         match s.store.principal_by_token(&hash_token(token)).await? {
             Some(p) => Ok(Actor(p)),
-            None => Err(unauthenticated("the API token is unknown or revoked")),
+            None => Err(unauthenticated(
+                "Mã truy cập API không đúng hoặc đã bị thu hồi",
+            )),
         }
     }
 }

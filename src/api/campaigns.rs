@@ -246,8 +246,8 @@ async fn edit(
     let (old, _) = actor.visible_campaign(&s, id).await?;
     if !old.state.editable() {
         return Err(AppError::conflict(format!(
-            "a campaign in state {} can no longer be edited",
-            old.state.as_str()
+            "chiến dịch {} không còn sửa được",
+            old.state.label_vi()
         )));
     }
     let mut c = NewCampaign::from_campaign(&old);
@@ -288,11 +288,11 @@ async fn edit(
         .collect();
     if !s
         .store
-        .update_campaign(id, &c, &editable, old.updated_at, now_ms())
+        .update_campaign(id, &c, &editable, old.updated_at, actor.0.user_id, now_ms())
         .await?
     {
         return Err(AppError::conflict(
-            "the campaign changed meanwhile; load it again",
+            "chiến dịch vừa được thay đổi; hãy tải lại rồi sửa",
         ));
     }
     actor
@@ -417,7 +417,10 @@ async fn cancel(
         .cancel_campaign(id, now_ms())
         .await
         .map_err(|e| match e {
-            StoreError::Invalid(m) => AppError::conflict(m),
+            StoreError::Invalid(m) => {
+                AppError::conflict(format!("không huỷ được chiến dịch {}", c.state.label_vi()))
+                    .reason(m)
+            }
             e => e.into(),
         })?;
     actor
@@ -452,7 +455,7 @@ async fn progress(
 }
 
 fn channel_param(v: &str) -> Result<Channel, AppError> {
-    Channel::parse(v).ok_or_else(|| AppError::field("channel", format!("unknown channel {v:?}")))
+    Channel::parse(v).ok_or_else(|| AppError::field("channel", format!("không có kênh {v:?}")))
 }
 
 /// What staff do about a channel paused for a campaign: `resume` once its cause is fixed (template
@@ -473,7 +476,7 @@ async fn channel_action(
     };
     if !done {
         return Err(AppError::conflict(format!(
-            "{channel} is not paused (or already skipped) for this campaign"
+            "kênh {channel} không bị tạm dừng (hoặc đã được bỏ qua) trong chiến dịch này"
         )));
     }
     s.dispatch_wake.notify_one();
@@ -519,14 +522,14 @@ async fn deliveries(
         None => None,
         Some(v) => Some(
             DeliveryState::parse(v)
-                .ok_or_else(|| AppError::field("state", format!("unknown state {v:?}")))?,
+                .ok_or_else(|| AppError::field("state", format!("không có trạng thái {v:?}")))?,
         ),
     };
     let channel = match q.channel.as_deref() {
         None => None,
         Some(v) => Some(
             Channel::parse(v)
-                .ok_or_else(|| AppError::field("channel", format!("unknown channel {v:?}")))?,
+                .ok_or_else(|| AppError::field("channel", format!("không có kênh {v:?}")))?,
         ),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -626,9 +629,9 @@ async fn hold(
     let (c, _) = actor.visible_campaign(s, id).await?;
     if !s.store.set_paused(id, run, paused, now_ms()).await? {
         return Err(AppError::conflict(if paused {
-            "nothing to pause: no open run, or already paused"
+            "không có gì để tạm dừng: không có lượt gửi đang mở, hoặc đã tạm dừng"
         } else {
-            "nothing to resume: not paused"
+            "không có gì để tiếp tục: chiến dịch không bị tạm dừng"
         }));
     }
     if !paused {
@@ -688,7 +691,7 @@ async fn run_action(
             let (c, _) = actor.visible_campaign(&s, id).await?;
             let Some(n) = s.store.cancel_run(id, run_id, now_ms()).await? else {
                 return Err(AppError::conflict(
-                    "the run is not open (or not of this campaign)",
+                    "lượt gửi này không còn mở (hoặc không thuộc chiến dịch này)",
                 ));
             };
             actor

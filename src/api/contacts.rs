@@ -1,5 +1,6 @@
 //! Contacts (parents, students, staff), their opt-outs, and guardian links between parents and children.
-//! Personal data: only admins of the node or above read or change it.
+//! Personal data: only admins of the node or above read one in full or change it; the list is open to
+//! every role of the subtree, with addresses masked for all but admins.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,17 +9,19 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::ADMIN;
-use super::error::{ApiJson, ApiPath, AppError};
+use super::auth::{ADMIN, ANY};
+use super::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use super::{Actor, AppState};
 use crate::clock::now_ms;
 use crate::domain::Channel;
-use crate::domain::contact::{Contact, NewContactInput};
-use crate::store::StoreError;
+use crate::domain::access::UserRole;
+use crate::domain::contact::{Contact, NewContactInput, Role, fold_name};
+use crate::domain::org::OrgKind;
+use crate::store::{ContactFilter, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/contacts", post(create))
+        .route("/contacts", post(create).get(list))
         .route("/contacts/{id}", get(one).delete(erase))
         .route("/contacts/{id}/opt-outs", post(opt_out))
         .route("/contacts/{id}/consent", post(consent))
@@ -40,7 +43,7 @@ async fn create(
         .map_err(|e| match e {
             StoreError::InvalidReference(_) => AppError::field("org_id", "đơn vị không tồn tại"),
             StoreError::Conflict(_) => {
-                AppError::conflict("a student with this student_code already exists in the school")
+                AppError::conflict("trường đã có học sinh với mã học sinh này")
             }
             StoreError::Invalid(m) => AppError::field("org_id", m),
             e => e.into(),
@@ -56,6 +59,120 @@ async fn create(
         )
         .await;
     Ok((StatusCode::CREATED, Json(contact)))
+}
+
+/// Contacts per page: the default and the most one request may ask for.
+const PAGE: i64 = 100;
+const PAGE_MAX: i64 = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// A node of the user's subtree (default: the user's own node); its subtree is listed.
+    org_id: Option<i64>,
+    /// A class: its students and the parents of its students.
+    class_id: Option<i64>,
+    role: Option<String>,
+    /// Only people with an address for this channel (`email`, `sms`, `zalo`, `zalo_zns`, `messenger`).
+    has: Option<String>,
+    /// Part of the name; case, accents and spacing are ignored.
+    q: Option<String>,
+    /// The `next_after` of the previous page.
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The contacts of the user's subtree, filtered and paged by id. Reading the first page is recorded
+/// in the audit log (an export of personal data, like a campaign's delivery list).
+async fn list(
+    actor: Actor,
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    actor.require(ANY)?;
+    let org = match q.org_id {
+        Some(id) => Some(actor.visible_org(&s, id).await?),
+        None => None,
+    };
+    let org_path = org
+        .as_ref()
+        .map(|o| o.path.clone())
+        .unwrap_or_else(|| actor.0.org_path.clone());
+    let class_path = match q.class_id {
+        None => None,
+        Some(id) => match actor.visible_org(&s, id).await {
+            Ok(c) if c.kind == OrgKind::Class && c.path.starts_with(&org_path) => Some(c.path),
+            _ => {
+                return Err(AppError::field(
+                    "class_id",
+                    "không có lớp này trong đơn vị đang xem",
+                ));
+            }
+        },
+    };
+    let role = match q.role.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => Some(Role::parse(v).ok_or_else(|| {
+            AppError::field(
+                "role",
+                format!("không có vai trò {v:?} (parent, student, staff)"),
+            )
+        })?),
+    };
+    let has = match q.has.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => Some(
+            Channel::parse(v)
+                .ok_or_else(|| AppError::field("has", format!("không có kênh {v:?}")))?,
+        ),
+    };
+    let search = q.q.as_deref().map(fold_name).filter(|s| !s.is_empty());
+    if search.as_ref().is_some_and(|s| s.chars().count() > 100) {
+        return Err(AppError::field("q", "tên tìm kiếm dài quá 100 ký tự"));
+    }
+    let limit = match q.limit {
+        None => PAGE,
+        Some(n) if (1..=PAGE_MAX).contains(&n) => n,
+        Some(_) => {
+            return Err(AppError::field(
+                "limit",
+                format!("limit phải từ 1 đến {PAGE_MAX}"),
+            ));
+        }
+    };
+    let page = s
+        .store
+        .list_contacts(&ContactFilter {
+            org_path,
+            class_path,
+            role,
+            has,
+            search,
+            after_id: q.after,
+            limit,
+        })
+        .await?;
+    if q.after.is_none() {
+        actor
+            .audit(
+                &s,
+                org.as_ref().map(|o| o.id).or(actor.0.org_id),
+                "contact.list",
+                "contact",
+                None,
+                json!({"rows": page.contacts.len()}),
+            )
+            .await;
+    }
+    let full = actor.0.has(UserRole::Admin);
+    let contacts: Vec<Contact> = page
+        .contacts
+        .into_iter()
+        .map(|c| if full { c } else { c.masked() })
+        .collect();
+    Ok(Json(
+        json!({"contacts": contacts, "next_after": page.next_after}),
+    ))
 }
 
 async fn one(

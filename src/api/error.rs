@@ -27,11 +27,39 @@ impl AppError {
             details: Value::Null,
         }
     }
+    /// 404 for an object named by its kind (`"contact"`, `"campaign"`, ...), said in Vietnamese.
     pub fn not_found(what: &str) -> Self {
+        let noun = match what {
+            "org" | "organisation" => "đơn vị",
+            "contact" => "liên hệ",
+            "campaign" => "chiến dịch",
+            "template" => "mẫu tin",
+            "user" => "người dùng",
+            "token" => "mã truy cập (token)",
+            "run" => "lượt gửi",
+            "channel action" | "run action" => "thao tác",
+            _ => "dữ liệu yêu cầu",
+        };
         AppError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("{what} not found"),
+            format!("Không tìm thấy {noun}"),
+        )
+    }
+    /// An unknown route (any method): the JSON error body, like every other error.
+    pub fn no_route() -> Self {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Không có địa chỉ (route) này trong API",
+        )
+    }
+    /// A known route called with a method it does not take.
+    pub fn method_not_allowed() -> Self {
+        AppError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Địa chỉ này không nhận phương thức HTTP đã dùng",
         )
     }
     pub fn field(field: &str, message: impl Into<String>) -> Self {
@@ -40,13 +68,19 @@ impl AppError {
     pub fn conflict(message: impl Into<String>) -> Self {
         AppError::new(StatusCode::CONFLICT, "conflict", message)
     }
+    /// Technical words behind the message (a parser's or the store's, in English) as
+    /// `details.reason`, for whoever debugs the client.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.details = json!({"reason": reason.into()});
+        self
+    }
     /// A failure of ours: logged in full, answered without its details.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal failure");
         AppError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            "internal error, see the server log",
+            "Lỗi hệ thống; chi tiết có trong nhật ký máy chủ",
         )
     }
 }
@@ -94,11 +128,22 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => AppError::not_found(what),
-            StoreError::Conflict(m) => AppError::conflict(m),
-            StoreError::InvalidReference(m) => {
-                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reference", m)
+            // The store's own words (English, for developers) go in `details.reason`.
+            StoreError::Conflict(m) => {
+                AppError::conflict("Dữ liệu trùng với dữ liệu đã có").reason(m)
             }
-            StoreError::Invalid(m) => AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            StoreError::InvalidReference(m) => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_reference",
+                "Yêu cầu nhắc tới dữ liệu không tồn tại",
+            )
+            .reason(m),
+            StoreError::Invalid(m) => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "Yêu cầu không hợp lệ",
+            )
+            .reason(m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "storage unavailable: request refused");
                 AppError::new(
@@ -126,24 +171,55 @@ impl From<crate::approval::FlowError> for AppError {
 
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
-        let status = match r {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
+        let (status, message) = match r {
+            JsonRejection::MissingJsonContentType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Nội dung yêu cầu phải là JSON (Content-Type: application/json)",
+            ),
+            JsonRejection::JsonDataError(_) => {
+                let text = r.body_text();
+                let message = match json_field(&text) {
+                    Some(f) => format!("Trường {f} của dữ liệu JSON sai kiểu hoặc sai giá trị"),
+                    None => "Dữ liệu JSON thiếu trường, thừa trường hoặc sai kiểu".to_string(),
+                };
+                return AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", message)
+                    .reason(text);
+            }
+            _ => (
+                StatusCode::BAD_REQUEST,
+                "Nội dung yêu cầu không phải JSON hợp lệ",
+            ),
         };
-        AppError::new(status, "bad_request", r.body_text())
+        AppError::new(status, "bad_request", message).reason(r.body_text())
     }
+}
+
+/// The field a JSON data error names (axum: `...target type: kind: unknown variant ...`), if any.
+fn json_field(text: &str) -> Option<&str> {
+    let rest = text.split_once("target type: ")?.1;
+    let (path, _) = rest.split_once(": ")?;
+    (!path.is_empty() && !path.contains(' ')).then_some(path)
 }
 
 impl From<PathRejection> for AppError {
     fn from(r: PathRejection) -> Self {
-        AppError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Tham số trên đường dẫn không hợp lệ",
+        )
+        .reason(r.body_text())
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(r: QueryRejection) -> Self {
-        AppError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Tham số truy vấn (sau dấu ?) không hợp lệ",
+        )
+        .reason(r.body_text())
     }
 }
 

@@ -36,25 +36,26 @@ async fn file_bytes(req: Request, state: &AppState) -> Result<Bytes, AppError> {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let bad = |m: String| AppError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let bad =
+        |m: &str, e: String| AppError::new(StatusCode::BAD_REQUEST, "bad_request", m).reason(e);
     if !multipart {
         return Bytes::from_request(req, state)
             .await
-            .map_err(|e| bad(format!("cannot read the body: {e}")));
+            .map_err(|e| bad("không đọc được nội dung yêu cầu", e.to_string()));
     }
     let mut form = Multipart::from_request(req, state)
         .await
-        .map_err(|e| bad(format!("malformed multipart body: {e}")))?;
+        .map_err(|e| bad("nội dung multipart không hợp lệ", e.to_string()))?;
     while let Some(field) = form
         .next_field()
         .await
-        .map_err(|e| bad(format!("malformed multipart body: {e}")))?
+        .map_err(|e| bad("nội dung multipart không hợp lệ", e.to_string()))?
     {
         if field.name() == Some("file") || field.file_name().is_some() {
             return field
                 .bytes()
                 .await
-                .map_err(|e| bad(format!("cannot read the file: {e}")));
+                .map_err(|e| bad("không đọc được tệp danh sách", e.to_string()));
         }
     }
     Err(AppError::field(

@@ -15,7 +15,6 @@ mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
 use tokio::sync::Notify;
 
 use crate::dispatch::registry::Registry;
@@ -48,7 +47,6 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(users::router())
         .merge(audit::router())
-        .fallback(|| async {
-            AppError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
-        })
+        .fallback(|| async { AppError::no_route() })
+        .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
 }

@@ -11,7 +11,8 @@ use super::auth::{ADMIN, ANY, forbidden};
 use super::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use super::{Actor, AppState};
 use crate::clock::now_ms;
-use crate::domain::org::{NewOrg, Org};
+use crate::domain::access::may_set_policy;
+use crate::domain::org::{NewOrg, Org, OrgKind};
 use crate::domain::schedule::{Calendar, QuietHours};
 use crate::domain::validation::ValidationError;
 
@@ -51,12 +52,20 @@ async fn create(
         .create_org(&o, now_ms())
         .await
         .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) if o.kind == OrgKind::Class => {
+                AppError::conflict(format!("trường đã có lớp mã {:?}", o.code.trim()))
+            }
             crate::store::StoreError::Conflict(_) => {
-                AppError::conflict(format!("an organisation with code {:?} exists", o.code))
+                AppError::conflict(format!("đã có đơn vị mã {:?}", o.code.trim()))
             }
             crate::store::StoreError::InvalidReference(_) => {
                 AppError::field("parent_id", "đơn vị cấp trên không tồn tại")
             }
+            crate::store::StoreError::Invalid(_) => AppError::field(
+                "kind",
+                "loại đơn vị này không đặt được dưới đơn vị cấp trên đã chọn \
+                 (Sở → Phòng → trường → lớp)",
+            ),
             e => e.into(),
         })?;
     actor
@@ -106,8 +115,9 @@ struct Policy {
     self_approval: bool,
 }
 
-/// Whether a node's approvers may approve their own campaigns. Set by an admin above the node, so a
-/// node cannot loosen its own control.
+/// Whether a node's approvers may approve campaigns they created, edited or submitted. Set only from
+/// above the school for a school and its classes (from above the node for a Phòng or Sở), so nobody
+/// switches four eyes off for content they can write themselves.
 async fn policy(
     actor: Actor,
     State(s): State<AppState>,
@@ -116,8 +126,13 @@ async fn policy(
 ) -> Result<Json<Org>, AppError> {
     actor.require(ADMIN)?;
     let org = actor.visible_org(&s, id).await?;
-    if !actor.0.strictly_above(&org.path) {
-        return Err(forbidden());
+    if !may_set_policy(&actor.0, org.kind, &org.path) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Chính sách tự phê duyệt chỉ do quản trị viên cấp trên đặt: cho trường và các lớp của \
+             trường, từ Phòng GD&ĐT trở lên",
+        ));
     }
     let org = s.store.set_self_approval(id, p.self_approval).await?;
     actor

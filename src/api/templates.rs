@@ -118,7 +118,9 @@ async fn publish(
         .publish_template(id, actor.0.user_id, &topics, now_ms())
         .await?
     {
-        return Err(AppError::conflict("the template is already in the library"));
+        return Err(AppError::conflict(
+            "mẫu tin này đã có trong thư viện dùng chung",
+        ));
     }
     actor
         .audit(

@@ -91,7 +91,7 @@ pub fn validate_user(u: NewUserInput) -> Result<NewUser, ValidationError> {
 pub async fn create_user(store: &dyn Store, u: &NewUser) -> Result<User, AppError> {
     store.create_user(u, now_ms()).await.map_err(|e| match e {
         StoreError::Conflict(_) => {
-            AppError::conflict(format!("the username {:?} is taken", u.username))
+            AppError::conflict(format!("tên đăng nhập {:?} đã có người dùng", u.username))
         }
         e => e.into(),
     })

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::org::OrgKind;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UserRole {
@@ -107,6 +109,22 @@ impl Principal {
     }
 }
 
+/// Whether `p` may set the self-approval policy of a node of `kind` at `path`. Nobody may switch four
+/// eyes off for content they can write themselves, so the policy of a school and of its classes is
+/// set only from above the school (an admin of the Phòng or higher, or an operator), and that of a
+/// Phòng or Sở from above that node.
+pub fn may_set_policy(p: &Principal, kind: OrgKind, path: &str) -> bool {
+    let anchor = match kind {
+        // A class's path is its school's path and its own id: `/1/2/7/30/` -> `/1/2/7/`.
+        OrgKind::Class => match path.trim_end_matches('/').rsplit_once('/') {
+            Some((school, _)) => format!("{school}/"),
+            None => return false,
+        },
+        _ => path.to_string(),
+    };
+    p.strictly_above(&anchor)
+}
+
 /// A user as stored (never with its password hash).
 #[derive(Clone, Debug, Serialize)]
 pub struct User {
@@ -198,6 +216,24 @@ mod tests {
         assert!(phong.strictly_above("/1/2/7/"));
         let ops = at("", &[UserRole::Admin]);
         assert!(ops.is_operator() && ops.covers("/1/") && ops.strictly_above("/1/"));
+    }
+
+    #[test]
+    fn policy_is_set_from_above_the_school() {
+        let school_admin = at("/1/2/7/", &[UserRole::Admin]);
+        assert!(
+            !may_set_policy(&school_admin, OrgKind::Class, "/1/2/7/30/"),
+            "a school admin must not loosen four eyes for its own classes"
+        );
+        assert!(!may_set_policy(&school_admin, OrgKind::School, "/1/2/7/"));
+        let phong_admin = at("/1/2/", &[UserRole::Admin]);
+        assert!(may_set_policy(&phong_admin, OrgKind::School, "/1/2/7/"));
+        assert!(may_set_policy(&phong_admin, OrgKind::Class, "/1/2/7/30/"));
+        assert!(!may_set_policy(&phong_admin, OrgKind::District, "/1/2/"));
+        assert!(!may_set_policy(&phong_admin, OrgKind::School, "/1/3/8/"));
+        let ops = at("", &[UserRole::Admin]);
+        assert!(may_set_policy(&ops, OrgKind::Class, "/7/30/"));
+        assert!(may_set_policy(&ops, OrgKind::School, "/7/"));
     }
 
     #[test]

@@ -50,6 +50,20 @@ impl CampaignState {
         CampaignState::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
+    /// The state as staff read it in messages.
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            CampaignState::Draft => "bản nháp",
+            CampaignState::Submitted => "đã trình duyệt",
+            CampaignState::Approved => "đã phê duyệt",
+            CampaignState::Rejected => "bị từ chối",
+            CampaignState::Scheduled => "đã lên lịch",
+            CampaignState::Running => "đang gửi",
+            CampaignState::Done => "đã gửi xong",
+            CampaignState::Cancelled => "đã huỷ",
+        }
+    }
+
     /// The allowed moves. Only an approved campaign is scheduled or runs; an edit sends an approved
     /// (or scheduled, not yet fired) campaign back to draft.
     pub fn can_move_to(self, to: CampaignState) -> bool {

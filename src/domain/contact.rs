@@ -103,6 +103,42 @@ pub struct Contact {
     pub created_at: i64,
 }
 
+impl Contact {
+    /// The contact as shown to staff who may not read addresses in full (everyone but the node's
+    /// admins): every address masked as in logs and delivery lists (`+8490****567`).
+    pub fn masked(mut self) -> Contact {
+        let a = &mut self.addresses;
+        for field in [
+            &mut a.phone,
+            &mut a.email,
+            &mut a.zalo_user_id,
+            &mut a.facebook_psid,
+        ] {
+            if let Some(v) = field.as_mut() {
+                *v = providers::mask_address(v);
+            }
+        }
+        self
+    }
+}
+
+/// A name folded for search: lower case, without Vietnamese diacritics (`Đặng Thị Ánh` ->
+/// `dang thi anh`), spaces collapsed, so staff find people however they type the name.
+pub fn fold_name(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let folded: String = s
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .map(|c| match c {
+            'đ' | 'Đ' => 'd',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A contact as it arrives through a door, before validation.
 #[derive(Clone, Debug, Deserialize)]
 pub struct NewContactInput {
@@ -227,6 +263,39 @@ mod tests {
         let e = i.validate().unwrap_err();
         let fields: Vec<_> = e.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["full_name", "phone", "email"]);
+    }
+
+    #[test]
+    fn names_fold_for_search() {
+        assert_eq!(fold_name("  Đặng  Thị Ánh "), "dang thi anh");
+        assert!(fold_name("Nguyễn Văn Bình").contains(&fold_name("van binh")));
+        assert!(fold_name("Nguyễn Văn Bình").contains(&fold_name("VĂN BÌNH")));
+    }
+
+    #[test]
+    fn masked_contacts_show_no_address_in_full() {
+        let c = Contact {
+            id: 1,
+            org_id: 2,
+            role: Role::Parent,
+            full_name: "Mẹ".into(),
+            student_code: None,
+            addresses: Addresses {
+                phone: Some("+84901234567".into()),
+                email: Some("nguyen.lan@example.vn".into()),
+                zalo_user_id: Some("4455667788990011".into()),
+                facebook_psid: None,
+            },
+            opted_out: vec![],
+            consent_source: None,
+            consent_at: None,
+            created_at: 0,
+        }
+        .masked();
+        assert_eq!(c.addresses.phone.as_deref(), Some("+8490****567"));
+        assert_eq!(c.addresses.email.as_deref(), Some("ng***@example.vn"));
+        assert_eq!(c.addresses.zalo_user_id.as_deref(), Some("44556****011"));
+        assert_eq!(c.addresses.facebook_psid, None);
     }
 
     #[test]

@@ -183,6 +183,31 @@ pub struct DeliveryFilter {
     pub limit: i64,
 }
 
+/// Which contacts `Store::list_contacts` returns.
+#[derive(Clone, Debug, Default)]
+pub struct ContactFilter {
+    /// The subtree: contacts of every node whose path starts with this ("" = the whole tree).
+    pub org_path: String,
+    /// A class (by path): its students, and the parents of its students.
+    pub class_path: Option<String>,
+    pub role: Option<crate::domain::contact::Role>,
+    /// Only people with an address for this channel.
+    pub has: Option<Channel>,
+    /// Folded as `domain::contact::fold_name`; a contact matches when its folded name contains it.
+    pub search: Option<String>,
+    /// Contacts with an id above this one.
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A page of contacts and, when more may follow, the id to continue after (the last one looked at,
+/// which a name search may have passed over).
+#[derive(Clone, Debug, Serialize)]
+pub struct ContactPage {
+    pub contacts: Vec<Contact>,
+    pub next_after: Option<i64>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct DeliveryRow {
     pub id: i64,
@@ -278,6 +303,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_contact(&self, c: &NewContact, now: Millis) -> Result<Contact>;
     async fn get_contact(&self, id: i64) -> Result<Contact>;
+    /// One page of the contacts of a subtree, in id order, with the filters of `f`.
+    async fn list_contacts(&self, f: &ContactFilter) -> Result<ContactPage>;
     async fn set_opt_out(
         &self,
         id: i64,
@@ -367,15 +394,19 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<Campaign>;
     /// Replaces a campaign's editable fields if it is in one of `from` and was last changed at
-    /// `expected_updated_at`; it returns to draft and loses any approval. False otherwise.
+    /// `expected_updated_at`; it returns to draft and loses any approval, and `editor` is recorded
+    /// among its editors (who may not approve it). False otherwise.
     async fn update_campaign(
         &self,
         id: i64,
         c: &NewCampaign,
         from: &[CampaignState],
         expected_updated_at: Millis,
+        editor: i64,
         now: Millis,
     ) -> Result<bool>;
+    /// The users who ever edited a campaign (by `update_campaign`), in id order.
+    async fn campaign_editors(&self, id: i64) -> Result<Vec<i64>>;
     /// Draft or rejected -> submitted, by a user.
     async fn submit_campaign(&self, id: i64, by: i64, now: Millis) -> Result<bool>;
     /// Submitted -> approved with the frozen content and its hash, if the campaign was last changed

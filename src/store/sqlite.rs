@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+mod contact_list;
 mod fanout;
 mod governance;
 mod import;
@@ -590,7 +591,7 @@ impl Store for SqliteStore {
                 .run(&self.writer)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(e) if tries < 5 => {
                     tries += 1;
                     tracing::debug!(error = %e, tries, "migration failed; another process may be migrating, trying again");
@@ -599,6 +600,16 @@ impl Store for SqliteStore {
                 Err(e) => return Err(e.into()),
             }
         }
+        // The migrations' pages (every table ever rebuilt) would otherwise stay in the WAL until the
+        // first automatic checkpoint: fold them into the database file and empty the WAL, so a fresh
+        // database takes no more space than its schema. Nothing is lost if this cannot be done now.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint after migration not done");
+        }
+        Ok(())
     }
 
     async fn create_org(&self, o: &NewOrg, now: Millis) -> Result<Org> {
@@ -731,10 +742,14 @@ impl Store for SqliteStore {
         c: &NewCampaign,
         from: &[CampaignState],
         expected_updated_at: Millis,
+        editor: i64,
         now: Millis,
     ) -> Result<bool> {
-        self.do_update_campaign(id, c, from, expected_updated_at, now)
+        self.do_update_campaign(id, c, from, expected_updated_at, editor, now)
             .await
+    }
+    async fn campaign_editors(&self, id: i64) -> Result<Vec<i64>> {
+        self.do_campaign_editors(id).await
     }
     async fn submit_campaign(&self, id: i64, by: i64, now: Millis) -> Result<bool> {
         self.do_submit_campaign(id, by, now).await
@@ -793,6 +808,9 @@ impl Store for SqliteStore {
         contact_from(&row)
     }
 
+    async fn list_contacts(&self, f: &ContactFilter) -> Result<ContactPage> {
+        self.do_list_contacts(f).await
+    }
     async fn get_contact(&self, id: i64) -> Result<Contact> {
         let row = sqlx::query(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?"))
             .bind(id)

@@ -1,5 +1,6 @@
 //! Unsubscribe: GET shows a Vietnamese confirmation page (link scanners must not unsubscribe anyone),
-//! POST opts the person out of that channel (also RFC 8058 one-click from mail clients).
+//! POST opts the person out of that channel (also RFC 8058 one-click from mail clients). The link's
+//! signature covers the channel, so a link acts on the channel it was sent for and no other.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -42,9 +43,14 @@ fn not_found() -> (StatusCode, Html<String>) {
     )
 }
 
-/// The contact a signed token names (a forged or stale token names nobody).
-async fn contact_of(s: &AppState, token: &str) -> Result<crate::domain::contact::Contact, ()> {
-    let id = s.links.verify_unsubscribe(token).ok_or(())?;
+/// The contact a signed token names for `channel` (a forged or stale token, or one signed for
+/// another channel, names nobody).
+async fn contact_of(
+    s: &AppState,
+    token: &str,
+    channel: Channel,
+) -> Result<crate::domain::contact::Contact, ()> {
+    let id = s.links.verify_unsubscribe(token, channel).ok_or(())?;
     s.store.get_contact(id).await.map_err(|_| ())
 }
 
@@ -57,9 +63,12 @@ pub async fn page(
     Path(token): Path<String>,
     Query(w): Query<Which>,
 ) -> (StatusCode, Html<String>) {
-    let (Some(channel), Ok(_)) = (parse_channel(&w), contact_of(&s, &token).await) else {
+    let Some(channel) = parse_channel(&w) else {
         return not_found();
     };
+    if contact_of(&s, &token, channel).await.is_err() {
+        return not_found();
+    }
     let body = format!(
         "<p>Bạn sẽ không nhận tin từ nhà trường qua <b>{}</b> nữa. Các kênh khác (nếu có) vẫn giữ nguyên.</p>\
          <form method=\"post\"><button type=\"submit\">Xác nhận huỷ nhận tin</button></form>",
@@ -76,7 +85,7 @@ pub async fn confirm(
     let Some(channel) = parse_channel(&w) else {
         return not_found();
     };
-    let Ok(contact) = contact_of(&s, &token).await else {
+    let Ok(contact) = contact_of(&s, &token, channel).await else {
         return not_found();
     };
     if let Err(e) = s

@@ -257,12 +257,14 @@ impl SqliteStore {
         c: &NewCampaign,
         from: &[CampaignState],
         expected_updated_at: Millis,
+        editor: i64,
         now: Millis,
     ) -> Result<bool> {
         let audience =
             serde_json::to_string(&c.audience).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let channels =
             serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE campaigns SET name = ?1, template_id = ?2, audience = ?3, channels = ?4, messenger_tag = ?5, \
              send_at = ?6, state = 'draft', submitted_by = NULL, approved_by = NULL, approved_at = NULL, \
@@ -283,10 +285,35 @@ impl SqliteStore {
         .bind(c.recurrence.as_ref().and_then(|r| serde_json::to_string(r).ok()))
         .bind((!c.series.is_empty()).then(|| serde_json::to_string(&c.series).unwrap_or_default()))
         .bind(c.urgent)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO campaign_editors (campaign_id, user_id, edited_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (campaign_id, user_id) DO UPDATE SET edited_at = excluded.edited_at",
+        )
+        .bind(id)
+        .bind(editor)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn do_campaign_editors(&self, id: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT user_id FROM campaign_editors WHERE campaign_id = ? ORDER BY user_id",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>(0).map_err(Into::into))
+            .collect()
     }
 
     pub(super) async fn do_submit_campaign(&self, id: i64, by: i64, now: Millis) -> Result<bool> {

@@ -18,6 +18,9 @@ use crate::store::{ImportCounts, Result, StoreError};
 /// The consent source of people a school's roster brings in: the school holds their consent.
 const CONSENT: &str = "roster_import";
 
+/// Codes tried for a new class before the import gives up (`1A`, `1A-2`, ...).
+const CODE_TRIES: usize = 20;
+
 /// Rows per multi-row statement (SQLite allows 32,766 bound values; 8 columns a row at most).
 const ROWS: usize = 300;
 
@@ -101,16 +104,34 @@ async fn class_id(
     {
         return Ok(r.try_get(0)?);
     }
-    let id: i64 = sqlx::query(
-        "INSERT INTO orgs (parent_id, kind, code, name, created_at) VALUES (?, 'class', ?, ?, ?) RETURNING id",
-    )
-    .bind(school_id)
-    .bind(format!("{school_code}-{name}"))
-    .bind(name)
-    .bind(now)
-    .written_row(&mut *c)
-    .await?
-    .try_get(0)?;
+    // The class code is `<school code>-<class>`, unique within the school; if staff already gave
+    // that code to another class of the school, the next free `-2`, `-3`, ... is taken.
+    let mut id = None;
+    for n in 1..=CODE_TRIES {
+        let code = match n {
+            1 => format!("{school_code}-{name}"),
+            n => format!("{school_code}-{name}-{n}"),
+        };
+        if let Some(r) = sqlx::query(
+            "INSERT INTO orgs (parent_id, kind, code, name, created_at) VALUES (?, 'class', ?, ?, ?) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(school_id)
+        .bind(code)
+        .bind(name)
+        .bind(now)
+        .written_opt(&mut *c)
+        .await?
+        {
+            id = Some(r.try_get::<i64, _>(0)?);
+            break;
+        }
+    }
+    let id = id.ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "no free class code for class {name:?} in the school"
+        ))
+    })?;
     sqlx::query("UPDATE orgs SET path = ? WHERE id = ?")
         .bind(format!("{school_path}{id}/"))
         .bind(id)
