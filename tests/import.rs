@@ -134,42 +134,60 @@ async fn bad_rows_are_named_and_good_rows_go_in() {
                An Updated,HS1,4B,Ba An,0912000001,ba.an@example.vn\n";
     let (st, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
     assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!(r["imported"], 2, "{r}");
-    let rejected: Vec<(u64, String, String)> = r["rejected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["line"].as_u64().unwrap(),
-                e["column"].as_str().unwrap().into(),
-                e["code"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    // A bad value loses only itself (issue 16): Bình goes in with her mother, without the phone;
+    // Dung with her father, without the email. Only the row without a student is rejected.
+    assert_eq!(r["imported"], 4, "{r}");
+    let named = |k: &str| -> Vec<(u64, String, String, String)> {
+        r[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["line"].as_u64().unwrap(),
+                    e["column"].as_str().unwrap().into(),
+                    e["code"].as_str().unwrap().into(),
+                    e["cell"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect()
+    };
     assert_eq!(
-        rejected,
+        named("rejected"),
+        [(4, "full_name".into(), "required".into(), "A4".into())]
+    );
+    assert_eq!(
+        named("cell_errors"),
         [
-            (3, "parent_phone".into(), "invalid_phone".into()),
-            (4, "full_name".into(), "required".into()),
-            (5, "parent_email".into(), "invalid_email".into()),
+            (
+                3,
+                "parent_phone".into(),
+                "invalid_phone".into(),
+                "E3".into()
+            ),
+            (
+                5,
+                "parent_email".into(),
+                "invalid_email".into(),
+                "F5".into()
+            ),
         ]
     );
+    assert_eq!(r["cell_errors"][0]["value"], "09-12", "{r}");
     // The duplicate of HS1 later in the file updates the first: one student, moved to 4B, renamed.
     assert_eq!(
         (
             r["students_created"].as_u64(),
             r["students_updated"].as_u64()
         ),
-        (Some(1), Some(1)),
+        (Some(3), Some(1)),
         "{r}"
     );
     assert_eq!(r["parents_updated"], 1, "the email was added: {r}");
     let phones = parent_phones(&app, t.school).await;
     assert_eq!(
         phones,
-        ["+84912000001"],
-        "nothing of the rejected rows was written"
+        ["+84912000001", "+84912000004"],
+        "nothing of the rejected row was written, nor the bad phone"
     );
 }
 
@@ -195,9 +213,11 @@ async fn xlsx_named_sheet_and_refusals() {
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!(r["imported"], 2, "{r}");
-    assert_eq!(r["rejected"][0]["line"], 4, "{r}");
-    assert_eq!(r["rejected"][0]["column"], "Số điện thoại", "{r}");
+    assert_eq!(r["imported"], 3, "the bad phone loses only itself: {r}");
+    assert_eq!(r["rejected"], json!([]), "{r}");
+    assert_eq!(r["cell_errors"][0]["line"], 4, "{r}");
+    assert_eq!(r["cell_errors"][0]["column"], "Số điện thoại", "{r}");
+    assert_eq!(r["cell_errors"][0]["sheet"], "Lớp 4B", "{r}");
     let (st, r) = import(&app, t.school, "&sheet=Kh%C3%B4ng%20c%C3%B3", xlsx, true).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
 
