@@ -572,3 +572,94 @@ async fn a_real_export_with_title_rows_two_row_header_and_parents_side_by_side()
     let phones = parent_phones(&app, t.school).await;
     assert_eq!(phones, ["+84903111222", "+84912345678", "+84987654321"]);
 }
+
+/// Issue 16: one sheet for the whole school with a class column, guardians side by side in one-row
+/// headers (CSV with title rows, `;`), numbers with `/`; and a class taken from the sheet name.
+#[tokio::test]
+async fn guardian_columns_side_by_side_and_the_class_from_the_sheet_name() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let csv = "TRƯỜNG TIỂU HỌC KIM ĐỒNG;;;;;;;;;\n\
+               DANH SÁCH HỌC SINH TOÀN TRƯỜNG;;;;;;;;;\n\
+               ;;;;;;;;;\n\
+               STT;Mã HS;Họ và tên học sinh;Lớp;Họ tên cha;SĐT cha;Nghề nghiệp cha;Họ tên mẹ;SĐT mẹ;Người giám hộ;SĐT người giám hộ\n\
+               1;HS01;  Trần   Văn Khoa ;1A;Trần Văn Lâm;0912345678/0987654321;Kỹ sư;;;;\n\
+               2;HS02;Vũ Thị Lan;2A;;;;Đặng Thị Mơ;84 98 765 4322;;\n\
+               3;HS03;Bùi Văn Nam;2A;;;;;;Bùi Văn Ông;+84 91 234 5679\n\
+               4;;;;;;;;;;\n\
+               5;;;2A;Ai Đó;0912000009;;;;;\n\
+               Tổng số: 3 học sinh;;;;;;;;;\n";
+    let (st, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["header_line"], 4, "{r}");
+    assert_eq!(r["imported"], 3, "{r}");
+    assert_eq!(r.get("sheet"), None, "a CSV has no sheet: {r}");
+    assert_eq!(
+        cells(&r, "rejected"),
+        [(9, "C9".into(), "required".into())],
+        "a row with a parent and no student is rejected, an STT alone is skipped: {r}"
+    );
+    assert_eq!(cells(&r, "cell_errors"), [], "{r}");
+    assert_eq!(
+        cells(&r, "notes"),
+        [(5, "F5".into(), "extra_phone".into())],
+        "{r}"
+    );
+    let mut want = vec![
+        l(
+            "Trần Văn Khoa",
+            "1A",
+            "Trần Văn Lâm",
+            Some("+84912345678"),
+            None,
+            "cha",
+        ),
+        l(
+            "Vũ Thị Lan",
+            "2A",
+            "Đặng Thị Mơ",
+            Some("+84987654322"),
+            None,
+            "mẹ",
+        ),
+        l(
+            "Bùi Văn Nam",
+            "2A",
+            "Bùi Văn Ông",
+            Some("+84912345679"),
+            None,
+            "người giám hộ",
+        ),
+    ];
+    want.sort();
+    assert_eq!(links(&app).await, want);
+
+    // One class per sheet: the sheet "Lớp 5C" gives the class when there is no class column.
+    let data = [
+        xrow(1, &[("A", "Họ tên"), ("B", "SĐT liên hệ")]),
+        xrow(2, &[("A", "Đinh Văn Phúc"), ("B", "0912 111 333")]),
+    ]
+    .concat();
+    let (st, r) = import(&app, t.school, "", xlsx("Lớp 5C", &data), true).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(
+        (
+            r["class_from_title"].as_str(),
+            r["classes_created"].as_u64()
+        ),
+        (Some("5C"), Some(1)),
+        "{r}"
+    );
+    let got = links(&app).await;
+    assert!(
+        got.contains(&l(
+            "Đinh Văn Phúc",
+            "5C",
+            "Phụ huynh em Đinh Văn Phúc",
+            Some("+84912111333"),
+            None,
+            ""
+        )),
+        "{got:?}"
+    );
+}
