@@ -293,12 +293,26 @@ fn columns_of(keys: &[(String, String)]) -> Vec<(Column, usize)> {
 }
 
 /// Whether a row ends the table: a total ("Tổng cộng: 35 học sinh"), or the signature block under it
-/// ("Người lập biểu", "HIỆU TRƯỞNG", "Hà Nội, ngày 5 tháng 9 năm 2026").
-fn ends_table(row: &Row) -> bool {
+/// ("Người lập biểu", "HIỆU TRƯỞNG", "Hà Nội, ngày 5 tháng 9 năm 2026"). A row with a student's name
+/// never does, whatever its other cells say.
+fn ends_table(row: &Row, name_col: usize) -> bool {
+    // "Tổng cộng: 35", "Tổng số 35 học sinh", "Tổng cộng" alone; not a student named Tống Sơn.
+    let total = |c: &str| {
+        let f = fold(c);
+        (f.starts_with("tongcong") || f.starts_with("tongso"))
+            && (c.contains(':')
+                || c.chars().any(|ch| ch.is_ascii_digit())
+                || f == "tongcong"
+                || f == "tongso")
+    };
+    if let Some(name) = row.cells.get(name_col)
+        && !name.trim().is_empty()
+    {
+        return total(name);
+    }
     row.cells.iter().any(|c| {
         let f = fold(c);
-        f.starts_with("tongcong")
-            || f.starts_with("tongso")
+        total(c)
             || matches!(
                 f.as_str(),
                 "nguoilap"
@@ -373,9 +387,14 @@ pub fn locate(sheet: &Sheet) -> Result<Located, HeaderError> {
         )));
     };
     let columns = columns_of(&keys);
+    let name_col = columns
+        .iter()
+        .find(|(c, _)| *c == Column::StudentName)
+        .map(|(_, i)| *i)
+        .unwrap_or(0);
     let rows: Vec<Row> = sheet.rows[i + 1..]
         .iter()
-        .take_while(|r| !ends_table(r))
+        .take_while(|r| !ends_table(r, name_col))
         .cloned()
         .collect();
     let default_class = sheet
@@ -748,6 +767,27 @@ mod tests {
     #[test]
     fn missing_name_column_is_a_header_error() {
         assert!(parse(&read(b"class\n1A\n", None).unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_table_is_found_under_its_title_and_ends_at_the_total() {
+        let csv = "SỞ GIÁO DỤC VÀ ĐÀO TẠO;;\n\
+                   DANH SÁCH HỌC SINH LỚP 3A - NĂM HỌC 2026-2027;;\n\
+                   ;;\n\
+                   STT;Họ và tên;Ghi chú\n\
+                   1;Ngô Văn Tổng;Hà Nội, ngày 5 tháng 9 năm 2018\n\
+                   2;Tống Sơn Tùng;Tổng cộng 2 lần\n\
+                   Tổng cộng: 1 học sinh;;\n\
+                   ;Người lập biểu;\n\
+                   ;Trần Thị Lập;\n";
+        let (t, p) = run(csv.as_bytes());
+        assert_eq!(t.header_line, 4);
+        assert_eq!(t.default_class.as_deref(), Some("3A"));
+        assert_eq!(t.rows.len(), 2, "a student's row never ends the table");
+        assert_eq!(p.entries.len(), 2);
+        assert_eq!(p.entries[0].student_name, "Ngô Văn Tổng");
+        assert_eq!(p.entries[0].class.as_deref(), Some("3A"));
+        assert!(p.rejected.is_empty());
     }
 
     #[test]
