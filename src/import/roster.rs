@@ -268,6 +268,8 @@ fn two_row_header(above: &[String], row: &[String]) -> HeaderKeys {
                 Some("mẹ")
             } else if f.contains("giamho") {
                 Some("người giám hộ")
+            } else if f.ends_with("phuhuynh") {
+                Some("phụ huynh")
             } else {
                 None
             }
@@ -788,6 +790,33 @@ mod tests {
         assert_eq!(p.entries[0].student_name, "Ngô Văn Tổng");
         assert_eq!(p.entries[0].class.as_deref(), Some("3A"));
         assert!(p.rejected.is_empty());
+    }
+
+    #[test]
+    fn two_row_header_groups() {
+        let csv = "Thông tin học sinh;;Thông tin phụ huynh;;Thông tin mẹ\n\
+                   Họ và tên;Lớp;Họ tên;Số điện thoại;SĐT\n\
+                   An;1A;Ba An;0912345678;0987654321\n";
+        let (t, p) = run(csv.as_bytes());
+        assert_eq!(t.header_line, 2);
+        assert_eq!(t.header[2], "Thông tin phụ huynh / Họ tên");
+        let e = &p.entries[0];
+        assert_eq!(
+            (e.student_name.as_str(), e.class.as_deref()),
+            ("An", Some("1A"))
+        );
+        let got: Vec<(&str, Option<&str>, Option<&str>)> = e
+            .parents
+            .iter()
+            .map(|p| (p.name.as_str(), p.phone.as_deref(), p.relation.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Mẹ em An", Some("+84987654321"), Some("mẹ")),
+                ("Ba An", Some("+84912345678"), None),
+            ]
+        );
     }
 
     #[test]
