@@ -63,7 +63,7 @@ pub async fn import_roster(
     let (bytes, sheet) = (bytes.to_vec(), sheet.map(str::to_string));
     let (t, parsed) = tokio::task::spawn_blocking(move || {
         let sheet = table::read(&bytes, sheet.as_deref())?;
-        Ok::<_, ImportError>(roster::parse(&sheet)?)
+        Ok::<_, ImportError>(roster::parse(sheet)?)
     })
     .await
     .map_err(|e| table::TableError::Xlsx(format!("lỗi nội bộ khi đọc tệp: {e}")))??;

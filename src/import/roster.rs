@@ -359,7 +359,7 @@ fn class_after_lop(s: &str) -> Option<String> {
 
 /// Finds the header row (or two-row header) among the first rows by the columns it names, whatever
 /// title rows precede it, and the end of the table after it.
-pub fn locate(sheet: &Sheet) -> Result<Located, HeaderError> {
+pub fn locate(sheet: Sheet) -> Result<Located, HeaderError> {
     let mut best: Option<(usize, usize, HeaderKeys)> = None;
     for i in 0..sheet.rows.len().min(HEADER_SEARCH) {
         let row = &sheet.rows[i];
@@ -394,11 +394,6 @@ pub fn locate(sheet: &Sheet) -> Result<Located, HeaderError> {
         .find(|(c, _)| *c == Column::StudentName)
         .map(|(_, i)| *i)
         .unwrap_or(0);
-    let rows: Vec<Row> = sheet.rows[i + 1..]
-        .iter()
-        .take_while(|r| !ends_table(r, name_col))
-        .cloned()
-        .collect();
     let default_class = sheet
         .name
         .as_deref()
@@ -409,9 +404,17 @@ pub fn locate(sheet: &Sheet) -> Result<Located, HeaderError> {
                 .flat_map(|r| r.cells.iter())
                 .find_map(|c| class_after_lop(c))
         });
+    let header_line = sheet.rows[i].line;
+    // The data rows are moved, not copied: a school's file is held once.
+    let rows: Vec<Row> = sheet
+        .rows
+        .into_iter()
+        .skip(i + 1)
+        .take_while(|r| !ends_table(r, name_col))
+        .collect();
     Ok(Located {
-        sheet: sheet.name.clone(),
-        header_line: sheet.rows[i].line,
+        sheet: sheet.name,
+        header_line,
         header: keys.into_iter().map(|(d, _)| d).collect(),
         columns,
         rows,
@@ -701,7 +704,7 @@ pub fn parse_located(t: &Located) -> Parsed {
 }
 
 /// Finds the table in a sheet and validates its rows.
-pub fn parse(sheet: &Sheet) -> Result<(Located, Parsed), HeaderError> {
+pub fn parse(sheet: Sheet) -> Result<(Located, Parsed), HeaderError> {
     let t = locate(sheet)?;
     let p = parse_located(&t);
     Ok((t, p))
@@ -713,7 +716,7 @@ mod tests {
     use super::*;
 
     fn run(bytes: &[u8]) -> (Located, Parsed) {
-        parse(&read(bytes, None).unwrap()).unwrap()
+        parse(read(bytes, None).unwrap()).unwrap()
     }
 
     #[test]
@@ -768,7 +771,7 @@ mod tests {
 
     #[test]
     fn missing_name_column_is_a_header_error() {
-        assert!(parse(&read(b"class\n1A\n", None).unwrap()).is_err());
+        assert!(parse(read(b"class\n1A\n", None).unwrap()).is_err());
     }
 
     #[test]
