@@ -74,6 +74,12 @@ async fn the_sample_roster_imports_and_reimports_without_duplicates() {
         "1A exists; 3B and 2A are created: {r}"
     );
     assert_eq!(r["rejected"], json!([]));
+    assert_eq!(r["header_line"], 1, "{r}");
+    assert_eq!(
+        (&r["cell_errors"], &r["notes"]),
+        (&json!([]), &json!([])),
+        "{r}"
+    );
 
     // Again, as a raw body: nothing new, nothing changed.
     let (st, r) = import(&app, t.school, "", sample(), false).await;
