@@ -409,12 +409,21 @@ async fn import_contacts(
                 "contacts.import",
                 "org",
                 Some(school.id),
-                serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len()}),
+                serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len(), "cell_errors": report.cell_errors.len()}),
             ),
             loa::clock::now_ms(),
         )
         .await?;
     let c = &report.counts;
+    println!(
+        "Dòng tiêu đề của bảng: dòng {}{}.",
+        report.header_line,
+        report
+            .sheet
+            .as_deref()
+            .map(|s| format!(" (trang \"{s}\")"))
+            .unwrap_or_default()
+    );
     println!(
         "{}: đã nhập {}/{} dòng. Học sinh: {} mới, {} cập nhật. Phụ huynh: {} mới, {} cập nhật. Lớp mới: {}. Liên kết mới: {}.",
         school.name,
@@ -433,7 +442,22 @@ async fn import_contacts(
             report.rejected.len()
         );
         for e in &report.rejected {
-            println!("  dòng {}, cột \"{}\": {}", e.line, e.column, e.message);
+            println!("  {}", e.message);
+        }
+    }
+    // Each message already names its place (sheet, line, column letter and header).
+    for (list, title) in [
+        (
+            &report.cell_errors,
+            "ô bị bỏ qua (phần còn lại của dòng vẫn được nhập)",
+        ),
+        (&report.notes, "lưu ý"),
+    ] {
+        if !list.is_empty() {
+            println!("{} {title}:", list.len());
+            for e in list {
+                println!("  {}", e.message);
+            }
         }
     }
     Ok(())

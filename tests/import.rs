@@ -74,6 +74,12 @@ async fn the_sample_roster_imports_and_reimports_without_duplicates() {
         "1A exists; 3B and 2A are created: {r}"
     );
     assert_eq!(r["rejected"], json!([]));
+    assert_eq!(r["header_line"], 1, "{r}");
+    assert_eq!(
+        (&r["cell_errors"], &r["notes"]),
+        (&json!([]), &json!([])),
+        "{r}"
+    );
 
     // Again, as a raw body: nothing new, nothing changed.
     let (st, r) = import(&app, t.school, "", sample(), false).await;
@@ -134,42 +140,60 @@ async fn bad_rows_are_named_and_good_rows_go_in() {
                An Updated,HS1,4B,Ba An,0912000001,ba.an@example.vn\n";
     let (st, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
     assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!(r["imported"], 2, "{r}");
-    let rejected: Vec<(u64, String, String)> = r["rejected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["line"].as_u64().unwrap(),
-                e["column"].as_str().unwrap().into(),
-                e["code"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    // A bad value loses only itself (issue 16): Bình goes in with her mother, without the phone;
+    // Dung with her father, without the email. Only the row without a student is rejected.
+    assert_eq!(r["imported"], 4, "{r}");
+    let named = |k: &str| -> Vec<(u64, String, String, String)> {
+        r[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["line"].as_u64().unwrap(),
+                    e["column"].as_str().unwrap().into(),
+                    e["code"].as_str().unwrap().into(),
+                    e["cell"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect()
+    };
     assert_eq!(
-        rejected,
+        named("rejected"),
+        [(4, "full_name".into(), "required".into(), "A4".into())]
+    );
+    assert_eq!(
+        named("cell_errors"),
         [
-            (3, "parent_phone".into(), "invalid_phone".into()),
-            (4, "full_name".into(), "required".into()),
-            (5, "parent_email".into(), "invalid_email".into()),
+            (
+                3,
+                "parent_phone".into(),
+                "invalid_phone".into(),
+                "E3".into()
+            ),
+            (
+                5,
+                "parent_email".into(),
+                "invalid_email".into(),
+                "F5".into()
+            ),
         ]
     );
+    assert_eq!(r["cell_errors"][0]["value"], "09-12", "{r}");
     // The duplicate of HS1 later in the file updates the first: one student, moved to 4B, renamed.
     assert_eq!(
         (
             r["students_created"].as_u64(),
             r["students_updated"].as_u64()
         ),
-        (Some(1), Some(1)),
+        (Some(3), Some(1)),
         "{r}"
     );
     assert_eq!(r["parents_updated"], 1, "the email was added: {r}");
     let phones = parent_phones(&app, t.school).await;
     assert_eq!(
         phones,
-        ["+84912000001"],
-        "nothing of the rejected rows was written"
+        ["+84912000001", "+84912000004"],
+        "nothing of the rejected row was written, nor the bad phone"
     );
 }
 
@@ -195,9 +219,11 @@ async fn xlsx_named_sheet_and_refusals() {
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!(r["imported"], 2, "{r}");
-    assert_eq!(r["rejected"][0]["line"], 4, "{r}");
-    assert_eq!(r["rejected"][0]["column"], "Số điện thoại", "{r}");
+    assert_eq!(r["imported"], 3, "the bad phone loses only itself: {r}");
+    assert_eq!(r["rejected"], json!([]), "{r}");
+    assert_eq!(r["cell_errors"][0]["line"], 4, "{r}");
+    assert_eq!(r["cell_errors"][0]["column"], "Số điện thoại", "{r}");
+    assert_eq!(r["cell_errors"][0]["sheet"], "Lớp 4B", "{r}");
     let (st, r) = import(&app, t.school, "&sheet=Kh%C3%B4ng%20c%C3%B3", xlsx, true).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
 
@@ -304,4 +330,342 @@ async fn another_schools_class_code_does_not_block_an_import() {
         .await;
     assert_eq!(st, StatusCode::CONFLICT);
     app.stop().await;
+}
+
+/// A minimal XLSX with one sheet of the given name and `<sheetData>` rows (inline strings).
+fn xlsx(sheet: &str, sheet_data: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut part = |name: &str, body: &[u8]| {
+        z.start_file(name, o).unwrap();
+        z.write_all(body).unwrap();
+    };
+    part("[Content_Types].xml", br#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#);
+    part("_rels/.rels", br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#);
+    part("xl/workbook.xml", format!(r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="{sheet}" sheetId="1" r:id="rId1"/></sheets></workbook>"#).as_bytes());
+    part("xl/_rels/workbook.xml.rels", br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#);
+    part("xl/worksheets/sheet1.xml", format!(r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{sheet_data}</sheetData></worksheet>"#).as_bytes());
+    z.finish().unwrap().into_inner()
+}
+
+/// One `<row>`: `(column letter, value)`; a value of digits only is a number cell, as Excel stores a
+/// phone typed without care.
+fn xrow(line: usize, cells: &[(&str, &str)]) -> String {
+    let mut s = format!(r#"<row r="{line}">"#);
+    for (col, v) in cells {
+        if !v.is_empty() && !v.starts_with('0') && v.chars().all(|c| c.is_ascii_digit()) {
+            s.push_str(&format!(r#"<c r="{col}{line}"><v>{v}</v></c>"#));
+        } else {
+            s.push_str(&format!(
+                r#"<c r="{col}{line}" t="inlineStr"><is><t>{v}</t></is></c>"#
+            ));
+        }
+    }
+    s.push_str("</row>");
+    s
+}
+
+/// Every guardian link as (student, class, parent, phone, email, relation), by student and parent name.
+type Link = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+async fn links(app: &TestApp) -> Vec<Link> {
+    let url = format!("sqlite://{}", app.dir.path().join("loa.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<Link> = sqlx::query_as(
+        "SELECT s.full_name, o.name, p.full_name, p.phone, p.email, g.relation FROM guardian_links g \
+         JOIN contacts s ON s.id = g.student_id JOIN contacts p ON p.id = g.parent_id \
+         JOIN orgs o ON o.id = s.org_id ORDER BY s.full_name, p.full_name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    rows
+}
+
+fn l(s: &str, c: &str, p: &str, phone: Option<&str>, email: Option<&str>, rel: &str) -> Link {
+    (
+        s.into(),
+        c.into(),
+        p.into(),
+        phone.map(Into::into),
+        email.map(Into::into),
+        Some(rel.into()).filter(|r: &String| !r.is_empty()),
+    )
+}
+
+/// (line, cell, code) of each entry of a report list.
+fn cells(r: &Value, k: &str) -> Vec<(u64, String, String)> {
+    r[k].as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["cell"].as_str().unwrap_or("").into(),
+                e["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 16: a management-software export as it is: title rows, a two-row header with merged
+/// "Thông tin cha" / "Thông tin mẹ" groups, an STT column, father and mother side by side, a phone
+/// Excel turned into a number, two numbers in a cell, a landline, a typo, a name in decomposed
+/// Unicode, the class only in the title, and a total and a signature block after the table.
+#[tokio::test]
+async fn a_real_export_with_title_rows_two_row_header_and_parents_side_by_side() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let decomposed = "Nguye\u{302}\u{303}n Va\u{306}n An ";
+    let data = [
+        xrow(1, &[("A", "SỞ GIÁO DỤC VÀ ĐÀO TẠO HÀ NỘI")]),
+        xrow(2, &[("A", "TRƯỜNG TIỂU HỌC KIM ĐỒNG")]),
+        xrow(4, &[("A", "DANH SÁCH HỌC SINH LỚP 4B - NĂM HỌC 2026-2027")]),
+        xrow(
+            6,
+            &[
+                ("A", "STT"),
+                ("B", "Họ và tên"),
+                ("C", "Thông tin cha"),
+                ("E", "Thông tin mẹ"),
+                ("G", "SĐT liên hệ"),
+                ("H", "Email phụ huynh"),
+            ],
+        ),
+        xrow(
+            7,
+            &[
+                ("C", "Họ tên"),
+                ("D", "Số điện thoại"),
+                ("E", "Họ tên"),
+                ("F", "Số điện thoại"),
+            ],
+        ),
+        xrow(
+            8,
+            &[
+                ("A", "1"),
+                ("B", decomposed),
+                ("C", "Nguyễn Văn Ba"),
+                ("D", "912345678"),
+                ("E", "Trần Thị Mai"),
+                ("F", "0987.654.321 - 0912 000 111"),
+                ("H", "Me.An@Example.vn"),
+            ],
+        ),
+        xrow(
+            9,
+            &[
+                ("A", "2"),
+                ("B", "Lê Thị Bình"),
+                ("C", "Lê Văn Cường"),
+                ("D", "0218 3851 234"),
+                ("E", "Phạm Thị Dung"),
+                ("F", "09123"),
+            ],
+        ),
+        xrow(
+            10,
+            &[
+                ("A", "3"),
+                ("B", "Hoàng Minh Châu"),
+                ("G", "(+84) 0903 111 222"),
+            ],
+        ),
+        xrow(11, &[("A", "Tổng cộng: 3 học sinh")]),
+        xrow(13, &[("F", "HIỆU TRƯỞNG")]),
+        xrow(15, &[("B", "Nguyễn Thị Hiệu"), ("F", "Đỗ Văn Trưởng")]),
+    ]
+    .concat();
+    let (st, r) = import(&app, t.school, "", xlsx("DS", &data), true).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["header_line"], 7, "{r}");
+    assert_eq!(r["sheet"], "DS", "{r}");
+    assert_eq!(r["class_from_title"], "4B", "{r}");
+    assert_eq!(
+        (r["rows"].as_u64(), r["imported"].as_u64()),
+        (Some(3), Some(3)),
+        "{r}"
+    );
+    assert_eq!(r["students_created"], 3, "{r}");
+    assert_eq!(r["parents_created"], 5, "{r}");
+    assert_eq!(r["links_created"], 5, "{r}");
+    assert_eq!(r["rejected"], json!([]), "{r}");
+    // The mother's typo loses only that number, named by sheet, cell, header and value.
+    assert_eq!(
+        cells(&r, "cell_errors"),
+        [(9, "F9".into(), "invalid_phone".into())],
+        "{r}"
+    );
+    let e = &r["cell_errors"][0];
+    assert_eq!(e["sheet"], "DS");
+    assert_eq!(e["column"], "Thông tin mẹ / Số điện thoại");
+    assert_eq!(e["value"], "09123");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(
+            "trang \"DS\", dòng 9, cột F (Thông tin mẹ / Số điện thoại): số điện thoại \"09123\""
+        ),
+        "{m}"
+    );
+    assert_eq!(
+        cells(&r, "notes"),
+        [
+            (8, "F8".into(), "extra_phone".into()),
+            (9, "D9".into(), "landline".into()),
+            (9, "D9".into(), "no_address".into()),
+            (9, "F9".into(), "no_address".into()),
+        ],
+        "{r}"
+    );
+    assert!(
+        r["notes"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("số máy bàn"),
+        "{r}"
+    );
+    let mut want = vec![
+        l(
+            "Nguyễn Văn An",
+            "4B",
+            "Nguyễn Văn Ba",
+            Some("+84912345678"),
+            Some("me.an@example.vn"),
+            "cha",
+        ),
+        l(
+            "Nguyễn Văn An",
+            "4B",
+            "Trần Thị Mai",
+            Some("+84987654321"),
+            None,
+            "mẹ",
+        ),
+        l("Lê Thị Bình", "4B", "Lê Văn Cường", None, None, "cha"),
+        l("Lê Thị Bình", "4B", "Phạm Thị Dung", None, None, "mẹ"),
+        l(
+            "Hoàng Minh Châu",
+            "4B",
+            "Phụ huynh em Hoàng Minh Châu",
+            Some("+84903111222"),
+            None,
+            "",
+        ),
+    ];
+    want.sort();
+    assert_eq!(links(&app).await, want);
+    // Again: nobody new, not even the parents Loa has no address for.
+    let (_, r) = import(&app, t.school, "", xlsx("DS", &data), true).await;
+    for k in [
+        "students_created",
+        "parents_created",
+        "links_created",
+        "students_updated",
+        "parents_updated",
+    ] {
+        assert_eq!(r[k], 0, "{k}: {r}");
+    }
+    // The landline is never sent an SMS.
+    let phones = parent_phones(&app, t.school).await;
+    assert_eq!(phones, ["+84903111222", "+84912345678", "+84987654321"]);
+}
+
+/// Issue 16: one sheet for the whole school with a class column, guardians side by side in one-row
+/// headers (CSV with title rows, `;`), numbers with `/`; and a class taken from the sheet name.
+#[tokio::test]
+async fn guardian_columns_side_by_side_and_the_class_from_the_sheet_name() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let csv = "TRƯỜNG TIỂU HỌC KIM ĐỒNG;;;;;;;;;\n\
+               DANH SÁCH HỌC SINH TOÀN TRƯỜNG;;;;;;;;;\n\
+               ;;;;;;;;;\n\
+               STT;Mã HS;Họ và tên học sinh;Lớp;Họ tên cha;SĐT cha;Nghề nghiệp cha;Họ tên mẹ;SĐT mẹ;Người giám hộ;SĐT người giám hộ\n\
+               1;HS01;  Trần   Văn Khoa ;1A;Trần Văn Lâm;0912345678/0987654321;Kỹ sư;;;;\n\
+               2;HS02;Vũ Thị Lan;2A;;;;Đặng Thị Mơ;84 98 765 4322;;\n\
+               3;HS03;Bùi Văn Nam;2A;;;;;;Bùi Văn Ông;+84 91 234 5679\n\
+               4;;;;;;;;;;\n\
+               5;;;2A;Ai Đó;0912000009;;;;;\n\
+               Tổng số: 3 học sinh;;;;;;;;;\n";
+    let (st, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["header_line"], 4, "{r}");
+    assert_eq!(r["imported"], 3, "{r}");
+    assert_eq!(r.get("sheet"), None, "a CSV has no sheet: {r}");
+    assert_eq!(
+        cells(&r, "rejected"),
+        [(9, "C9".into(), "required".into())],
+        "a row with a parent and no student is rejected, an STT alone is skipped: {r}"
+    );
+    assert_eq!(cells(&r, "cell_errors"), [], "{r}");
+    assert_eq!(
+        cells(&r, "notes"),
+        [(5, "F5".into(), "extra_phone".into())],
+        "{r}"
+    );
+    let mut want = vec![
+        l(
+            "Trần Văn Khoa",
+            "1A",
+            "Trần Văn Lâm",
+            Some("+84912345678"),
+            None,
+            "cha",
+        ),
+        l(
+            "Vũ Thị Lan",
+            "2A",
+            "Đặng Thị Mơ",
+            Some("+84987654322"),
+            None,
+            "mẹ",
+        ),
+        l(
+            "Bùi Văn Nam",
+            "2A",
+            "Bùi Văn Ông",
+            Some("+84912345679"),
+            None,
+            "người giám hộ",
+        ),
+    ];
+    want.sort();
+    assert_eq!(links(&app).await, want);
+
+    // One class per sheet: the sheet "Lớp 5C" gives the class when there is no class column.
+    let data = [
+        xrow(1, &[("A", "Họ tên"), ("B", "SĐT liên hệ")]),
+        xrow(2, &[("A", "Đinh Văn Phúc"), ("B", "0912 111 333")]),
+    ]
+    .concat();
+    let (st, r) = import(&app, t.school, "", xlsx("Lớp 5C", &data), true).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(
+        (
+            r["class_from_title"].as_str(),
+            r["classes_created"].as_u64()
+        ),
+        (Some("5C"), Some(1)),
+        "{r}"
+    );
+    let got = links(&app).await;
+    assert!(
+        got.contains(&l(
+            "Đinh Văn Phúc",
+            "5C",
+            "Phụ huynh em Đinh Văn Phúc",
+            Some("+84912111333"),
+            None,
+            ""
+        )),
+        "{got:?}"
+    );
 }

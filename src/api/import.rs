@@ -99,7 +99,7 @@ async fn import(
             "contacts.import",
             "org",
             Some(p.org_id),
-            serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len()}),
+            serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len(), "cell_errors": report.cell_errors.len()}),
         )
         .await;
     Ok(Json(report))

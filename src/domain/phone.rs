@@ -71,6 +71,11 @@ pub fn normalize_vn_phone(input: &str) -> Result<String, String> {
             "số điện thoại \"{input}\" không phải số Việt Nam (+84)"
         ));
     }
+    // `(+84) 0912 345 678`: the trunk 0 written after the country code.
+    let nsn = match nsn.strip_prefix('0') {
+        Some(rest) if has_plus || digits.starts_with("840") => rest,
+        _ => nsn,
+    };
     let mut nsn = nsn.to_string();
     if nsn.len() == 10
         && let Some((old, new)) = OLD_PREFIXES.iter().find(|(old, _)| nsn.starts_with(old))
@@ -83,6 +88,14 @@ pub fn normalize_vn_phone(input: &str) -> Result<String, String> {
         return Err(format!("số điện thoại \"{input}\" không hợp lệ"));
     }
     Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Whether an E.164 Vietnamese number is a fixed line: the national numbering plan gives landlines
+/// the `02x` area codes (`0218 3851 234`, `024 3825 1234`), mobiles `03`, `05`, `07`, `08` and `09`.
+/// A fixed line cannot receive SMS or Zalo.
+pub fn is_landline(e164: &str) -> bool {
+    e164.strip_prefix("+84")
+        .is_some_and(|national| national.starts_with('2'))
 }
 
 #[cfg(test)]
@@ -110,9 +123,20 @@ mod tests {
             "+84 912 345 678",
             "912345678",
             "091.234.5678",
+            "(+84) 0912 345 678",
+            "0912\u{a0}345\u{a0}678",
         ] {
             assert_eq!(n(input).as_deref(), Ok("+84912345678"), "{input}");
         }
+    }
+
+    #[test]
+    fn landlines_are_told_from_mobiles() {
+        let fixed = n("0218 3851 234").unwrap();
+        assert_eq!(fixed, "+842183851234");
+        assert!(super::is_landline(&fixed));
+        assert!(super::is_landline(&n("024 3825 1234").unwrap()));
+        assert!(!super::is_landline(&n("0912345678").unwrap()));
     }
 
     #[test]

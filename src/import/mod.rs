@@ -17,13 +17,28 @@ const CHUNK: usize = 2_000;
 /// What an import did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
-    /// Data rows read (the header and blank rows not counted).
+    /// The sheet read (absent for CSV).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    /// The Excel line of the header row Loa found (the lower row of a two-row header).
+    pub header_line: usize,
+    /// The class taken from the sheet name or the title, for rows without a class column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_from_title: Option<String>,
+    /// Data rows read: from the header to the end of the table (totals, signatures), blank rows
+    /// not counted.
     pub rows: usize,
     pub imported: usize,
     #[serde(flatten)]
     pub counts: ImportCounts,
-    /// Every rejected row: line, column, code and a Vietnamese message. Nothing of them was written.
+    /// Every rejected row (no student, or nothing to find the student by again): line, column, code
+    /// and a Vietnamese message. Nothing of them was written.
     pub rejected: Vec<RowError>,
+    /// Cells left out of rows that went in (a bad phone or email): the rest of the row was imported.
+    pub cell_errors: Vec<RowError>,
+    /// What staff should know about cells that went in: landlines (kept out of SMS and Zalo), numbers
+    /// beyond the first mobile, parents without any address.
+    pub notes: Vec<RowError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,17 +61,22 @@ pub async fn import_roster(
 ) -> Result<ImportReport, ImportError> {
     // Reading a spreadsheet is CPU work on what a user sent: on the blocking pool, not the runtime.
     let (bytes, sheet) = (bytes.to_vec(), sheet.map(str::to_string));
-    let (rows, good, rejected) = tokio::task::spawn_blocking(move || {
-        let t = table::read(&bytes, sheet.as_deref())?;
-        let (good, rejected) = roster::parse(&t)?;
-        Ok::<_, ImportError>((t.rows.len(), good, rejected))
+    let (t, parsed) = tokio::task::spawn_blocking(move || {
+        let sheet = table::read(&bytes, sheet.as_deref())?;
+        Ok::<_, ImportError>(roster::parse(sheet)?)
     })
     .await
     .map_err(|e| table::TableError::Xlsx(format!("lỗi nội bộ khi đọc tệp: {e}")))??;
+    let good = parsed.entries;
     let mut report = ImportReport {
-        rows,
+        sheet: t.sheet,
+        header_line: t.header_line,
+        class_from_title: t.default_class,
+        rows: t.rows.len(),
         imported: good.len(),
-        rejected,
+        rejected: parsed.rejected,
+        cell_errors: parsed.cell_errors,
+        notes: parsed.notes,
         ..Default::default()
     };
     let mut done = 0;

@@ -58,6 +58,12 @@ pub fn cell_name(row: usize, col: usize) -> String {
     format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
 }
 
+/// A column's letters as Excel shows them (`A`, `AB`), from 0.
+pub fn column_letters(col: usize) -> String {
+    let name = cell_name(0, col);
+    name.trim_end_matches('1').to_string()
+}
+
 /// Refuses a cell beyond the limits, by its position from 0.
 fn check_cell(row: usize, col: usize, text: &str) -> Result<(), TableError> {
     if row >= MAX_ROWS {
@@ -80,9 +86,11 @@ fn check_cell(row: usize, col: usize, text: &str) -> Result<(), TableError> {
     Ok(())
 }
 
-/// The header row and the data rows after it. Blank rows are dropped.
-pub struct Table {
-    pub header: Vec<String>,
+/// The non-blank rows of one sheet (or of a CSV file), in file order, and the sheet's name. Which
+/// row is the header is for the reader of the rows to find (see `roster::locate`).
+pub struct Sheet {
+    /// The XLSX sheet's name; `None` for CSV.
+    pub name: Option<String>,
     pub rows: Vec<Row>,
 }
 
@@ -91,28 +99,30 @@ pub fn is_xlsx(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04")
 }
 
-pub fn read(bytes: &[u8], sheet: Option<&str>) -> Result<Table, TableError> {
-    let rows = if is_xlsx(bytes) {
-        read_xlsx(bytes, sheet)?
+pub fn read(bytes: &[u8], sheet: Option<&str>) -> Result<Sheet, TableError> {
+    let (name, rows) = if is_xlsx(bytes) {
+        let (name, rows) = read_xlsx(bytes, sheet)?;
+        (Some(name), rows)
     } else {
-        read_csv(bytes)?
+        (None, read_csv(bytes)?)
     };
-    let mut it = rows
+    let rows: Vec<Row> = rows
         .into_iter()
-        .filter(|r| r.cells.iter().any(|c| !c.trim().is_empty()));
-    let header = it.next().ok_or(TableError::Empty)?.cells;
-    Ok(Table {
-        header,
-        rows: it.collect(),
-    })
+        .filter(|r| r.cells.iter().any(|c| !c.trim().is_empty()))
+        .collect();
+    if rows.is_empty() {
+        return Err(TableError::Empty);
+    }
+    Ok(Sheet { name, rows })
 }
 
 fn read_csv(bytes: &[u8]) -> Result<Vec<Row>, TableError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| TableError::UnknownFormat)?;
     // Vietnamese Excel exports CSV with `;` (the decimal separator is `,`): pick what the header uses.
-    let first = text.lines().next().unwrap_or("");
-    let delimiter = if first.matches(';').count() > first.matches(',').count() {
+    // Title rows may come first ("DANH SÁCH HỌC SINH ..."), so the first lines are counted together.
+    let head: String = text.lines().take(30).collect();
+    let delimiter = if head.matches(';').count() > head.matches(',').count() {
         b';'
     } else {
         b','
@@ -174,7 +184,7 @@ fn check_unzipped(bytes: &[u8]) -> Result<(), TableError> {
 /// Reads a sheet as the stream of its cells, in file order. The sheet's declared dimension is never
 /// trusted (`A1:XFD4294967295` would size a grid of 10^13 cells): only cells that exist are kept,
 /// and a cell past `MAX_ROWS` or `MAX_COLS` ends the read with its name.
-fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Vec<Row>, TableError> {
+fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<(String, Vec<Row>), TableError> {
     check_unzipped(bytes)?;
     let mut book: Xlsx<_> =
         Xlsx::new(Cursor::new(bytes)).map_err(|e| TableError::Xlsx(e.to_string()))?;
@@ -213,10 +223,12 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Vec<Row>, TableError> 
         }
         row[c] = text;
     }
-    Ok(rows
-        .into_iter()
-        .map(|(line, cells)| Row { line, cells })
-        .collect())
+    Ok((
+        name,
+        rows.into_iter()
+            .map(|(line, cells)| Row { line, cells })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -226,11 +238,11 @@ mod tests {
     #[test]
     fn csv_with_bom_and_semicolons() {
         let t = read("\u{feff}Họ tên;Lớp\nAn;1A\n\n;\nBình;1B\n".as_bytes(), None).unwrap();
-        assert_eq!(t.header, ["Họ tên", "Lớp"]);
-        assert_eq!(t.rows.len(), 2);
-        assert_eq!(t.rows[1].cells, ["Bình", "1B"]);
+        assert_eq!(t.rows[0].cells, ["Họ tên", "Lớp"]);
+        assert_eq!(t.rows.len(), 3);
+        assert_eq!(t.rows[2].cells, ["Bình", "1B"]);
         assert_eq!(
-            t.rows[1].line, 5,
+            t.rows[2].line, 5,
             "lines count blank ones, as the file shows them"
         );
     }
@@ -238,7 +250,7 @@ mod tests {
     #[test]
     fn csv_with_commas_and_quotes() {
         let t = read(b"full_name,class\n\"Nguyen, An\",1A\n", None).unwrap();
-        assert_eq!(t.rows[0].cells, ["Nguyen, An", "1A"]);
+        assert_eq!(t.rows[1].cells, ["Nguyen, An", "1A"]);
     }
 
     #[test]

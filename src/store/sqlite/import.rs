@@ -13,6 +13,7 @@ use super::{SqliteStore, Written};
 use crate::domain::Millis;
 use crate::domain::org::OrgKind;
 use crate::import::RosterEntry;
+use crate::import::roster::ParentEntry;
 use crate::store::{ImportCounts, Result, StoreError};
 
 /// The consent source of people a school's roster brings in: the school holds their consent.
@@ -60,17 +61,17 @@ impl SqliteStore {
             .map(|e| e.class.as_deref().map(|c| classes[c]).unwrap_or(school_id))
             .collect();
         let students = students(&mut tx, school_id, entries, &orgs, now, &mut n).await?;
-        let parents = parents(&mut tx, school_id, entries, now, &mut n).await?;
-        let links: Vec<(i64, i64, Option<&str>)> = entries
+        // Every parent a row names, with the row it comes from.
+        let flat: Vec<(usize, &ParentEntry)> = entries
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| {
-                Some((
-                    parents[i]?,
-                    students[i],
-                    e.parent.as_ref()?.relation.as_deref(),
-                ))
-            })
+            .flat_map(|(i, e)| e.parents.iter().map(move |p| (i, p)))
+            .collect();
+        let parents = parents(&mut tx, school_id, &flat, &students, now, &mut n).await?;
+        let links: Vec<(i64, i64, Option<&str>)> = flat
+            .iter()
+            .zip(&parents)
+            .map(|((i, p), id)| (*id, students[*i], p.relation.as_deref()))
             .collect();
         for chunk in links.chunks(ROWS) {
             let mut qb: QueryBuilder<Sqlite> =
@@ -357,19 +358,22 @@ impl ParentIndex {
     }
 }
 
-/// Each entry's parent id (none for a row without a parent), created or updated as the rows say.
+/// Each parent's id, created or updated as the rows say. A parent with a phone, email or Zalo id is
+/// found again by it; one without any (a name only, or a number that was a typo) by name among the
+/// parents already linked to the same student, so that importing the file again adds nobody.
 async fn parents(
     c: &mut SqliteConnection,
     school_id: i64,
-    entries: &[RosterEntry],
+    flat: &[(usize, &ParentEntry)],
+    students: &[i64],
     now: Millis,
     n: &mut ImportCounts,
-) -> Result<Vec<Option<i64>>> {
-    let given = |f: fn(&crate::import::roster::ParentEntry) -> &Option<String>| -> String {
+) -> Result<Vec<i64>> {
+    let given = |f: fn(&ParentEntry) -> &Option<String>| -> String {
         json(
-            &entries
+            &flat
                 .iter()
-                .filter_map(|e| f(e.parent.as_ref()?).as_deref())
+                .filter_map(|(_, p)| f(p).as_deref())
                 .collect::<Vec<_>>(),
         )
     };
@@ -398,12 +402,63 @@ async fn parents(
         index.add(&p, slots.len());
         slots.push(p);
     }
-    let mut of_entry = Vec::with_capacity(entries.len());
-    for e in entries {
-        let Some(p) = &e.parent else {
-            of_entry.push(None);
+    let keyless =
+        |p: &ParentEntry| p.phone.is_none() && p.email.is_none() && p.zalo_user_id.is_none();
+    // Parents without any address, found by (student, name).
+    let mut named: HashMap<(i64, String), usize> = HashMap::new();
+    let of_students: Vec<i64> = flat
+        .iter()
+        .filter(|(_, p)| keyless(p))
+        .map(|(i, _)| students[*i])
+        .collect();
+    if !of_students.is_empty() {
+        let rows = sqlx::query(
+            "SELECT g.student_id, c.id, c.full_name FROM guardian_links g JOIN contacts c ON c.id = g.parent_id \
+             WHERE g.student_id IN (SELECT value FROM json_each(?1)) AND c.role = 'parent' \
+               AND c.phone IS NULL AND c.email IS NULL AND c.zalo_user_id IS NULL ORDER BY c.id",
+        )
+        .bind(json(&of_students))
+        .fetch_all(&mut *c)
+        .await?;
+        for r in rows {
+            let name: String = r.try_get("full_name")?;
+            let key = (r.try_get::<i64, _>("student_id")?, name.clone());
+            if let std::collections::hash_map::Entry::Vacant(v) = named.entry(key) {
+                v.insert(slots.len());
+                slots.push(Parent {
+                    id: Some(r.try_get("id")?),
+                    name,
+                    phone: None,
+                    email: None,
+                    zalo: None,
+                    changed: false,
+                });
+            }
+        }
+    }
+    let mut of_entry = Vec::with_capacity(flat.len());
+    for (i, p) in flat {
+        if keyless(p) {
+            let key = (students[*i], p.name.clone());
+            let s = match named.get(&key) {
+                Some(&s) => s,
+                None => {
+                    n.parents_created += 1;
+                    slots.push(Parent {
+                        id: None,
+                        name: p.name.clone(),
+                        phone: None,
+                        email: None,
+                        zalo: None,
+                        changed: false,
+                    });
+                    named.insert(key, slots.len() - 1);
+                    slots.len() - 1
+                }
+            };
+            of_entry.push(s);
             continue;
-        };
+        }
         let s = match index.find(&p.phone, &p.email, &p.zalo_user_id) {
             Some(s) => {
                 let old = &slots[s];
@@ -444,7 +499,7 @@ async fn parents(
                 slots.len() - 1
             }
         };
-        of_entry.push(Some(s));
+        of_entry.push(s);
     }
     // [id, name, phone, email, zalo] for each existing parent a row changed.
     let changed: Vec<serde_json::Value> = slots
@@ -463,8 +518,9 @@ async fn parents(
         .execute(&mut *c)
         .await?;
     }
+    let is_keyless = |p: &Parent| p.phone.is_none() && p.email.is_none() && p.zalo.is_none();
     let new: Vec<usize> = (0..slots.len())
-        .filter(|s| slots[*s].id.is_none())
+        .filter(|s| slots[*s].id.is_none() && !is_keyless(&slots[*s]))
         .collect();
     for chunk in new.chunks(ROWS) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -498,14 +554,29 @@ async fn parents(
             }
         }
     }
+    // Parents without an address are few (a typo, a name alone): one statement each.
+    for p in slots.iter_mut() {
+        if p.id.is_some() || !is_keyless(p) {
+            continue;
+        }
+        let r = sqlx::query(
+            "INSERT INTO contacts (org_id, school_id, role, full_name, consent_source, consent_at, created_at, updated_at) \
+             VALUES (?1, ?1, 'parent', ?2, ?3, ?4, ?4, ?4) RETURNING id",
+        )
+        .bind(school_id)
+        .bind(p.name.clone())
+        .bind(CONSENT)
+        .bind(now)
+        .written_row(&mut *c)
+        .await?;
+        p.id = Some(r.try_get("id")?);
+    }
     of_entry
         .into_iter()
-        .map(|s| match s {
-            None => Ok(None),
-            Some(s) => slots[s]
+        .map(|s| {
+            slots[s]
                 .id
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt("an imported parent got no id".into())),
+                .ok_or_else(|| StoreError::Corrupt("an imported parent got no id".into()))
         })
         .collect()
 }
