@@ -423,8 +423,25 @@ static CLAIM_STATEMENTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock:
 });
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at a `sqlite://` URL or a plain path.
+    /// Opens (creating if missing) the database at a `sqlite://` URL or a plain path. Two processes
+    /// opening a new database at once (`loa serve` and a `loa user create` beside it) race to switch
+    /// it to WAL, and SQLite answers the loser "database is locked" at once, without waiting out
+    /// the busy timeout: that is retried for a few seconds.
     pub async fn open(url: &str) -> Result<Self> {
+        let mut tries = 0;
+        loop {
+            match Self::open_once(url).await {
+                Err(StoreError::Unavailable(e)) if tries < 25 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, tries, "opening the database failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn open_once(url: &str) -> Result<Self> {
         let url = if url.starts_with("sqlite:") {
             url.to_string()
         } else {
