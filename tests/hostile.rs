@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -170,30 +168,6 @@ async fn a_template_that_fails_at_send_time_fails_that_delivery_only() {
     app.stop().await;
 }
 
-/// A minimal XLSX: one sheet named "DS" with the given `<sheetData>` rows, and optional shared strings.
-fn xlsx(dimension: &str, sheet_data: &str, shared: Option<&[u8]>) -> Vec<u8> {
-    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let o = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    let mut part = |name: &str, body: &[u8]| {
-        z.start_file(name, o).unwrap();
-        z.write_all(body).unwrap();
-    };
-    part("[Content_Types].xml", br#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#);
-    part("_rels/.rels", br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#);
-    part("xl/workbook.xml", br#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="DS" sheetId="1" r:id="rId1"/></sheets></workbook>"#);
-    part("xl/_rels/workbook.xml.rels", br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#);
-    part("xl/worksheets/sheet1.xml", format!(r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><dimension ref="{dimension}"/><sheetData>{sheet_data}</sheetData></worksheet>"#).as_bytes());
-    if let Some(s) = shared {
-        part("xl/sharedStrings.xml", s);
-    }
-    z.finish().unwrap().into_inner()
-}
-
-fn inline(cell: &str, text: &str) -> String {
-    format!(r#"<c r="{cell}" t="inlineStr"><is><t>{text}</t></is></c>"#)
-}
-
 async fn import(app: &TestApp, org: i64, body: Vec<u8>) -> (StatusCode, Value) {
     let r = app
         .http
@@ -212,17 +186,18 @@ async fn hostile_spreadsheets_are_refused_by_name_and_the_server_keeps_answering
     let t = tree(&app).await;
     let header = format!(
         r#"<row r="1">{}{}{}</row>"#,
-        inline("A1", "Họ tên học sinh"),
-        inline("B1", "Lớp"),
-        inline("C1", "SĐT phụ huynh")
+        xlsx::inline("A1", "Họ tên học sinh"),
+        xlsx::inline("B1", "Lớp"),
+        xlsx::inline("C1", "SĐT phụ huynh")
     );
     // A 1 kB file whose only cells are A1 and XFD4294967295: the grid it declares has 10^13 cells.
-    let far = xlsx(
-        "A1:XFD4294967295",
+    let far = xlsx::build(
+        "DS",
+        Some("A1:XFD4294967295"),
         &format!(
             r#"<row r="1">{}</row><row r="4294967295">{}</row>"#,
-            inline("A1", "x"),
-            inline("XFD4294967295", "y")
+            xlsx::inline("A1", "x"),
+            xlsx::inline("XFD4294967295", "y")
         ),
         None,
     );
@@ -231,17 +206,19 @@ async fn hostile_spreadsheets_are_refused_by_name_and_the_server_keeps_answering
     let mut bomb = b"<?xml version=\"1.0\"?><sst xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><si><t>".to_vec();
     bomb.extend(std::iter::repeat_n(b'a', 200 * 1024 * 1024));
     bomb.extend(b"</t></si></sst>");
-    let bomb = xlsx(
-        "A1:A1",
+    let bomb = xlsx::build(
+        "DS",
+        Some("A1:A1"),
         r#"<row r="1"><c r="A1" t="s"><v>0</v></c></row>"#,
         Some(&bomb),
     );
-    let wide = xlsx(
-        "A1:A1",
+    let wide = xlsx::build(
+        "DS",
+        Some("A1:A1"),
         &format!(
             "{header}<row r=\"2\">{}{}</row>",
-            inline("A2", "An"),
-            inline("HZ2", "x")
+            xlsx::inline("A2", "An"),
+            xlsx::inline("HZ2", "x")
         ),
         None,
     );
@@ -268,21 +245,22 @@ async fn hostile_spreadsheets_are_refused_by_name_and_the_server_keeps_answering
 
     // Cells that look like formulas are kept as the text they are, and a formula cell gives its
     // value, never its formula.
-    let ok = xlsx(
-        "A1:D3",
+    let ok = xlsx::build(
+        "DS",
+        Some("A1:D3"),
         &format!(
             r#"<row r="1">{}{}{}{}</row><row r="2">{}{}{}{}</row><row r="3">{}{}<c r="C3"><f>HYPERLINK("http://x")</f><v>0912000002</v></c>{}</row>"#,
-            inline("A1", "Họ tên học sinh"),
-            inline("B1", "Lớp"),
-            inline("C1", "SĐT phụ huynh"),
-            inline("D1", "Họ tên phụ huynh"),
-            inline("A2", "=HYPERLINK(&quot;http://x&quot;,&quot;An&quot;)"),
-            inline("B2", "1A"),
-            inline("C2", "0912000001"),
-            inline("D2", "+Trần Văn Ba"),
-            inline("A3", "@Bình"),
-            inline("B3", "1A"),
-            inline("D3", "-Lê Thị Tư"),
+            xlsx::inline("A1", "Họ tên học sinh"),
+            xlsx::inline("B1", "Lớp"),
+            xlsx::inline("C1", "SĐT phụ huynh"),
+            xlsx::inline("D1", "Họ tên phụ huynh"),
+            xlsx::inline("A2", "=HYPERLINK(&quot;http://x&quot;,&quot;An&quot;)"),
+            xlsx::inline("B2", "1A"),
+            xlsx::inline("C2", "0912000001"),
+            xlsx::inline("D2", "+Trần Văn Ba"),
+            xlsx::inline("A3", "@Bình"),
+            xlsx::inline("B3", "1A"),
+            xlsx::inline("D3", "-Lê Thị Tư"),
         ),
         None,
     );

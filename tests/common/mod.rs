@@ -6,6 +6,7 @@ pub mod messenger_double;
 pub mod peers;
 pub mod skip;
 pub mod sms_doubles;
+pub mod xlsx;
 pub mod zalo_double;
 
 pub use skip::record_skip;
