@@ -106,15 +106,28 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ImportCommand {
-    /// Import a class roster (.csv or .xlsx) into a school: students, classes, parents and links.
+    /// Import a class roster (.csv or .xlsx) into a school: students, classes, parents and links;
+    /// or a staff list into any node. Every sheet that holds a list is read.
     Contacts {
         file: PathBuf,
-        /// The school's code.
+        /// The node's code (a school for a roster).
         #[arg(long)]
         org: String,
-        /// The sheet to read in an .xlsx file (default: the first).
+        /// Read only this sheet of an .xlsx file (default: every sheet that holds a list).
         #[arg(long)]
         sheet: Option<String>,
+        /// A CSV's text encoding: utf-8, utf-16, windows-1258, tcvn3 (default: detected).
+        #[arg(long)]
+        encoding: Option<String>,
+        /// The file is a staff list (default: each sheet's columns and title tell).
+        #[arg(long)]
+        staff: bool,
+        /// Say what would be created, updated and rejected, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write a copy of the file with an error column ("Lỗi cần sửa") to this .xlsx.
+        #[arg(long, value_name = "FILE")]
+        errors_xlsx: Option<PathBuf>,
     },
 }
 
@@ -277,8 +290,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import {
-            command: ImportCommand::Contacts { file, org, sheet },
-        } => import_contacts(cli.config.as_deref(), &file, &org, sheet.as_deref()).await,
+            command:
+                ImportCommand::Contacts {
+                    file,
+                    org,
+                    sheet,
+                    encoding,
+                    staff,
+                    dry_run,
+                    errors_xlsx,
+                },
+        } => {
+            let encoding = match encoding.as_deref() {
+                Some(e) => Some(loa::import::Encoding::parse(e).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "không biết bảng mã \"{e}\": dùng utf-8, utf-16, windows-1258 hoặc tcvn3"
+                    )
+                })?),
+                None => None,
+            };
+            let opts = loa::import::ImportOptions {
+                sheet,
+                encoding,
+                kind: staff.then_some(loa::import::ListKind::Staff),
+                dry_run,
+            };
+            import_contacts(
+                cli.config.as_deref(),
+                &file,
+                &org,
+                &opts,
+                errors_xlsx.as_deref(),
+            )
+            .await
+        }
         Command::User {
             command:
                 UserCommand::Create {
@@ -373,92 +418,60 @@ async fn import_contacts(
     config: Option<&std::path::Path>,
     file: &std::path::Path,
     org: &str,
-    sheet: Option<&str>,
+    opts: &loa::import::ImportOptions,
+    errors_xlsx: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let store = open_store(&cfg).await?;
     let bytes = std::fs::read(file)
         .map_err(|e| anyhow::anyhow!("không đọc được tệp {}: {e}", file.display()))?;
-    let (school_id, _) = loa::admin::org_by_code(store.as_ref(), org).await?;
-    let school = store.get_org(school_id).await?;
+    let (org_id, _) = loa::admin::org_by_code(store.as_ref(), org).await?;
+    let node = store.get_org(org_id).await?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} dòng ({eta})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let report =
-        loa::import::import_roster(store.as_ref(), school.id, &bytes, sheet, |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })
-        .await
-        .map_err(|e| match e {
-            loa::import::ImportError::Store(loa::store::StoreError::Invalid(_)) => {
-                anyhow::anyhow!(
-                    "{} không phải trường học: chỉ nhập danh sách vào một trường",
-                    school.name
-                )
-            }
-            e => anyhow::anyhow!("{e}"),
-        })?;
+    let report = loa::import::import_file(store.as_ref(), node.id, &bytes, opts, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await
+    .map_err(|e| match e {
+        loa::import::ImportError::NotASchool
+        | loa::import::ImportError::Store(loa::store::StoreError::Invalid(_)) => {
+            anyhow::anyhow!(
+                "{} không phải trường học: danh sách học sinh chỉ nhập vào một trường",
+                node.name
+            )
+        }
+        e => anyhow::anyhow!("{e}"),
+    })?;
     bar.finish_and_clear();
-    store
-        .audit(
-            &loa::admin::shell_entry(
-                Some(school.id),
-                "contacts.import",
-                "org",
-                Some(school.id),
-                serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len(), "cell_errors": report.cell_errors.len()}),
-            ),
-            loa::clock::now_ms(),
-        )
-        .await?;
-    let c = &report.counts;
-    println!(
-        "Dòng tiêu đề của bảng: dòng {}{}.",
-        report.header_line,
-        report
-            .sheet
-            .as_deref()
-            .map(|s| format!(" (trang \"{s}\")"))
-            .unwrap_or_default()
-    );
-    println!(
-        "{}: đã nhập {}/{} dòng. Học sinh: {} mới, {} cập nhật. Phụ huynh: {} mới, {} cập nhật. Lớp mới: {}. Liên kết mới: {}.",
-        school.name,
-        report.imported,
-        report.rows,
-        c.students_created,
-        c.students_updated,
-        c.parents_created,
-        c.parents_updated,
-        c.classes_created,
-        c.links_created
-    );
-    if !report.rejected.is_empty() {
-        println!(
-            "{} lỗi (các dòng này không được nhập):",
-            report.rejected.len()
-        );
-        for e in &report.rejected {
-            println!("  {}", e.message);
-        }
+    if !opts.dry_run {
+        store
+            .audit(
+                &loa::admin::shell_entry(
+                    Some(node.id),
+                    "contacts.import",
+                    "org",
+                    Some(node.id),
+                    serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len(), "cell_errors": report.cell_errors.len()}),
+                ),
+                loa::clock::now_ms(),
+            )
+            .await?;
     }
-    // Each message already names its place (sheet, line, column letter and header).
-    for (list, title) in [
-        (
-            &report.cell_errors,
-            "ô bị bỏ qua (phần còn lại của dòng vẫn được nhập)",
-        ),
-        (&report.notes, "lưu ý"),
-    ] {
-        if !list.is_empty() {
-            println!("{} {title}:", list.len());
-            for e in list {
-                println!("  {}", e.message);
-            }
-        }
+    print!("{}", loa::import::summary::text(&node.name, &report));
+    if let Some(out) = errors_xlsx {
+        let book =
+            loa::import::error_workbook(&bytes, &report).map_err(|e| anyhow::anyhow!("{e}"))?;
+        std::fs::write(out, book)
+            .map_err(|e| anyhow::anyhow!("không ghi được tệp {}: {e}", out.display()))?;
+        println!(
+            "Đã ghi bản sao của tệp kèm cột \"Lỗi cần sửa\" vào {}.",
+            out.display()
+        );
     }
     Ok(())
 }

@@ -74,7 +74,7 @@ async fn the_sample_roster_imports_and_reimports_without_duplicates() {
         "1A exists; 3B and 2A are created: {r}"
     );
     assert_eq!(r["rejected"], json!([]));
-    assert_eq!(r["header_line"], 1, "{r}");
+    assert_eq!(r["sheets"][0]["header_line"], 1, "{r}");
     assert_eq!(
         (&r["cell_errors"], &r["notes"]),
         (&json!([]), &json!([])),
@@ -179,16 +179,28 @@ async fn bad_rows_are_named_and_good_rows_go_in() {
         ]
     );
     assert_eq!(r["cell_errors"][0]["value"], "09-12", "{r}");
-    // The duplicate of HS1 later in the file updates the first: one student, moved to 4B, renamed.
+    // The duplicate of HS1 later in the file updates the first: one student, moved to 4B, renamed,
+    // and counted once, as created (updated counts the students Loa held before).
     assert_eq!(
         (
             r["students_created"].as_u64(),
             r["students_updated"].as_u64()
         ),
-        (Some(3), Some(1)),
+        (Some(3), Some(0)),
         "{r}"
     );
-    assert_eq!(r["parents_updated"], 1, "the email was added: {r}");
+    assert_eq!(
+        (r["parents_created"].as_u64(), r["parents_updated"].as_u64()),
+        (Some(3), Some(0)),
+        "the email a later row adds to a parent created by this file is no update: {r}"
+    );
+    assert_eq!(
+        r["figures"],
+        json!({"students": 3, "with_mobile": 2, "with_email": 1, "with_zalo_id": 0,
+               "reachable": 2, "unreachable": 1, "no_parent": 0, "no_address": 0,
+               "landline_only": 0, "invalid_number": 1}),
+        "HS1 on two rows is one student; Bình's only number was a typo: {r}"
+    );
     let phones = parent_phones(&app, t.school).await;
     assert_eq!(
         phones,
@@ -206,8 +218,33 @@ async fn xlsx_named_sheet_and_refusals() {
         "/tests/fixtures/danh-sach-4b.xlsx"
     ))
     .unwrap();
-    // The first sheet is a note without a name column.
-    let (st, r) = import(&app, t.school, "", xlsx.clone(), true).await;
+    // The first sheet is a note without a name column: passed over with the reason, and the roster
+    // sheet read.
+    let (st, r) = import(&app, t.school, "&dry_run=true", xlsx.clone(), true).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["sheets"][0]["kind"], Value::Null, "{r}");
+    assert!(
+        r["sheets"][0]["skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("không tìm thấy dòng tiêu đề")),
+        "{r}"
+    );
+    assert_eq!(r["sheets"][1]["name"], "Lớp 4B", "{r}");
+    assert_eq!(r["sheets"][1]["kind"], "roster", "{r}");
+    assert_eq!(r["imported"], 3, "{r}");
+    // Only a named sheet that holds no table is refused.
+    let first = r["sheets"][0]["name"].as_str().unwrap().to_string();
+    let (st, r) = import(
+        &app,
+        t.school,
+        &format!(
+            "&sheet={}",
+            url::form_urlencoded::byte_serialize(first.as_bytes()).collect::<String>()
+        ),
+        xlsx.clone(),
+        true,
+    )
+    .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
     assert_eq!(r["error"]["details"][0]["field"], "file");
     let (st, r) = import(
@@ -474,9 +511,9 @@ async fn a_real_export_with_title_rows_two_row_header_and_parents_side_by_side()
     .concat();
     let (st, r) = import(&app, t.school, "", xlsx("DS", &data), true).await;
     assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!(r["header_line"], 7, "{r}");
-    assert_eq!(r["sheet"], "DS", "{r}");
-    assert_eq!(r["class_from_title"], "4B", "{r}");
+    assert_eq!(r["sheets"][0]["header_line"], 7, "{r}");
+    assert_eq!(r["sheets"][0]["name"], "DS", "{r}");
+    assert_eq!(r["sheets"][0]["class_from_title"], "4B", "{r}");
     assert_eq!(
         (r["rows"].as_u64(), r["imported"].as_u64()),
         (Some(3), Some(3)),
@@ -584,9 +621,9 @@ async fn guardian_columns_side_by_side_and_the_class_from_the_sheet_name() {
                Tổng số: 3 học sinh;;;;;;;;;\n";
     let (st, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
     assert_eq!(st, StatusCode::OK, "{r}");
-    assert_eq!(r["header_line"], 4, "{r}");
+    assert_eq!(r["sheets"][0]["header_line"], 4, "{r}");
     assert_eq!(r["imported"], 3, "{r}");
-    assert_eq!(r.get("sheet"), None, "a CSV has no sheet: {r}");
+    assert_eq!(r["sheets"][0].get("name"), None, "a CSV has no sheet: {r}");
     assert_eq!(
         cells(&r, "rejected"),
         [(9, "C9".into(), "required".into())],
@@ -637,7 +674,7 @@ async fn guardian_columns_side_by_side_and_the_class_from_the_sheet_name() {
     assert_eq!(st, StatusCode::OK, "{r}");
     assert_eq!(
         (
-            r["class_from_title"].as_str(),
+            r["sheets"][0]["class_from_title"].as_str(),
             r["classes_created"].as_u64()
         ),
         (Some("5C"), Some(1)),

@@ -1,9 +1,12 @@
-//! `POST /contacts/import?org_id=<school>[&sheet=<name>]`: a roster file as multipart (`file` field) or
-//! as the raw body. Good rows go in; the reply lists every rejected row by line and column.
+//! `POST /contacts/import?org_id=<node>[&sheet=][&encoding=][&kind=staff][&dry_run=true][&format=xlsx]`:
+//! a roster or staff list as multipart (`file` field) or as the raw body. Good rows go in (or, in a
+//! dry run, are counted); the reply is the report, or with `format=xlsx` the upload with an error
+//! column.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -11,7 +14,7 @@ use serde::Deserialize;
 use super::auth::ADMIN;
 use super::error::{ApiQuery, AppError};
 use super::{Actor, AppState};
-use crate::import::{ImportError, ImportReport, import_roster};
+use crate::import::{Encoding, ImportError, ImportOptions, ListKind, error_workbook, import_file};
 use crate::store::StoreError;
 
 /// Rosters are bigger than JSON requests: 50,000 rows of CSV are a few megabytes.
@@ -27,7 +30,15 @@ pub fn router() -> Router<AppState> {
 struct Params {
     org_id: i64,
     sheet: Option<String>,
+    encoding: Option<String>,
+    kind: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    format: Option<String>,
 }
+
+/// The workbook's media type, for the `format=xlsx` reply.
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// The file's bytes: the first multipart part with a file name (or named `file`), else the body.
 async fn file_bytes(req: Request, state: &AppState) -> Result<Bytes, AppError> {
@@ -69,38 +80,82 @@ async fn import(
     State(s): State<AppState>,
     ApiQuery(p): ApiQuery<Params>,
     req: Request,
-) -> Result<Json<ImportReport>, AppError> {
+) -> Result<Response, AppError> {
     actor.require(ADMIN)?;
     actor.target_org(&s, p.org_id, "org_id").await?;
+    let encoding = match p.encoding.as_deref() {
+        Some(e) => Some(Encoding::parse(e).ok_or_else(|| {
+            AppError::field(
+                "encoding",
+                "bảng mã không hỗ trợ: dùng utf-8, utf-16, windows-1258 hoặc tcvn3",
+            )
+        })?),
+        None => None,
+    };
+    let kind = match p.kind.as_deref() {
+        Some(k) => Some(
+            ListKind::parse(k)
+                .ok_or_else(|| AppError::field("kind", "kind là roster hoặc staff"))?,
+        ),
+        None => None,
+    };
+    let xlsx = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("xlsx") => true,
+        Some(_) => return Err(AppError::field("format", "format là json hoặc xlsx")),
+    };
     let bytes = file_bytes(req, &s).await?;
-    let report = import_roster(
-        s.store.as_ref(),
-        p.org_id,
-        &bytes,
-        p.sheet.as_deref(),
-        |_, _| {},
+    let opts = ImportOptions {
+        sheet: p.sheet,
+        encoding,
+        kind,
+        dry_run: p.dry_run,
+    };
+    let report = import_file(s.store.as_ref(), p.org_id, &bytes, &opts, |_, _| {})
+        .await
+        .map_err(|e| match e {
+            ImportError::Table(e) => AppError::field("file", e.to_string()),
+            ImportError::Header(e) => AppError::field("file", e.to_string()),
+            ImportError::NotASchool | ImportError::Store(StoreError::Invalid(_)) => {
+                AppError::field(
+                    "org_id",
+                    "danh sách học sinh chỉ nhập được vào một trường học",
+                )
+            }
+            ImportError::Store(StoreError::NotFound(_)) => {
+                AppError::field("org_id", "đơn vị không tồn tại")
+            }
+            ImportError::Store(e) => e.into(),
+        })?;
+    if !p.dry_run {
+        actor
+            .audit(
+                &s,
+                Some(p.org_id),
+                "contacts.import",
+                "org",
+                Some(p.org_id),
+                serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len(), "cell_errors": report.cell_errors.len()}),
+            )
+            .await;
+    }
+    if !xlsx {
+        return Ok(Json(report).into_response());
+    }
+    // Building the copy is CPU work on the upload, like reading it.
+    let book = tokio::task::spawn_blocking(move || error_workbook(&bytes, &report))
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?
+        .map_err(|e| AppError::field("file", e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, XLSX),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"loi-can-sua.xlsx\"",
+            ),
+        ],
+        book,
     )
-    .await
-    .map_err(|e| match e {
-        ImportError::Table(e) => AppError::field("file", e.to_string()),
-        ImportError::Header(e) => AppError::field("file", e.to_string()),
-        ImportError::Store(StoreError::NotFound(_)) => {
-            AppError::field("org_id", "đơn vị không tồn tại")
-        }
-        ImportError::Store(StoreError::Invalid(_)) => {
-            AppError::field("org_id", "chỉ nhập danh sách vào một trường học")
-        }
-        ImportError::Store(e) => e.into(),
-    })?;
-    actor
-        .audit(
-            &s,
-            Some(p.org_id),
-            "contacts.import",
-            "org",
-            Some(p.org_id),
-            serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len(), "cell_errors": report.cell_errors.len()}),
-        )
-        .await;
-    Ok(Json(report))
+        .into_response())
 }

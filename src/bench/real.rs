@@ -233,9 +233,14 @@ pub async fn email(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
             "Học Sinh {i},HS{i:07},1A,Phụ Huynh {i},ph{i}@example.vn\n"
         ));
     }
-    let imported =
-        crate::import::import_roster(store.as_ref(), school, roster.as_bytes(), None, |_, _| {})
-            .await?;
+    let imported = crate::import::import_file(
+        store.as_ref(),
+        school,
+        roster.as_bytes(),
+        &Default::default(),
+        |_, _| {},
+    )
+    .await?;
     if imported.imported != n {
         anyhow::bail!("{} of {n} bench parents imported", imported.imported);
     }

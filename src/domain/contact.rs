@@ -101,6 +101,24 @@ pub struct Contact {
     pub consent_source: Option<String>,
     pub consent_at: Option<i64>,
     pub created_at: i64,
+    #[serde(flatten)]
+    pub details: ContactDetails,
+}
+
+/// What a roster or staff list says about a person beyond the addresses Loa sends to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ContactDetails {
+    /// Further mobiles (E.164) the file gave beyond the one Loa sends to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_phones: Vec<String>,
+    /// A fixed line (E.164), kept for the record: it cannot receive SMS or Zalo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landline: Option<String>,
+    /// Staff: position (chức vụ) and group (tổ).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Contact {
@@ -117,6 +135,10 @@ impl Contact {
             if let Some(v) = field.as_mut() {
                 *v = providers::mask_address(v);
             }
+        }
+        let d = &mut self.details;
+        for v in d.other_phones.iter_mut().chain(d.landline.as_mut()) {
+            *v = providers::mask_address(v);
         }
         self
     }
@@ -290,9 +312,16 @@ mod tests {
             consent_source: None,
             consent_at: None,
             created_at: 0,
+            details: ContactDetails {
+                other_phones: vec!["+84987654321".into()],
+                landline: Some("+842183851234".into()),
+                ..Default::default()
+            },
         }
         .masked();
         assert_eq!(c.addresses.phone.as_deref(), Some("+8490****567"));
+        assert_eq!(c.details.other_phones, ["+8498****321"]);
+        assert_eq!(c.details.landline.as_deref(), Some("+8421****234"));
         assert_eq!(c.addresses.email.as_deref(), Some("ng***@example.vn"));
         assert_eq!(c.addresses.zalo_user_id.as_deref(), Some("44556****011"));
         assert_eq!(c.addresses.facebook_psid, None);

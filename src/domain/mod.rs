@@ -8,6 +8,7 @@ pub mod contact;
 pub mod delivery;
 pub mod org;
 pub mod phone;
+pub mod roster;
 pub mod schedule;
 pub mod validation;
 

@@ -1,6 +1,6 @@
-//! A class roster as schools keep it in Excel: one row per student with their class and a parent.
-//! Maps Vietnamese or English column names, validates each row on its own, and says for every rejected
-//! row its line, column and why (a code for programs, a Vietnamese message for staff).
+//! A class roster (or a staff list) as schools keep it in Excel: one row per student with their class
+//! and parents, or one row per staff member. Finds the table, maps Vietnamese or English column names,
+//! validates each row on its own, and names every cell it could not use (sheet, line, column, why).
 
 use serde::Serialize;
 
@@ -28,10 +28,12 @@ pub enum Column {
     GuardianName,
     GuardianPhone,
     ContactPhone,
+    Position,
+    Group,
 }
 
 impl Column {
-    const ALL: [Column; 15] = [
+    const ALL: [Column; 17] = [
         Column::StudentName,
         Column::StudentCode,
         Column::Class,
@@ -47,6 +49,8 @@ impl Column {
         Column::GuardianName,
         Column::GuardianPhone,
         Column::ContactPhone,
+        Column::Position,
+        Column::Group,
     ];
 
     /// The documented headers; the first is how error messages name the column.
@@ -75,6 +79,9 @@ impl Column {
                 "Điện thoại phụ huynh",
                 "SĐT",
                 "Số điện thoại",
+                "Điện thoại",
+                "Di động",
+                "Số di động",
                 "parent_phone",
                 "phone",
             ],
@@ -129,6 +136,15 @@ impl Column {
                 "Điện thoại liên hệ",
                 "contact_phone",
             ],
+            Column::Position => &["Chức vụ", "Chức danh", "Vị trí công tác", "position"],
+            Column::Group => &[
+                "Tổ",
+                "Tổ chuyên môn",
+                "Tổ công tác",
+                "Bộ phận",
+                "Phòng ban",
+                "group",
+            ],
         }
     }
 
@@ -149,6 +165,8 @@ impl Column {
             Column::GuardianName => "guardian_name",
             Column::GuardianPhone => "guardian_phone",
             Column::ContactPhone => "contact_phone",
+            Column::Position => "position",
+            Column::Group => "group",
         }
     }
 
@@ -172,25 +190,7 @@ fn fold(header: &str) -> String {
         .collect()
 }
 
-/// One valid row: a student, their class, and the parents to link them to (as many as the row names).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RosterEntry {
-    pub line: usize,
-    pub student_name: String,
-    pub student_code: Option<String>,
-    pub class: Option<String>,
-    pub parents: Vec<ParentEntry>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParentEntry {
-    pub name: String,
-    /// E.164, a mobile (a landline is never stored here: this is the number SMS and Zalo use).
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub zalo_user_id: Option<String>,
-    pub relation: Option<String>,
-}
+pub use crate::domain::roster::{ParentEntry, RosterEntry, StaffEntry};
 
 /// A cell Loa could not use, or a note about one: where it is (sheet, line, cell, header), its value,
 /// a code for programs and a Vietnamese message for staff.
@@ -231,6 +231,7 @@ fn squash(s: &str) -> String {
 /// The table found in a sheet: its header (as the file shows it), which columns Loa reads, the data
 /// rows up to the end of the table, and the class the title or the sheet name gives.
 pub struct Located {
+    pub kind: ListKind,
     pub sheet: Option<String>,
     /// The Excel line of the header's (last) row.
     pub header_line: usize,
@@ -238,6 +239,58 @@ pub struct Located {
     pub columns: Vec<(Column, usize)>,
     pub rows: Vec<Row>,
     pub default_class: Option<String>,
+}
+
+/// What a sheet lists: students with their parents, or staff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListKind {
+    Roster,
+    Staff,
+}
+
+impl ListKind {
+    pub fn parse(s: &str) -> Option<ListKind> {
+        match s {
+            "roster" | "students" | "hoc-sinh" => Some(ListKind::Roster),
+            "staff" | "can-bo" => Some(ListKind::Staff),
+            _ => None,
+        }
+    }
+
+    /// A staff list names a position or a group and nothing about classes or parents; or its title
+    /// says so ("DANH SÁCH CÁN BỘ, GIÁO VIÊN, NHÂN VIÊN") and it has no student or parent column.
+    fn of(columns: &[(Column, usize)], titles: &[Row]) -> ListKind {
+        let has = |c: Column| columns.iter().any(|(k, _)| *k == c);
+        let about_students = [
+            Column::Class,
+            Column::StudentCode,
+            Column::ParentName,
+            Column::Relation,
+            Column::FatherName,
+            Column::FatherPhone,
+            Column::MotherName,
+            Column::MotherPhone,
+            Column::GuardianName,
+            Column::GuardianPhone,
+        ]
+        .into_iter()
+        .any(has);
+        if about_students {
+            return ListKind::Roster;
+        }
+        let staff_title = titles.iter().flat_map(|r| r.cells.iter()).any(|c| {
+            let f = fold(c);
+            f.contains("danhsach")
+                && (f.contains("canbo") || f.contains("giaovien") || f.contains("nhanvien"))
+                && !f.contains("hocsinh")
+        });
+        if has(Column::Position) || has(Column::Group) || staff_title {
+            ListKind::Staff
+        } else {
+            ListKind::Roster
+        }
+    }
 }
 
 /// A header's columns: `(as the file shows it, what Loa matches)`.
@@ -358,8 +411,9 @@ fn class_after_lop(s: &str) -> Option<String> {
 }
 
 /// Finds the header row (or two-row header) among the first rows by the columns it names, whatever
-/// title rows precede it, and the end of the table after it.
-pub fn locate(sheet: Sheet) -> Result<Located, HeaderError> {
+/// title rows precede it, and the end of the table after it; `kind` forces what the list is, else
+/// its columns and title tell.
+pub fn locate(sheet: Sheet, kind: Option<ListKind>) -> Result<Located, HeaderError> {
     let mut best: Option<(usize, usize, HeaderKeys)> = None;
     for i in 0..sheet.rows.len().min(HEADER_SEARCH) {
         let row = &sheet.rows[i];
@@ -405,6 +459,7 @@ pub fn locate(sheet: Sheet) -> Result<Located, HeaderError> {
                 .find_map(|c| class_after_lop(c))
         });
     let header_line = sheet.rows[i].line;
+    let kind = kind.unwrap_or_else(|| ListKind::of(&columns, &sheet.rows[..i]));
     // The data rows are moved, not copied: a school's file is held once.
     let rows: Vec<Row> = sheet
         .rows
@@ -413,6 +468,7 @@ pub fn locate(sheet: Sheet) -> Result<Located, HeaderError> {
         .take_while(|r| !ends_table(r, name_col))
         .collect();
     Ok(Located {
+        kind,
         sheet: sheet.name,
         header_line,
         header: keys.into_iter().map(|(d, _)| d).collect(),
@@ -497,69 +553,264 @@ impl Who {
     }
 }
 
-/// What a roster yields: the students to import, the rows rejected (no student, or no way to find
-/// the student again), the cells dropped from rows that went in, and notes (landlines, numbers
-/// beyond the first).
+/// Why a student of the file has no parent Loa can send to (the roster figures coverage needs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreachable {
+    /// The row names no parent at all.
+    NoParent,
+    /// Parents are named, without any number, email or Zalo id.
+    NoAddress,
+    /// The only numbers given are landlines.
+    LandlineOnly,
+    /// Numbers were given but none could be read.
+    InvalidNumber,
+}
+
+/// Roster figures from the file, per student (a student on several rows, one per parent, counts
+/// once): how many have at least one parent reachable on each channel, and why the others have none.
+/// Opt-outs already recorded in Loa are not counted here; coverage reports count them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RosterFigures {
+    pub students: usize,
+    /// With at least one parent with a mobile (SMS, and Zalo ZNS by phone).
+    pub with_mobile: usize,
+    pub with_email: usize,
+    /// With at least one parent with a Zalo user id (Zalo OA).
+    pub with_zalo_id: usize,
+    /// With at least one parent reachable on any channel.
+    pub reachable: usize,
+    pub unreachable: usize,
+    /// The unreachable by reason.
+    pub no_parent: usize,
+    pub no_address: usize,
+    pub landline_only: usize,
+    pub invalid_number: usize,
+}
+
+/// What a sheet yields: the students (or staff) to import, the rows rejected (no name, or no way to
+/// find the student again), the cells dropped from rows that went in, and notes (landlines, further
+/// numbers, parents without any address).
 #[derive(Default)]
 pub struct Parsed {
     pub entries: Vec<RosterEntry>,
+    pub staff: Vec<StaffEntry>,
     pub rejected: Vec<RowError>,
     pub cell_errors: Vec<RowError>,
     pub notes: Vec<RowError>,
+    /// Per student of the file (by code, else class and name): which channels a parent reaches, or why
+    /// none does.
+    pub reach: std::collections::HashMap<(Option<String>, Option<String>, String), Reach>,
 }
 
-/// Validates every row of a located table; a bad value loses only itself, a row is rejected only
-/// when it has no student (or nothing to recognise the student by on the next import).
-pub fn parse_located(t: &Located) -> Parsed {
-    let idx = |c: Column| t.columns.iter().find(|(k, _)| *k == c).map(|(_, i)| *i);
-    let header_name = |c: Column| {
-        idx(c)
-            .and_then(|i| t.header.get(i).cloned())
-            .unwrap_or_else(|| c.names()[0].to_string())
-    };
-    let mut out = Parsed::default();
-    for row in &t.rows {
-        let get = |c: Column| -> Option<String> {
-            idx(c)
-                .and_then(|i| row.cells.get(i))
-                .map(|s| squash(s))
-                .filter(|s| !s.is_empty())
+/// What one student's parents in the file can be reached by.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reach {
+    pub mobile: bool,
+    pub email: bool,
+    pub zalo_id: bool,
+    pub why_not: Option<Unreachable>,
+}
+
+impl Parsed {
+    /// The roster figures of everything parsed so far.
+    pub fn figures(&self) -> RosterFigures {
+        let mut f = RosterFigures {
+            students: self.reach.len(),
+            ..Default::default()
         };
-        let issue = |c: Column, code: &'static str, message: String, value: Option<String>| {
-            let col = idx(c);
-            let cell = col.map(|i| format!("{}{}", column_letters(i), row.line));
-            let place = match (&t.sheet, col) {
-                (Some(s), Some(i)) => format!(
-                    "trang \"{s}\", dòng {}, cột {} ({})",
-                    row.line,
-                    column_letters(i),
-                    header_name(c)
-                ),
-                (None, Some(i)) => format!(
-                    "dòng {}, cột {} ({})",
-                    row.line,
-                    column_letters(i),
-                    header_name(c)
-                ),
-                (Some(s), None) => format!("trang \"{s}\", dòng {}", row.line),
-                (None, None) => format!("dòng {}", row.line),
-            };
-            RowError {
-                line: row.line,
-                column: header_name(c),
-                code,
-                message: format!("{place}: {message}"),
-                sheet: t.sheet.clone(),
-                cell,
-                value,
+        for r in self.reach.values() {
+            f.with_mobile += r.mobile as usize;
+            f.with_email += r.email as usize;
+            f.with_zalo_id += r.zalo_id as usize;
+            if r.mobile || r.email || r.zalo_id {
+                f.reachable += 1;
+                continue;
             }
+            f.unreachable += 1;
+            match r.why_not.unwrap_or(Unreachable::NoParent) {
+                Unreachable::NoParent => f.no_parent += 1,
+                Unreachable::NoAddress => f.no_address += 1,
+                Unreachable::LandlineOnly => f.landline_only += 1,
+                Unreachable::InvalidNumber => f.invalid_number += 1,
+            }
+        }
+        f
+    }
+}
+
+/// One data row being read: its cells by column and how to name a cell in a message.
+struct RowCtx<'a> {
+    t: &'a Located,
+    row: &'a Row,
+}
+
+impl RowCtx<'_> {
+    fn idx(&self, c: Column) -> Option<usize> {
+        self.t
+            .columns
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, i)| *i)
+    }
+
+    fn header_name(&self, c: Column) -> String {
+        self.idx(c)
+            .and_then(|i| self.t.header.get(i).cloned())
+            .unwrap_or_else(|| c.names()[0].to_string())
+    }
+
+    fn get(&self, c: Column) -> Option<String> {
+        self.idx(c)
+            .and_then(|i| self.row.cells.get(i))
+            .map(|s| squash(s))
+            .filter(|s| !s.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.t.columns.iter().all(|(c, _)| self.get(*c).is_none())
+    }
+
+    fn issue(
+        &self,
+        c: Column,
+        code: &'static str,
+        message: String,
+        value: Option<String>,
+    ) -> RowError {
+        let line = self.row.line;
+        let col = self.idx(c);
+        let cell = col.map(|i| format!("{}{}", column_letters(i), line));
+        let place = match (&self.t.sheet, col) {
+            (Some(s), Some(i)) => format!(
+                "trang \"{s}\", dòng {line}, cột {} ({})",
+                column_letters(i),
+                self.header_name(c)
+            ),
+            (None, Some(i)) => format!(
+                "dòng {line}, cột {} ({})",
+                column_letters(i),
+                self.header_name(c)
+            ),
+            (Some(s), None) => format!("trang \"{s}\", dòng {line}"),
+            (None, None) => format!("dòng {line}"),
         };
+        RowError {
+            line,
+            column: self.header_name(c),
+            code,
+            message: format!("{place}: {message}"),
+            sheet: self.t.sheet.clone(),
+            cell,
+            value,
+        }
+    }
+
+    /// An email cell, lower-cased, or its cell error.
+    fn email(&self, out: &mut Parsed, c: Column) -> Option<String> {
+        let e = self.get(c)?;
+        match e.parse::<lettre::Address>() {
+            Ok(_) => Some(e.to_lowercase()),
+            Err(_) => {
+                out.cell_errors.push(self.issue(
+                    c,
+                    "invalid_email",
+                    format!("địa chỉ email \"{e}\" không hợp lệ; đã bỏ qua ô này, phần còn lại của dòng vẫn được nhập"),
+                    Some(e.clone()),
+                ));
+                None
+            }
+        }
+    }
+
+    /// The numbers of one person's phone cells: mobiles in order (the first is the one Loa sends
+    /// to), the first landline, and each number that could not be read as a cell error.
+    fn phones(&self, out: &mut Parsed, cols: &[Column]) -> Phones {
+        let mut p = Phones::default();
+        for &pc in cols {
+            let Some(cell) = self.get(pc) else { continue };
+            p.any_cell = true;
+            for piece in phone_pieces(&cell) {
+                match normalize_vn_phone(&piece) {
+                    Ok(n) if is_landline(&n) => {
+                        let kept = p.landline.is_none();
+                        out.notes.push(self.issue(
+                            pc,
+                            "landline",
+                            if kept {
+                                format!("\"{piece}\" là số máy bàn: được lưu để tra cứu nhưng không dùng để gửi SMS hay Zalo")
+                            } else {
+                                format!("\"{piece}\" là số máy bàn thứ hai: Loa chỉ lưu một số máy bàn, số này chưa được lưu")
+                            },
+                            Some(cell.clone()),
+                        ));
+                        p.landline.get_or_insert(n);
+                    }
+                    Ok(n) => {
+                        if !p.mobiles.iter().any(|(_, _, m)| *m == n) {
+                            p.mobiles.push((pc, piece, n));
+                        }
+                    }
+                    Err(m) => {
+                        p.invalid = true;
+                        out.cell_errors.push(self.issue(
+                            pc,
+                            "invalid_phone",
+                            format!("{m}; đã bỏ số này, phần còn lại của dòng vẫn được nhập"),
+                            Some(cell.clone()),
+                        ))
+                    }
+                }
+            }
+        }
+        if let Some((_, first, _)) = p.mobiles.first() {
+            for (pc, piece, _) in p.mobiles.iter().skip(1) {
+                out.notes.push(self.issue(
+                    *pc,
+                    "extra_phone",
+                    format!("số \"{piece}\" được lưu là số phụ; Loa gửi tin tới số {first}"),
+                    self.get(*pc),
+                ));
+            }
+        }
+        p
+    }
+}
+
+/// One person's numbers, as `RowCtx::phones` read them.
+#[derive(Default)]
+struct Phones {
+    /// `(the cell's column, as typed, E.164)`.
+    mobiles: Vec<(Column, String, String)>,
+    landline: Option<String>,
+    any_cell: bool,
+    invalid: bool,
+}
+
+impl Phones {
+    fn primary(&self) -> Option<String> {
+        self.mobiles.first().map(|(_, _, n)| n.clone())
+    }
+    fn others(&self) -> Vec<String> {
+        self.mobiles
+            .iter()
+            .skip(1)
+            .map(|(_, _, n)| n.clone())
+            .collect()
+    }
+}
+
+/// Validates every row of a located roster; a bad value loses only itself, a row is rejected only
+/// when it has no student (or nothing to recognise the student by on the next import).
+fn parse_roster(t: &Located, out: &mut Parsed) {
+    for row in &t.rows {
+        let r = RowCtx { t, row };
         // A row with nothing in the columns Loa reads (an STT alone, a note) is not a student.
-        if t.columns.iter().all(|(c, _)| get(*c).is_none()) {
+        if r.is_empty() {
             continue;
         }
-        let Some(student_name) = get(Column::StudentName) else {
-            out.rejected.push(issue(
+        let Some(student_name) = r.get(Column::StudentName) else {
+            out.rejected.push(r.issue(
                 Column::StudentName,
                 "required",
                 "thiếu họ tên học sinh; dòng này không được nhập".into(),
@@ -567,11 +818,11 @@ pub fn parse_located(t: &Located) -> Parsed {
             ));
             continue;
         };
-        let student_code = get(Column::StudentCode);
-        let class = get(Column::Class).or_else(|| t.default_class.clone());
+        let student_code = r.get(Column::StudentCode);
+        let class = r.get(Column::Class).or_else(|| t.default_class.clone());
         if student_code.is_none() && class.is_none() {
             // Without a code or a class a re-import could not find the student again.
-            out.rejected.push(issue(
+            out.rejected.push(r.issue(
                 Column::StudentCode,
                 "required",
                 "cần mã học sinh hoặc lớp để nhận ra học sinh khi nhập lại; dòng này không được nhập"
@@ -580,79 +831,32 @@ pub fn parse_located(t: &Located) -> Parsed {
             ));
             continue;
         }
-        let email = match get(Column::ParentEmail) {
-            Some(e) => match e.parse::<lettre::Address>() {
-                Ok(_) => Some(e.to_lowercase()),
-                Err(_) => {
-                    out.cell_errors.push(issue(
-                        Column::ParentEmail,
-                        "invalid_email",
-                        format!("địa chỉ email \"{e}\" không hợp lệ; đã bỏ qua ô này, học sinh vẫn được nhập"),
-                        Some(e.clone()),
-                    ));
-                    None
-                }
-            },
-            None => None,
-        };
-        let zalo = get(Column::ParentZalo);
+        let email = r.email(out, Column::ParentEmail);
+        let zalo = r.get(Column::ParentZalo);
         let mut parents: Vec<(Who, ParentEntry)> = Vec::new();
+        let (mut landlines, mut invalid) = (false, false);
         for who in [Who::Father, Who::Mother, Who::Guardian, Who::Generic] {
             let (name_col, phone_cols) = who.columns();
-            let name = get(name_col);
-            let mut mobiles: Vec<(Column, String, String)> = Vec::new();
-            let mut any_phone_cell = false;
-            for &pc in phone_cols {
-                let Some(cell) = get(pc) else { continue };
-                any_phone_cell = true;
-                for piece in phone_pieces(&cell) {
-                    match normalize_vn_phone(&piece) {
-                        Ok(p) if is_landline(&p) => out.notes.push(issue(
-                            pc,
-                            "landline",
-                            format!("\"{piece}\" là số máy bàn: được ghi nhận nhưng không dùng để gửi SMS hay Zalo"),
-                            Some(cell.clone()),
-                        )),
-                        Ok(p) => {
-                            if !mobiles.iter().any(|(_, _, m)| *m == p) {
-                                mobiles.push((pc, piece, p));
-                            }
-                        }
-                        Err(m) => out.cell_errors.push(issue(
-                            pc,
-                            "invalid_phone",
-                            format!("{m}; đã bỏ số này, học sinh và phụ huynh vẫn được nhập"),
-                            Some(cell.clone()),
-                        )),
-                    }
-                }
-            }
+            let name = r.get(name_col);
+            let phones = r.phones(out, phone_cols);
+            landlines |= phones.landline.is_some();
+            invalid |= phones.invalid;
             let (e, z) = match who {
                 Who::Generic => (email.clone(), zalo.clone()),
                 _ => (None, None),
             };
-            if name.is_none() && !any_phone_cell && e.is_none() && z.is_none() {
+            if name.is_none() && !phones.any_cell && e.is_none() && z.is_none() {
                 continue;
             }
-            let phone = mobiles.first().map(|(_, _, p)| p.clone());
-            for (pc, piece, _) in mobiles.iter().skip(1) {
-                out.notes.push(issue(
-                    *pc,
-                    "extra_phone",
-                    format!(
-                        "Loa giữ một số di động cho mỗi phụ huynh: dùng {}, chưa lưu số \"{piece}\"",
-                        mobiles[0].1
-                    ),
-                    get(*pc),
-                ));
-            }
             let relation = match who {
-                Who::Generic => get(Column::Relation),
+                Who::Generic => r.get(Column::Relation),
                 w => w.relation().map(str::to_string),
             };
             let entry = ParentEntry {
                 name: name.unwrap_or_else(|| who.default_name(&student_name)),
-                phone,
+                phone: phones.primary(),
+                other_phones: phones.others(),
+                landline: phones.landline.clone(),
                 email: e,
                 zalo_user_id: z,
                 relation,
@@ -663,25 +867,26 @@ pub fn parse_located(t: &Located) -> Parsed {
                 // row gives no other name or number.
                 let same = parents.iter_mut().find(|(_, p)| {
                     entry.phone.is_some() && p.phone == entry.phone
-                        || entry.phone.is_none() && get(Column::ParentName).is_none()
+                        || entry.phone.is_none() && r.get(Column::ParentName).is_none()
                 });
                 if let Some((_, p)) = same {
                     p.email = p.email.take().or(entry.email);
                     p.zalo_user_id = p.zalo_user_id.take().or(entry.zalo_user_id);
+                    p.landline = p.landline.take().or(entry.landline);
                     continue;
                 }
             }
             parents.push((who, entry));
         }
         for (who, p) in &parents {
-            if p.phone.is_none() && p.email.is_none() && p.zalo_user_id.is_none() {
+            if !p.has_key() {
                 let (name_col, phone_cols) = who.columns();
-                let col = if idx(phone_cols[0]).is_some() {
+                let col = if r.idx(phone_cols[0]).is_some() {
                     phone_cols[0]
                 } else {
                     name_col
                 };
-                out.notes.push(issue(
+                out.notes.push(r.issue(
                     col,
                     "no_address",
                     format!(
@@ -692,6 +897,37 @@ pub fn parse_located(t: &Located) -> Parsed {
                 ));
             }
         }
+        // A student is counted once however many rows name them (one row per parent).
+        let key = match &student_code {
+            Some(code) => (Some(code.clone()), None, String::new()),
+            None => (None, class.clone(), student_name.clone()),
+        };
+        let reach = out.reach.entry(key).or_default();
+        for (_, p) in &parents {
+            reach.mobile |= p.phone.is_some();
+            reach.email |= p.email.is_some();
+            reach.zalo_id |= p.zalo_user_id.is_some();
+        }
+        // The strongest reason across the student's rows: a number that could not be read says
+        // more (a typo to fix) than a landline, a landline more than a name alone.
+        let why = if parents.is_empty() {
+            Unreachable::NoParent
+        } else if invalid {
+            Unreachable::InvalidNumber
+        } else if landlines {
+            Unreachable::LandlineOnly
+        } else {
+            Unreachable::NoAddress
+        };
+        let rank = |u: Unreachable| match u {
+            Unreachable::NoParent => 0,
+            Unreachable::NoAddress => 1,
+            Unreachable::LandlineOnly => 2,
+            Unreachable::InvalidNumber => 3,
+        };
+        if reach.why_not.is_none_or(|w| rank(why) > rank(w)) {
+            reach.why_not = Some(why);
+        }
         out.entries.push(RosterEntry {
             line: row.line,
             student_name,
@@ -700,13 +936,74 @@ pub fn parse_located(t: &Located) -> Parsed {
             parents: parents.into_iter().map(|(_, p)| p).collect(),
         });
     }
-    out
+}
+
+/// Validates every row of a located staff list: a name is all a row needs; a bad number or email
+/// loses only itself.
+fn parse_staff(t: &Located, out: &mut Parsed) {
+    for row in &t.rows {
+        let r = RowCtx { t, row };
+        if r.is_empty() {
+            continue;
+        }
+        let Some(name) = r.get(Column::StudentName) else {
+            out.rejected.push(r.issue(
+                Column::StudentName,
+                "required",
+                "thiếu họ tên; dòng này không được nhập".into(),
+                None,
+            ));
+            continue;
+        };
+        let phones = r.phones(
+            out,
+            &[
+                Column::ParentPhone,
+                Column::ContactPhone,
+                Column::FatherPhone,
+                Column::MotherPhone,
+            ],
+        );
+        let email = r.email(out, Column::ParentEmail);
+        let entry = StaffEntry {
+            line: row.line,
+            name,
+            position: r.get(Column::Position),
+            group: r.get(Column::Group),
+            phone: phones.primary(),
+            other_phones: phones.others(),
+            landline: phones.landline.clone(),
+            email,
+            zalo_user_id: r.get(Column::ParentZalo),
+        };
+        if entry.phone.is_none() && entry.email.is_none() && entry.zalo_user_id.is_none() {
+            out.notes.push(r.issue(
+                Column::ParentPhone,
+                "no_address",
+                format!(
+                    "{} chưa có số di động, email hay Zalo: được nhập nhưng chưa nhận được tin",
+                    entry.name
+                ),
+                None,
+            ));
+        }
+        out.staff.push(entry);
+    }
+}
+
+/// Validates the rows of a located table into `out`, as a roster or a staff list.
+pub fn parse_located(t: &Located, out: &mut Parsed) {
+    match t.kind {
+        ListKind::Roster => parse_roster(t, out),
+        ListKind::Staff => parse_staff(t, out),
+    }
 }
 
 /// Finds the table in a sheet and validates its rows.
-pub fn parse(sheet: Sheet) -> Result<(Located, Parsed), HeaderError> {
-    let t = locate(sheet)?;
-    let p = parse_located(&t);
+pub fn parse(sheet: Sheet, kind: Option<ListKind>) -> Result<(Located, Parsed), HeaderError> {
+    let t = locate(sheet, kind)?;
+    let mut p = Parsed::default();
+    parse_located(&t, &mut p);
     Ok((t, p))
 }
 
@@ -716,7 +1013,7 @@ mod tests {
     use super::*;
 
     fn run(bytes: &[u8]) -> (Located, Parsed) {
-        parse(read(bytes, None).unwrap()).unwrap()
+        parse(read(bytes, None).unwrap(), None).unwrap()
     }
 
     #[test]
@@ -771,7 +1068,7 @@ mod tests {
 
     #[test]
     fn missing_name_column_is_a_header_error() {
-        assert!(parse(read(b"class\n1A\n", None).unwrap()).is_err());
+        assert!(parse(read(b"class\n1A\n", None).unwrap(), None).is_err());
     }
 
     #[test]

@@ -124,15 +124,45 @@ pub struct SyntheticAudience {
     pub siblings: bool,
 }
 
-/// What a roster import changed.
+/// What a roster or staff import changed (or, in a dry run, would change).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ImportCounts {
     pub students_created: u64,
     pub students_updated: u64,
+    /// Of the updated students, those whose class changed (a promotion, 4B -> 5B).
+    pub students_moved: u64,
     pub parents_created: u64,
     pub parents_updated: u64,
     pub classes_created: u64,
     pub links_created: u64,
+    pub staff_created: u64,
+    pub staff_updated: u64,
+}
+
+impl ImportCounts {
+    pub fn add(&mut self, o: &ImportCounts) {
+        self.students_created += o.students_created;
+        self.students_updated += o.students_updated;
+        self.students_moved += o.students_moved;
+        self.parents_created += o.parents_created;
+        self.parents_updated += o.parents_updated;
+        self.classes_created += o.classes_created;
+        self.links_created += o.links_created;
+        self.staff_created += o.staff_created;
+        self.staff_updated += o.staff_updated;
+    }
+}
+
+/// Rows of a roster the store writes per transaction: large enough to be fast, small enough to
+/// report progress. A dry run goes through the same pieces in one transaction it rolls back, so
+/// that it reports exactly what the import will do.
+pub const IMPORT_CHUNK: usize = 2_000;
+
+/// Whether an import writes or only says what it would write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportMode {
+    Commit,
+    DryRun,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -580,13 +610,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     /// Imports validated roster rows into a school in one transaction: classes created as named,
-    /// students found by code (or class and name) and parents by phone, email or Zalo id, changed
-    /// fields updated, parents linked to their children. Importing the same rows again changes nothing.
+    /// students found by code (or class and name, or name and a parent's address after a
+    /// promotion) and parents by phone, email or Zalo id, changed fields updated, parents linked to
+    /// their children. Importing the same rows again changes nothing. `DryRun` does the same in
+    /// pieces of `IMPORT_CHUNK` rows in one transaction, rolled back.
     async fn import_roster(
         &self,
         school_id: i64,
-        entries: &[crate::import::RosterEntry],
+        entries: &[crate::domain::roster::RosterEntry],
         now: Millis,
+        mode: ImportMode,
+    ) -> Result<ImportCounts>;
+
+    /// Imports a staff list into a node in one transaction: staff found again by phone, email,
+    /// Zalo id or name among the node's staff; `DryRun` rolls back.
+    async fn import_staff(
+        &self,
+        org_id: i64,
+        entries: &[crate::domain::roster::StaffEntry],
+        now: Millis,
+        mode: ImportMode,
     ) -> Result<ImportCounts>;
 
     /// Generates a synthetic audience (benchmarks): see `SyntheticAudience`.

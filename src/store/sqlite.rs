@@ -22,7 +22,7 @@ mod synthetic;
 
 use super::*;
 use crate::domain::campaign::{Approval, Publication, TemplateBodies};
-use crate::domain::contact::Role;
+use crate::domain::contact::{ContactDetails, Role};
 use crate::domain::delivery::AttemptRef;
 use crate::domain::org::OrgKind;
 
@@ -152,7 +152,7 @@ fn json_ids(ids: &[i64]) -> String {
 }
 
 const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, \
-     consent_source, consent_at, created_at";
+     consent_source, consent_at, created_at, other_phones, landline, position, staff_group";
 const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, \
      created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason, \
      schedule, series, urgent, schedule_ended, schedule_cursor, paused";
@@ -199,6 +199,15 @@ fn contact_from(row: &SqliteRow) -> Result<Contact> {
         consent_source: row.try_get("consent_source")?,
         consent_at: row.try_get("consent_at")?,
         created_at: row.try_get("created_at")?,
+        details: ContactDetails {
+            other_phones: match row.try_get::<Option<String>, _>("other_phones")? {
+                Some(j) => serde_json::from_str(&j).map_err(|_| corrupt("other_phones", &j))?,
+                None => Vec::new(),
+            },
+            landline: row.try_get("landline")?,
+            position: row.try_get("position")?,
+            group: row.try_get("staff_group")?,
+        },
     })
 }
 
@@ -1929,10 +1938,21 @@ impl Store for SqliteStore {
     async fn import_roster(
         &self,
         school_id: i64,
-        entries: &[crate::import::RosterEntry],
+        entries: &[crate::domain::roster::RosterEntry],
         now: Millis,
+        mode: crate::store::ImportMode,
     ) -> Result<ImportCounts> {
-        self.do_import_roster(school_id, entries, now).await
+        self.do_import_roster(school_id, entries, now, mode).await
+    }
+
+    async fn import_staff(
+        &self,
+        org_id: i64,
+        entries: &[crate::domain::roster::StaffEntry],
+        now: Millis,
+        mode: crate::store::ImportMode,
+    ) -> Result<ImportCounts> {
+        self.do_import_staff(org_id, entries, now, mode).await
     }
 
     async fn seed_synthetic(&self, s: &SyntheticAudience, now: Millis) -> Result<()> {

@@ -1,20 +1,19 @@
 //! SQLite side of a roster import: classes found or created under the school, students found by
-//! student code (or class and name), parents by phone, email or Zalo id, changed fields updated and
-//! parents linked. Set-based per chunk: existing people are read with one query per key, matched in
+//! student code (or class and name, or name and a parent's address after a promotion), parents by
+//! phone, email or Zalo id, changed fields updated and parents linked; and of a staff list. Set-based per chunk: existing people are read with one query per key, matched in
 //! memory in file order (a later row about the same person updates what an earlier one wrote), and
 //! written with multi-row statements, because each statement is a round trip to SQLite's worker thread
 //! and a row-at-a-time import spent most of its time on those hand-offs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{SqliteStore, Written};
 use crate::domain::Millis;
-use crate::domain::org::OrgKind;
-use crate::import::RosterEntry;
-use crate::import::roster::ParentEntry;
-use crate::store::{ImportCounts, Result, StoreError};
+use crate::domain::org::{Org, OrgKind};
+use crate::domain::roster::{ParentEntry, RosterEntry, StaffEntry};
+use crate::store::{IMPORT_CHUNK, ImportCounts, ImportMode, Result, StoreError};
 
 /// The consent source of people a school's roster brings in: the school holds their consent.
 const CONSENT: &str = "roster_import";
@@ -22,7 +21,7 @@ const CONSENT: &str = "roster_import";
 /// Codes tried for a new class before the import gives up (`1A`, `1A-2`, ...).
 const CODE_TRIES: usize = 20;
 
-/// Rows per multi-row statement (SQLite allows 32,766 bound values; 8 columns a row at most).
+/// Rows per multi-row statement (SQLite allows 32,766 bound values; 13 columns a row at most).
 const ROWS: usize = 300;
 
 impl SqliteStore {
@@ -31,6 +30,7 @@ impl SqliteStore {
         school_id: i64,
         entries: &[RosterEntry],
         now: Millis,
+        mode: ImportMode,
     ) -> Result<ImportCounts> {
         let school = self.fetch_org(school_id).await?;
         if school.kind != OrgKind::School {
@@ -40,51 +40,200 @@ impl SqliteStore {
         }
         let mut tx = self.writer.begin().await?;
         let mut n = ImportCounts::default();
-        let mut classes: HashMap<&str, i64> = HashMap::new();
-        for name in entries.iter().filter_map(|e| e.class.as_deref()) {
-            if !classes.contains_key(name) {
-                let id = class_id(
-                    &mut tx,
-                    school_id,
-                    &school.code,
-                    &school.path,
-                    name,
-                    now,
-                    &mut n,
-                )
-                .await?;
-                classes.insert(name, id);
+        match mode {
+            ImportMode::Commit => import_piece(&mut tx, &school, entries, now, &mut n).await?,
+            ImportMode::DryRun => {
+                for piece in entries.chunks(IMPORT_CHUNK) {
+                    import_piece(&mut tx, &school, piece, now, &mut n).await?;
+                }
             }
         }
-        let orgs: Vec<i64> = entries
-            .iter()
-            .map(|e| e.class.as_deref().map(|c| classes[c]).unwrap_or(school_id))
-            .collect();
-        let students = students(&mut tx, school_id, entries, &orgs, now, &mut n).await?;
-        // Every parent a row names, with the row it comes from.
-        let flat: Vec<(usize, &ParentEntry)> = entries
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| e.parents.iter().map(move |p| (i, p)))
-            .collect();
-        let parents = parents(&mut tx, school_id, &flat, &students, now, &mut n).await?;
-        let links: Vec<(i64, i64, Option<&str>)> = flat
-            .iter()
-            .zip(&parents)
-            .map(|((i, p), id)| (*id, students[*i], p.relation.as_deref()))
-            .collect();
-        for chunk in links.chunks(ROWS) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO guardian_links (parent_id, student_id, relation) ");
-            qb.push_values(chunk, |mut b, (p, s, r)| {
-                b.push_bind(*p).push_bind(*s).push_bind(*r);
-            });
-            qb.push(" ON CONFLICT (parent_id, student_id) DO NOTHING");
-            n.links_created += qb.build().execute(&mut *tx).await?.rows_affected();
+        match mode {
+            ImportMode::Commit => tx.commit().await?,
+            ImportMode::DryRun => tx.rollback().await?,
         }
-        tx.commit().await?;
         Ok(n)
     }
+
+    pub(super) async fn do_import_staff(
+        &self,
+        org_id: i64,
+        entries: &[StaffEntry],
+        now: Millis,
+        mode: ImportMode,
+    ) -> Result<ImportCounts> {
+        let org = self.fetch_org(org_id).await?;
+        if org.kind == OrgKind::Class {
+            return Err(StoreError::Invalid(
+                "a staff list is imported into a school, a Phòng or a Sở".into(),
+            ));
+        }
+        let mut tx = self.writer.begin().await?;
+        let mut n = ImportCounts::default();
+        staff(&mut tx, &org, entries, now, &mut n).await?;
+        match mode {
+            ImportMode::Commit => tx.commit().await?,
+            ImportMode::DryRun => tx.rollback().await?,
+        }
+        Ok(n)
+    }
+}
+
+/// One piece of a roster, inside the caller's transaction.
+async fn import_piece(
+    c: &mut SqliteConnection,
+    school: &Org,
+    entries: &[RosterEntry],
+    now: Millis,
+    n: &mut ImportCounts,
+) -> Result<()> {
+    let school_id = school.id;
+    let mut classes: HashMap<&str, i64> = HashMap::new();
+    for name in entries.iter().filter_map(|e| e.class.as_deref()) {
+        if !classes.contains_key(name) {
+            let id = class_id(c, school_id, &school.code, &school.path, name, now, n).await?;
+            classes.insert(name, id);
+        }
+    }
+    let orgs: Vec<i64> = entries
+        .iter()
+        .map(|e| e.class.as_deref().map(|c| classes[c]).unwrap_or(school_id))
+        .collect();
+    let students = students(c, school_id, entries, &orgs, now, n).await?;
+    // Every parent a row names, with the row it comes from.
+    let flat: Vec<(usize, &ParentEntry)> = entries
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| e.parents.iter().map(move |p| (i, p)))
+        .collect();
+    let parents = parents(c, school_id, &flat, &students, now, n).await?;
+    let links: Vec<(i64, i64, Option<&str>)> = flat
+        .iter()
+        .zip(&parents)
+        .map(|((i, p), id)| (*id, students[*i], p.relation.as_deref()))
+        .collect();
+    for chunk in links.chunks(ROWS) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO guardian_links (parent_id, student_id, relation) ");
+        qb.push_values(chunk, |mut b, (p, s, r)| {
+            b.push_bind(*p).push_bind(*s).push_bind(*r);
+        });
+        qb.push(" ON CONFLICT (parent_id, student_id) DO NOTHING");
+        n.links_created += qb.build().execute(&mut *c).await?.rows_affected();
+    }
+    Ok(())
+}
+
+/// Further phones as stored: a JSON array, NULL when there are none.
+fn other_phones(v: &[String]) -> Option<String> {
+    (!v.is_empty()).then(|| json(&v))
+}
+
+/// A staff list into a node: each person found again by phone, email or Zalo id among the node's
+/// staff, else by name (a person listed without any address); a filled cell replaces what Loa
+/// holds, an empty one keeps it.
+async fn staff(
+    c: &mut SqliteConnection,
+    org: &Org,
+    entries: &[StaffEntry],
+    now: Millis,
+    n: &mut ImportCounts,
+) -> Result<()> {
+    let school_id = (org.kind == OrgKind::School).then_some(org.id);
+    let mut seen: HashSet<i64> = HashSet::new();
+    for e in entries {
+        let found = sqlx::query(
+            "SELECT id, full_name, phone, email, zalo_user_id, other_phones, landline, position, staff_group \
+             FROM contacts WHERE org_id = ?1 AND role = 'staff' \
+               AND ((?2 IS NOT NULL AND phone = ?2) OR (?3 IS NOT NULL AND email = ?3) \
+                    OR (?4 IS NOT NULL AND zalo_user_id = ?4) \
+                    OR (?2 IS NULL AND ?3 IS NULL AND ?4 IS NULL AND full_name = ?5)) \
+             ORDER BY (phone IS ?2) DESC, (email IS ?3) DESC, id LIMIT 1",
+        )
+        .bind(org.id)
+        .bind(&e.phone)
+        .bind(&e.email)
+        .bind(&e.zalo_user_id)
+        .bind(&e.name)
+        .fetch_optional(&mut *c)
+        .await?;
+        let others = other_phones(&e.other_phones);
+        let Some(r) = found else {
+            let r = sqlx::query(
+                "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, other_phones, \
+                 landline, position, staff_group, consent_source, consent_at, created_at, updated_at) \
+                 VALUES (?1, ?2, 'staff', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'staff_import', ?11, ?11, ?11) RETURNING id",
+            )
+            .bind(org.id)
+            .bind(school_id)
+            .bind(&e.name)
+            .bind(&e.phone)
+            .bind(&e.email)
+            .bind(&e.zalo_user_id)
+            .bind(&others)
+            .bind(&e.landline)
+            .bind(&e.position)
+            .bind(&e.group)
+            .bind(now)
+            .written_row(&mut *c)
+            .await?;
+            seen.insert(r.try_get("id")?);
+            n.staff_created += 1;
+            continue;
+        };
+        let id: i64 = r.try_get("id")?;
+        let old: [Option<String>; 9] = [
+            Some(r.try_get("full_name")?),
+            r.try_get("phone")?,
+            r.try_get("email")?,
+            r.try_get("zalo_user_id")?,
+            r.try_get("other_phones")?,
+            r.try_get("landline")?,
+            r.try_get("position")?,
+            r.try_get("staff_group")?,
+            None,
+        ];
+        let given = [
+            Some(e.name.clone()),
+            e.phone.clone(),
+            e.email.clone(),
+            e.zalo_user_id.clone(),
+            others,
+            e.landline.clone(),
+            e.position.clone(),
+            e.group.clone(),
+            None,
+        ];
+        let new: Vec<Option<String>> = given
+            .iter()
+            .zip(&old)
+            .map(|(g, o)| g.clone().or(o.clone()))
+            .collect();
+        if new[..8] == old[..8] {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE contacts SET full_name = ?1, phone = ?2, email = ?3, zalo_user_id = ?4, other_phones = ?5, \
+             landline = ?6, position = ?7, staff_group = ?8, updated_at = ?9 WHERE id = ?10",
+        )
+        .bind(&new[0])
+        .bind(&new[1])
+        .bind(&new[2])
+        .bind(&new[3])
+        .bind(&new[4])
+        .bind(&new[5])
+        .bind(&new[6])
+        .bind(&new[7])
+        .bind(now)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        // A person on two rows of the same list is one update.
+        if seen.insert(id) {
+            n.staff_updated += 1;
+        }
+    }
+    Ok(())
 }
 
 async fn class_id(
@@ -223,6 +372,7 @@ async fn students(
             slots.len() - 1
         });
     }
+    promoted(c, school_id, entries, &key, &mut slots, &mut by_key).await?;
     let mut of_entry = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let k = key(i);
@@ -230,10 +380,14 @@ async fn students(
             Some(&s) => {
                 let st = &mut slots[s];
                 if st.name != e.student_name || st.org != orgs[i] {
+                    // Counted once per student Loa already held, however many rows change it.
+                    if st.id.is_some() && !st.changed {
+                        n.students_updated += 1;
+                        n.students_moved += (st.org != orgs[i]) as u64;
+                    }
                     st.name = e.student_name.clone();
                     st.org = orgs[i];
                     st.changed = true;
-                    n.students_updated += 1;
                 }
                 s
             }
@@ -312,6 +466,92 @@ async fn students(
         .collect()
 }
 
+/// Students the file names without a code, in a class where Loa has no one of that name: after a
+/// promotion (4B -> 5B) they are in another class of the school. Such a student is the one of the
+/// same name in the school who shares a parent's phone, email or Zalo id with the row, and is not
+/// already someone else's match; a same-named student without a shared parent stays a new person.
+async fn promoted<K: Fn(usize) -> StudentKey>(
+    c: &mut SqliteConnection,
+    school_id: i64,
+    entries: &[RosterEntry],
+    key: &K,
+    slots: &mut Vec<Student>,
+    by_key: &mut HashMap<StudentKey, usize>,
+) -> Result<()> {
+    let unmatched: Vec<usize> = (0..entries.len())
+        .filter(|i| entries[*i].student_code.is_none() && !by_key.contains_key(&key(*i)))
+        .collect();
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = unmatched
+        .iter()
+        .map(|i| entries[*i].student_name.as_str())
+        .collect();
+    let rows = sqlx::query(
+        "SELECT c.id, c.full_name, c.org_id, p.phone, p.email, p.zalo_user_id FROM contacts c \
+         JOIN guardian_links g ON g.student_id = c.id JOIN contacts p ON p.id = g.parent_id \
+         WHERE c.school_id = ?1 AND c.role = 'student' AND c.student_code IS NULL \
+           AND c.full_name IN (SELECT value FROM json_each(?2)) ORDER BY c.id",
+    )
+    .bind(school_id)
+    .bind(json(&names))
+    .fetch_all(&mut *c)
+    .await?;
+    // name -> [(student id, class, the addresses of their parents)]
+    let mut by_name: HashMap<String, Vec<(i64, i64, HashSet<String>)>> = HashMap::new();
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let list = by_name.entry(r.try_get("full_name")?).or_default();
+        if list.last().is_none_or(|(last, _, _)| *last != id) {
+            list.push((id, r.try_get("org_id")?, HashSet::new()));
+        }
+        if let Some((_, _, addrs)) = list.last_mut() {
+            for col in ["phone", "email", "zalo_user_id"] {
+                if let Some(v) = r.try_get::<Option<String>, _>(col)? {
+                    addrs.insert(v);
+                }
+            }
+        }
+    }
+    let mut taken: HashSet<i64> = slots.iter().filter_map(|s| s.id).collect();
+    for i in unmatched {
+        let e = &entries[i];
+        let k = key(i);
+        if by_key.contains_key(&k) {
+            continue;
+        }
+        let addrs: Vec<&String> = e
+            .parents
+            .iter()
+            .flat_map(|p| {
+                p.phone
+                    .iter()
+                    .chain(&p.other_phones)
+                    .chain(&p.email)
+                    .chain(&p.zalo_user_id)
+            })
+            .collect();
+        let Some(list) = by_name.get(&e.student_name) else {
+            continue;
+        };
+        let found = list
+            .iter()
+            .find(|(id, _, a)| !taken.contains(id) && addrs.iter().any(|x| a.contains(*x)));
+        if let Some((id, org, _)) = found {
+            taken.insert(*id);
+            slots.push(Student {
+                id: Some(*id),
+                name: e.student_name.clone(),
+                org: *org,
+                changed: false,
+            });
+            by_key.insert(k, slots.len() - 1);
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, PartialEq, Eq)]
 struct Parent {
     id: Option<i64>,
@@ -319,6 +559,9 @@ struct Parent {
     phone: Option<String>,
     email: Option<String>,
     zalo: Option<String>,
+    /// JSON array of further mobiles, as stored.
+    others: Option<String>,
+    landline: Option<String>,
     changed: bool,
 }
 
@@ -378,7 +621,8 @@ async fn parents(
         )
     };
     let rows = sqlx::query(
-        "SELECT id, full_name, phone, email, zalo_user_id FROM contacts WHERE school_id = ?1 AND role = 'parent' \
+        "SELECT id, full_name, phone, email, zalo_user_id, other_phones, landline FROM contacts \
+         WHERE school_id = ?1 AND role = 'parent' \
          AND (phone IN (SELECT value FROM json_each(?2)) OR email IN (SELECT value FROM json_each(?3)) \
               OR zalo_user_id IN (SELECT value FROM json_each(?4))) ORDER BY id",
     )
@@ -397,13 +641,14 @@ async fn parents(
             phone: r.try_get("phone")?,
             email: r.try_get("email")?,
             zalo: r.try_get("zalo_user_id")?,
+            others: r.try_get("other_phones")?,
+            landline: r.try_get("landline")?,
             changed: false,
         };
         index.add(&p, slots.len());
         slots.push(p);
     }
-    let keyless =
-        |p: &ParentEntry| p.phone.is_none() && p.email.is_none() && p.zalo_user_id.is_none();
+    let keyless = |p: &ParentEntry| !p.has_key();
     // Parents without any address, found by (student, name).
     let mut named: HashMap<(i64, String), usize> = HashMap::new();
     let of_students: Vec<i64> = flat
@@ -413,7 +658,7 @@ async fn parents(
         .collect();
     if !of_students.is_empty() {
         let rows = sqlx::query(
-            "SELECT g.student_id, c.id, c.full_name FROM guardian_links g JOIN contacts c ON c.id = g.parent_id \
+            "SELECT g.student_id, c.id, c.full_name, c.landline FROM guardian_links g JOIN contacts c ON c.id = g.parent_id \
              WHERE g.student_id IN (SELECT value FROM json_each(?1)) AND c.role = 'parent' \
                AND c.phone IS NULL AND c.email IS NULL AND c.zalo_user_id IS NULL ORDER BY c.id",
         )
@@ -431,6 +676,8 @@ async fn parents(
                     phone: None,
                     email: None,
                     zalo: None,
+                    others: None,
+                    landline: r.try_get("landline")?,
                     changed: false,
                 });
             }
@@ -441,7 +688,17 @@ async fn parents(
         if keyless(p) {
             let key = (students[*i], p.name.clone());
             let s = match named.get(&key) {
-                Some(&s) => s,
+                Some(&s) => {
+                    // A landline is all such a parent can gain from a later file.
+                    if p.landline.is_some() && slots[s].landline != p.landline {
+                        if slots[s].id.is_some() && !slots[s].changed {
+                            n.parents_updated += 1;
+                        }
+                        slots[s].landline = p.landline.clone();
+                        slots[s].changed = true;
+                    }
+                    s
+                }
                 None => {
                     n.parents_created += 1;
                     slots.push(Parent {
@@ -450,6 +707,8 @@ async fn parents(
                         phone: None,
                         email: None,
                         zalo: None,
+                        others: None,
+                        landline: p.landline.clone(),
                         changed: false,
                     });
                     named.insert(key, slots.len() - 1);
@@ -469,12 +728,24 @@ async fn parents(
                     phone: p.phone.clone().or(old.phone.clone()),
                     email: p.email.clone().or(old.email.clone()),
                     zalo: p.zalo_user_id.clone().or(old.zalo.clone()),
+                    others: other_phones(&p.other_phones).or(old.others.clone()),
+                    landline: p.landline.clone().or(old.landline.clone()),
                     changed: old.changed,
                 };
-                if (&new.name, &new.phone, &new.email, &new.zalo)
-                    != (&old.name, &old.phone, &old.email, &old.zalo)
-                {
-                    n.parents_updated += 1;
+                let fields = |p: &Parent| {
+                    (
+                        p.name.clone(),
+                        p.phone.clone(),
+                        p.email.clone(),
+                        p.zalo.clone(),
+                        p.others.clone(),
+                        p.landline.clone(),
+                    )
+                };
+                if fields(&new) != fields(old) {
+                    if old.id.is_some() && !old.changed {
+                        n.parents_updated += 1;
+                    }
                     slots[s] = Parent {
                         changed: true,
                         ..new
@@ -491,6 +762,8 @@ async fn parents(
                     phone: p.phone.clone(),
                     email: p.email.clone(),
                     zalo: p.zalo_user_id.clone(),
+                    others: other_phones(&p.other_phones),
+                    landline: p.landline.clone(),
                     changed: false,
                 };
                 n.parents_created += 1;
@@ -501,16 +774,21 @@ async fn parents(
         };
         of_entry.push(s);
     }
-    // [id, name, phone, email, zalo] for each existing parent a row changed.
+    // [id, name, phone, email, zalo, others, landline] for each existing parent a row changed.
     let changed: Vec<serde_json::Value> = slots
         .iter()
         .filter(|p| p.changed)
-        .filter_map(|p| Some(serde_json::json!([p.id?, p.name, p.phone, p.email, p.zalo])))
+        .filter_map(|p| {
+            Some(serde_json::json!([
+                p.id?, p.name, p.phone, p.email, p.zalo, p.others, p.landline
+            ]))
+        })
         .collect();
     if !changed.is_empty() {
         sqlx::query(
             "UPDATE contacts SET full_name = json_extract(j.value, '$[1]'), phone = json_extract(j.value, '$[2]'), \
-             email = json_extract(j.value, '$[3]'), zalo_user_id = json_extract(j.value, '$[4]'), updated_at = ?1 \
+             email = json_extract(j.value, '$[3]'), zalo_user_id = json_extract(j.value, '$[4]'), \
+             other_phones = json_extract(j.value, '$[5]'), landline = json_extract(j.value, '$[6]'), updated_at = ?1 \
              FROM json_each(?2) j WHERE contacts.id = json_extract(j.value, '$[0]')",
         )
         .bind(now)
@@ -524,8 +802,8 @@ async fn parents(
         .collect();
     for chunk in new.chunks(ROWS) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, consent_source, \
-             consent_at, created_at, updated_at) ",
+            "INSERT INTO contacts (org_id, school_id, role, full_name, phone, email, zalo_user_id, other_phones, \
+             landline, consent_source, consent_at, created_at, updated_at) ",
         );
         qb.push_values(chunk, |mut b, s| {
             let p = &slots[*s];
@@ -536,6 +814,8 @@ async fn parents(
                 .push_bind(p.phone.clone())
                 .push_bind(p.email.clone())
                 .push_bind(p.zalo.clone())
+                .push_bind(p.others.clone())
+                .push_bind(p.landline.clone())
                 .push_bind(CONSENT)
                 .push_bind(now)
                 .push_bind(now)
@@ -560,13 +840,14 @@ async fn parents(
             continue;
         }
         let r = sqlx::query(
-            "INSERT INTO contacts (org_id, school_id, role, full_name, consent_source, consent_at, created_at, updated_at) \
-             VALUES (?1, ?1, 'parent', ?2, ?3, ?4, ?4, ?4) RETURNING id",
+            "INSERT INTO contacts (org_id, school_id, role, full_name, landline, consent_source, consent_at, created_at, updated_at) \
+             VALUES (?1, ?1, 'parent', ?2, ?5, ?3, ?4, ?4, ?4) RETURNING id",
         )
         .bind(school_id)
         .bind(p.name.clone())
         .bind(CONSENT)
         .bind(now)
+        .bind(p.landline.clone())
         .written_row(&mut *c)
         .await?;
         p.id = Some(r.try_get("id")?);

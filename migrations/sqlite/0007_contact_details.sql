@@ -1,0 +1,8 @@
+-- What real rosters and staff lists carry beyond the one address Loa sends to (issue 16): further
+-- mobiles a cell held, a fixed line kept for the record (never sent to), and staff's position and group.
+ALTER TABLE contacts ADD COLUMN other_phones TEXT;   -- JSON array of E.164 mobiles, NULL when none
+ALTER TABLE contacts ADD COLUMN landline TEXT;       -- E.164 fixed line
+ALTER TABLE contacts ADD COLUMN position TEXT;       -- chức vụ (staff)
+ALTER TABLE contacts ADD COLUMN staff_group TEXT;    -- tổ (staff)
+-- Staff lists find a node's staff again by phone, email or name.
+CREATE INDEX contacts_org_staff_name ON contacts(org_id, full_name) WHERE role = 'staff';
