@@ -4,30 +4,10 @@
 
 mod common;
 
+use common::importing::*;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn import(
-    app: &TestApp,
-    org: i64,
-    query: &str,
-    body: Vec<u8>,
-    multipart: bool,
-) -> (StatusCode, Value) {
-    let url = format!("{}/api/v1/contacts/import?org_id={org}{query}", app.base);
-    let req = if multipart {
-        let part = reqwest::multipart::Part::bytes(body).file_name("danh-sach.csv");
-        app.http
-            .post(url)
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-    } else {
-        app.http.post(url).body(body)
-    };
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 fn sample() -> Vec<u8> {
     std::fs::read(concat!(
@@ -35,21 +15,6 @@ fn sample() -> Vec<u8> {
         "/examples/danh-sach-lop.csv"
     ))
     .unwrap()
-}
-
-/// Runs an SMS campaign to the school's parents and returns the numbers the SMS sink saw.
-async fn parent_phones(app: &TestApp, school: i64) -> Vec<String> {
-    let tpl = template(app, school).await;
-    let c = campaign(app, school, tpl, &["parent"], &["sms"]).await;
-    app.start(c).await;
-    app.wait_done(c).await;
-    let mut phones: Vec<String> = app
-        .sink_lines("sms")
-        .iter()
-        .map(|l| l["to"].as_str().unwrap().to_string())
-        .collect();
-    phones.sort();
-    phones
 }
 
 #[tokio::test]
@@ -389,55 +354,6 @@ fn xrow(line: usize, cells: &[(&str, &str)]) -> String {
     }
     s.push_str("</row>");
     s
-}
-
-/// Every guardian link as (student, class, parent, phone, email, relation), by student and parent name.
-type Link = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-async fn links(app: &TestApp) -> Vec<Link> {
-    let url = format!("sqlite://{}", app.dir.path().join("loa.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let rows: Vec<Link> = sqlx::query_as(
-        "SELECT s.full_name, o.name, p.full_name, p.phone, p.email, g.relation FROM guardian_links g \
-         JOIN contacts s ON s.id = g.student_id JOIN contacts p ON p.id = g.parent_id \
-         JOIN orgs o ON o.id = s.org_id ORDER BY s.full_name, p.full_name",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    rows
-}
-
-fn l(s: &str, c: &str, p: &str, phone: Option<&str>, email: Option<&str>, rel: &str) -> Link {
-    (
-        s.into(),
-        c.into(),
-        p.into(),
-        phone.map(Into::into),
-        email.map(Into::into),
-        Some(rel.into()).filter(|r: &String| !r.is_empty()),
-    )
-}
-
-/// (line, cell, code) of each entry of a report list.
-fn cells(r: &Value, k: &str) -> Vec<(u64, String, String)> {
-    r[k].as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["line"].as_u64().unwrap(),
-                e["cell"].as_str().unwrap_or("").into(),
-                e["code"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
 }
 
 /// Issue 16: a management-software export as it is: title rows, a two-row header with merged

@@ -100,8 +100,9 @@ struct Read {
     parsed: roster::Parsed,
 }
 
-/// Reads every sheet and validates its rows (CPU work on what a user sent).
-fn read_upload(bytes: &[u8], opts: &ImportOptions) -> Result<Read, ImportError> {
+/// Reads every sheet and validates its rows (CPU work on what a user sent); a sheet that does not
+/// say what it lists is `default`.
+fn read_upload(bytes: &[u8], opts: &ImportOptions, default: ListKind) -> Result<Read, ImportError> {
     let book = table::read_book(bytes, opts.sheet.as_deref(), opts.encoding)?;
     let mut report = ImportReport {
         dry_run: opts.dry_run,
@@ -112,7 +113,7 @@ fn read_upload(bytes: &[u8], opts: &ImportOptions) -> Result<Read, ImportError> 
     let mut last_error = None;
     for sheet in book.sheets {
         let name = sheet.name.clone();
-        match roster::locate(sheet, opts.kind) {
+        match roster::locate(sheet, opts.kind, default) {
             Ok(t) => {
                 let before = parsed.entries.len() + parsed.staff.len();
                 roster::parse_located(&t, &mut parsed);
@@ -176,17 +177,27 @@ pub async fn import_file(
     opts: &ImportOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ImportReport, ImportError> {
+    let school = store.get_org(org_id).await?.kind == crate::domain::org::OrgKind::School;
+    // A school's lists are rosters unless they say otherwise; a Phòng's or a Sở's are its staff.
+    let default = if school {
+        ListKind::Roster
+    } else {
+        ListKind::Staff
+    };
     // Reading a spreadsheet is CPU work on what a user sent: on the blocking pool, not the runtime.
     let (bytes, o) = (bytes.to_vec(), opts.clone());
-    let Read { mut report, parsed } = tokio::task::spawn_blocking(move || read_upload(&bytes, &o))
-        .await
-        .map_err(|e| table::TableError::Xlsx(format!("lỗi nội bộ khi đọc tệp: {e}")))??;
+    let Read { mut report, parsed } =
+        tokio::task::spawn_blocking(move || read_upload(&bytes, &o, default))
+            .await
+            .map_err(|e| table::TableError::Xlsx(format!("lỗi nội bộ khi đọc tệp: {e}")))??;
     let (students, staff) = (parsed.entries, parsed.staff);
-    if !students.is_empty() {
-        let org = store.get_org(org_id).await?;
-        if org.kind != crate::domain::org::OrgKind::School {
-            return Err(ImportError::NotASchool);
-        }
+    if !school
+        && report
+            .sheets
+            .iter()
+            .any(|s| s.kind == Some(ListKind::Roster))
+    {
+        return Err(ImportError::NotASchool);
     }
     let total = students.len() + staff.len();
     let c = &mut report.counts;

@@ -258,9 +258,10 @@ impl ListKind {
         }
     }
 
-    /// A staff list names a position or a group and nothing about classes or parents; or its title
-    /// says so ("DANH SÁCH CÁN BỘ, GIÁO VIÊN, NHÂN VIÊN") and it has no student or parent column.
-    fn of(columns: &[(Column, usize)], titles: &[Row]) -> ListKind {
+    /// A list with a class, student code or parent column is a roster. Otherwise it is a staff
+    /// list when it names a position or a group, or its title says so ("DANH SÁCH CÁN BỘ, GIÁO
+    /// VIÊN, NHÂN VIÊN"); else it is what the node takes by default (a Phòng has no students).
+    fn of(columns: &[(Column, usize)], titles: &[Row], default: ListKind) -> ListKind {
         let has = |c: Column| columns.iter().any(|(k, _)| *k == c);
         let about_students = [
             Column::Class,
@@ -288,7 +289,7 @@ impl ListKind {
         if has(Column::Position) || has(Column::Group) || staff_title {
             ListKind::Staff
         } else {
-            ListKind::Roster
+            default
         }
     }
 }
@@ -412,8 +413,12 @@ fn class_after_lop(s: &str) -> Option<String> {
 
 /// Finds the header row (or two-row header) among the first rows by the columns it names, whatever
 /// title rows precede it, and the end of the table after it; `kind` forces what the list is, else
-/// its columns and title tell.
-pub fn locate(sheet: Sheet, kind: Option<ListKind>) -> Result<Located, HeaderError> {
+/// its columns and title tell, else `default`.
+pub fn locate(
+    sheet: Sheet,
+    kind: Option<ListKind>,
+    default: ListKind,
+) -> Result<Located, HeaderError> {
     let mut best: Option<(usize, usize, HeaderKeys)> = None;
     for i in 0..sheet.rows.len().min(HEADER_SEARCH) {
         let row = &sheet.rows[i];
@@ -459,7 +464,7 @@ pub fn locate(sheet: Sheet, kind: Option<ListKind>) -> Result<Located, HeaderErr
                 .find_map(|c| class_after_lop(c))
         });
     let header_line = sheet.rows[i].line;
-    let kind = kind.unwrap_or_else(|| ListKind::of(&columns, &sheet.rows[..i]));
+    let kind = kind.unwrap_or_else(|| ListKind::of(&columns, &sheet.rows[..i], default));
     // The data rows are moved, not copied: a school's file is held once.
     let rows: Vec<Row> = sheet
         .rows
@@ -1001,7 +1006,7 @@ pub fn parse_located(t: &Located, out: &mut Parsed) {
 
 /// Finds the table in a sheet and validates its rows.
 pub fn parse(sheet: Sheet, kind: Option<ListKind>) -> Result<(Located, Parsed), HeaderError> {
-    let t = locate(sheet, kind)?;
+    let t = locate(sheet, kind, ListKind::Roster)?;
     let mut p = Parsed::default();
     parse_located(&t, &mut p);
     Ok((t, p))

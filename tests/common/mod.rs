@@ -1,6 +1,7 @@
 //! Test harness: the real app on port 0 against a temporary SQLite file, HTTP helpers, fixtures.
 #![allow(dead_code)]
 
+pub mod importing;
 pub mod kannel_double;
 pub mod messenger_double;
 pub mod peers;
