@@ -438,8 +438,7 @@ async fn import_contacts(
     })
     .await
     .map_err(|e| match e {
-        loa::import::ImportError::NotASchool
-        | loa::import::ImportError::Store(loa::store::StoreError::Invalid(_)) => {
+        loa::import::ImportError::NotASchool => {
             anyhow::anyhow!(
                 "{} không phải trường học: danh sách học sinh chỉ nhập vào một trường",
                 node.name

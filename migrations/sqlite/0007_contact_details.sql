@@ -6,3 +6,5 @@ ALTER TABLE contacts ADD COLUMN position TEXT;       -- chức vụ (staff)
 ALTER TABLE contacts ADD COLUMN staff_group TEXT;    -- tổ (staff)
 -- Staff lists find a node's staff again by phone, email or name.
 CREATE INDEX contacts_org_staff_name ON contacts(org_id, full_name) WHERE role = 'staff';
+-- Imports find a parent again by a number Loa holds as their other phone.
+CREATE INDEX contacts_school_other_phones ON contacts(school_id) WHERE other_phones IS NOT NULL;

@@ -101,7 +101,15 @@ async fn import(
     };
     let xlsx = match p.format.as_deref() {
         None | Some("json") => false,
-        Some("xlsx") => true,
+        // The workbook replaces the report: only for a dry run, so that no import is ever
+        // committed with its figures unseen.
+        Some("xlsx") if p.dry_run => true,
+        Some("xlsx") => {
+            return Err(AppError::field(
+                "format",
+                "format=xlsx chỉ dùng với dry_run=true: tải tệp lỗi khi chạy thử, rồi nhập thật",
+            ));
+        }
         Some(_) => return Err(AppError::field("format", "format là json hoặc xlsx")),
     };
     let bytes = file_bytes(req, &s).await?;
@@ -116,11 +124,11 @@ async fn import(
         .map_err(|e| match e {
             ImportError::Table(e) => AppError::field("file", e.to_string()),
             ImportError::Header(e) => AppError::field("file", e.to_string()),
-            ImportError::NotASchool | ImportError::Store(StoreError::Invalid(_)) => {
-                AppError::field(
-                    "org_id",
-                    "danh sách học sinh chỉ nhập được vào một trường học",
-                )
+            e @ (ImportError::NotASchool | ImportError::StaffIntoClass) => {
+                AppError::field("org_id", e.to_string())
+            }
+            ImportError::Store(StoreError::Invalid(_)) => {
+                AppError::field("org_id", "đơn vị này không nhận danh sách này")
             }
             ImportError::Store(StoreError::NotFound(_)) => {
                 AppError::field("org_id", "đơn vị không tồn tại")
@@ -146,7 +154,7 @@ async fn import(
     let book = tokio::task::spawn_blocking(move || error_workbook(&bytes, &report))
         .await
         .map_err(|e| AppError::internal(e.to_string()))?
-        .map_err(|e| AppError::field("file", e.to_string()))?;
+        .map_err(AppError::internal)?;
     Ok((
         [
             (header::CONTENT_TYPE, XLSX),

@@ -52,8 +52,13 @@ const LAST_COLUMN: u16 = 16_383;
 /// Excel's last date (31/12/9999) as a serial number; Excel shows no date past it.
 const LAST_SERIAL: f64 = 2_958_466.0;
 
+///
+/// `copied` names the XLSX sheets whose cells are copied (the ones the import read, within its
+/// limits); any other sheet (hidden, or left out by `sheet=`) comes back empty under its name, so
+/// that a sheet the limits never saw cannot make the copy large.
 pub fn error_workbook(
     upload: Upload<'_>,
+    copied: &[&str],
     headers: &[HeaderAt<'_>],
     marks: &[Mark<'_>],
 ) -> Result<Vec<u8>, ErrorBookError> {
@@ -61,7 +66,7 @@ pub fn error_workbook(
     let formats = Formats::new();
     let mut book = Workbook::new();
     match upload {
-        Upload::Xlsx(bytes) => copy_xlsx(bytes, &mut book, &notes, &formats)?,
+        Upload::Xlsx(bytes) => copy_xlsx(bytes, copied, &mut book, &notes, &formats)?,
         Upload::Csv(text) => copy_csv(text, &mut book, &notes, &formats)?,
     }
     book.save_to_buffer().map_err(write_error)
@@ -153,6 +158,13 @@ impl<'w> SheetCopy<'w> {
     /// Writes text as text: `write_string` never turns `=1+1` or `@x` into a formula, whatever the
     /// cell starts with.
     fn text(&mut self, row: u32, col: u32, text: &str) -> Result<(), ErrorBookError> {
+        // The import refused longer cells; a copy never holds more than it read.
+        if text.chars().count() > super::table::MAX_CELL {
+            return Err(ErrorBookError(format!(
+                "một ô dài quá {} ký tự",
+                super::table::MAX_CELL
+            )));
+        }
         if text.is_empty() {
             // Excel has no empty text cell; rust_xlsxwriter skips it too, so the cell is not "used".
             return Ok(());
@@ -242,6 +254,7 @@ impl<'w> SheetCopy<'w> {
 
 fn copy_xlsx(
     bytes: &[u8],
+    copied: &[&str],
     book: &mut Workbook,
     notes: &Notes<'_>,
     formats: &Formats,
@@ -261,7 +274,7 @@ fn copy_xlsx(
         let mut copy = SheetCopy::new(book, name)?;
         // A chart or dialog sheet has no cells: it stays as an empty sheet, so names and order
         // match the upload.
-        if *typ == SheetType::WorkSheet {
+        if *typ == SheetType::WorkSheet && copied.contains(&name.as_str()) {
             // Cells as they stream: the sheet's declared dimension is never used to size anything,
             // as a file may claim A1:XFD1048576 and hold three cells.
             let mut cells = upload.worksheet_cells_reader(name).map_err(read_error)?;
@@ -487,6 +500,8 @@ fn write_error(e: XlsxError) -> ErrorBookError {
 
 #[cfg(test)]
 mod tests {
+    /// The sheets the tests' workbooks hold, all copied.
+    const SHEETS: &[&str] = &["4B", "Ghi chú", "Lớp 1A", "Sheet1"];
     use super::*;
     use calamine::Data;
     use std::time::{Duration, Instant};
@@ -535,6 +550,7 @@ mod tests {
         let input = roster();
         let out = error_workbook(
             Upload::Xlsx(&input),
+            SHEETS,
             &[HeaderAt {
                 sheet: Some("4B"),
                 line: 4,
@@ -622,6 +638,7 @@ mod tests {
                    \"Trần; Thị Bình\";4B;=HYPERLINK(\"x\")\n";
         let out = error_workbook(
             Upload::Csv(csv),
+            SHEETS,
             &[HeaderAt {
                 sheet: None,
                 line: 1,
@@ -681,6 +698,7 @@ mod tests {
         let csv = "Họ tên;Lớp\r\nAn;1A\r\n\r\nBình;1B\r\n";
         let out = error_workbook(
             Upload::Csv(csv),
+            SHEETS,
             &[HeaderAt {
                 sheet: None,
                 line: 1,
@@ -719,6 +737,7 @@ mod tests {
     fn csv_with_commas() {
         let out = error_workbook(
             Upload::Csv("full_name,class\n\"Nguyễn, An\",1A\n"),
+            SHEETS,
             &[],
             &[Mark {
                 sheet: None,
@@ -739,6 +758,7 @@ mod tests {
         let input = roster();
         let out = error_workbook(
             Upload::Xlsx(&input),
+            SHEETS,
             &[
                 HeaderAt {
                     sheet: Some("Không có"),
@@ -798,7 +818,7 @@ mod tests {
         s.write_datetime_with_format(0, 1, &t, &time).unwrap();
         s.write_boolean(0, 2, true).unwrap();
         let input = book.save_to_buffer().unwrap();
-        let out = error_workbook(Upload::Xlsx(&input), &[], &[]).unwrap();
+        let out = error_workbook(Upload::Xlsx(&input), SHEETS, &[], &[]).unwrap();
         let r = open(&out).worksheet_range("Sheet1").unwrap();
         assert_eq!(r.get_value((0, 0)), Some(&string("12/03/2016")));
         assert_eq!(r.get_value((0, 1)), Some(&string("07:30")));
@@ -809,6 +829,7 @@ mod tests {
     fn header_line_marks_share_the_title_cell() {
         let out = error_workbook(
             Upload::Csv("Họ tên;Lớp\nAn;1A\n"),
+            SHEETS,
             &[HeaderAt {
                 sheet: None,
                 line: 1,
@@ -832,6 +853,7 @@ mod tests {
         let long = "ắ".repeat(40_000);
         let out = error_workbook(
             Upload::Csv("a\n"),
+            SHEETS,
             &[],
             &[Mark {
                 sheet: None,
@@ -955,6 +977,7 @@ mod tests {
         let started = Instant::now();
         let out = error_workbook(
             Upload::Xlsx(&input),
+            SHEETS,
             &[HeaderAt {
                 sheet: Some("Lớp 1A"),
                 line: 1,

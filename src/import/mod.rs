@@ -52,6 +52,10 @@ pub struct SheetReport {
     /// Why the sheet was passed over (no table Loa recognises, hidden, empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Whether its cells were read (within the limits): only those are copied into the error
+    /// workbook.
+    #[serde(skip)]
+    pub read: bool,
 }
 
 /// What an import did (or, for a dry run, would do).
@@ -92,6 +96,9 @@ pub enum ImportError {
     /// Roster sheets for a node that is not a school.
     #[error("danh sách học sinh chỉ nhập được vào một trường học")]
     NotASchool,
+    /// A staff list for a class.
+    #[error("danh sách cán bộ nhập vào trường, Phòng hoặc Sở, không vào một lớp")]
+    StaffIntoClass,
 }
 
 /// Everything the upload yields before the store sees it.
@@ -125,6 +132,7 @@ fn read_upload(bytes: &[u8], opts: &ImportOptions, default: ListKind) -> Result<
                     rows: t.rows.len(),
                     imported: parsed.entries.len() + parsed.staff.len() - before,
                     skipped: None,
+                    read: true,
                 });
                 report.rows += t.rows.len();
             }
@@ -137,6 +145,7 @@ fn read_upload(bytes: &[u8], opts: &ImportOptions, default: ListKind) -> Result<
                     rows: 0,
                     imported: 0,
                     skipped: Some(e.0.clone()),
+                    read: true,
                 });
                 last_error = Some(e);
             }
@@ -151,6 +160,7 @@ fn read_upload(bytes: &[u8], opts: &ImportOptions, default: ListKind) -> Result<
             rows: 0,
             imported: 0,
             skipped: Some(why),
+            read: false,
         });
     }
     // A file in which no sheet holds a list is refused as a whole, with the reason of the last.
@@ -177,7 +187,8 @@ pub async fn import_file(
     opts: &ImportOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ImportReport, ImportError> {
-    let school = store.get_org(org_id).await?.kind == crate::domain::org::OrgKind::School;
+    let kind = store.get_org(org_id).await?.kind;
+    let school = kind == crate::domain::org::OrgKind::School;
     // A school's lists are rosters unless they say otherwise; a Phòng's or a Sở's are its staff.
     let default = if school {
         ListKind::Roster
@@ -198,6 +209,9 @@ pub async fn import_file(
             .any(|s| s.kind == Some(ListKind::Roster))
     {
         return Err(ImportError::NotASchool);
+    }
+    if kind == crate::domain::org::OrgKind::Class && !staff.is_empty() {
+        return Err(ImportError::StaffIntoClass);
     }
     let total = students.len() + staff.len();
     let c = &mut report.counts;
@@ -263,6 +277,12 @@ pub fn error_workbook(bytes: &[u8], report: &ImportReport) -> Result<Vec<u8>, Im
             .0;
         error_book::Upload::Csv(&upload_text)
     };
-    error_book::error_workbook(upload, &headers, &marks)
+    let copied: Vec<&str> = report
+        .sheets
+        .iter()
+        .filter(|s| s.read)
+        .filter_map(|s| s.name.as_deref())
+        .collect();
+    error_book::error_workbook(upload, &copied, &headers, &marks)
         .map_err(|e| ImportError::Table(table::TableError::Xlsx(e.0)))
 }

@@ -258,13 +258,19 @@ impl ListKind {
         }
     }
 
-    /// A list with a class, student code or parent column is a roster. Otherwise it is a staff
-    /// list when it names a position or a group, or its title says so ("DANH SÁCH CÁN BỘ, GIÁO
-    /// VIÊN, NHÂN VIÊN"); else it is what the node takes by default (a Phòng has no students).
-    fn of(columns: &[(Column, usize)], titles: &[Row], default: ListKind) -> ListKind {
+    /// What a sheet lists, from the first rule that applies: a student code or parent column ->
+    /// roster; a title about students ("DANH SÁCH HỌC SINH ...") or a class from the sheet name or
+    /// title -> roster; a title about staff ("DANH SÁCH CÁN BỘ, GIÁO VIÊN, NHÂN VIÊN", "CB-GV-NV",
+    /// "GIÁO VIÊN CHỦ NHIỆM") -> staff; a class column -> roster; a position or group column ->
+    /// staff; else what the node takes by default (a Phòng has no students).
+    fn of(
+        columns: &[(Column, usize)],
+        titles: &[Row],
+        class_from_title: bool,
+        default: ListKind,
+    ) -> ListKind {
         let has = |c: Column| columns.iter().any(|(k, _)| *k == c);
-        let about_students = [
-            Column::Class,
+        let about_parents = [
             Column::StudentCode,
             Column::ParentName,
             Column::Relation,
@@ -277,16 +283,28 @@ impl ListKind {
         ]
         .into_iter()
         .any(has);
-        if about_students {
-            return ListKind::Roster;
-        }
-        let staff_title = titles.iter().flat_map(|r| r.cells.iter()).any(|c| {
-            let f = fold(c);
+        let title = |test: &dyn Fn(&str) -> bool| {
+            titles
+                .iter()
+                .flat_map(|r| r.cells.iter())
+                .any(|c| test(&fold(c)))
+        };
+        let students_title = title(&|f| f.contains("danhsach") && f.contains("hocsinh"));
+        let staff_title = title(&|f| {
             f.contains("danhsach")
-                && (f.contains("canbo") || f.contains("giaovien") || f.contains("nhanvien"))
-                && !f.contains("hocsinh")
+                && [
+                    "canbo", "giaovien", "nhanvien", "cbgv", "gvnv", "cbnv", "cbcc",
+                ]
+                .iter()
+                .any(|w| f.contains(w))
         });
-        if has(Column::Position) || has(Column::Group) || staff_title {
+        if about_parents || students_title || class_from_title {
+            ListKind::Roster
+        } else if staff_title {
+            ListKind::Staff
+        } else if has(Column::Class) {
+            ListKind::Roster
+        } else if has(Column::Position) || has(Column::Group) {
             ListKind::Staff
         } else {
             default
@@ -316,7 +334,10 @@ fn two_row_header(above: &[String], row: &[String]) -> HeaderKeys {
         }
         let rel = group.and_then(|g| {
             let f = fold(g);
-            if f.ends_with("cha") || f.ends_with("bo") {
+            // "Thông tin cán bộ" is about staff, not a father ("bố").
+            if f.contains("canbo") {
+                None
+            } else if f.ends_with("cha") || f.ends_with("bo") {
                 Some("cha")
             } else if f.ends_with("me") {
                 Some("mẹ")
@@ -464,7 +485,9 @@ pub fn locate(
                 .find_map(|c| class_after_lop(c))
         });
     let header_line = sheet.rows[i].line;
-    let kind = kind.unwrap_or_else(|| ListKind::of(&columns, &sheet.rows[..i], default));
+    let kind = kind.unwrap_or_else(|| {
+        ListKind::of(&columns, &sheet.rows[..i], default_class.is_some(), default)
+    });
     // The data rows are moved, not copied: a school's file is held once.
     let rows: Vec<Row> = sheet
         .rows
@@ -878,6 +901,11 @@ fn parse_roster(t: &Located, out: &mut Parsed) {
                     p.email = p.email.take().or(entry.email);
                     p.zalo_user_id = p.zalo_user_id.take().or(entry.zalo_user_id);
                     p.landline = p.landline.take().or(entry.landline);
+                    for o in entry.other_phones {
+                        if p.phone.as_ref() != Some(&o) && !p.other_phones.contains(&o) {
+                            p.other_phones.push(o);
+                        }
+                    }
                     continue;
                 }
             }
@@ -1139,6 +1167,59 @@ mod tests {
             ["0912 345 678", "0987 654 321"]
         );
         assert_eq!(phone_pieces("0912-345-678"), ["0912-345-678"]);
+    }
+
+    /// What each kind of list is read as, by its title, sheet name and columns.
+    #[test]
+    fn rosters_and_staff_lists_told_apart() {
+        let kind = |name: Option<&str>, csv: &str, default: ListKind| {
+            let mut sheet = read(csv.as_bytes(), None).unwrap();
+            sheet.name = name.map(str::to_string);
+            locate(sheet, None, default).unwrap().kind
+        };
+        use ListKind::{Roster, Staff};
+        // Homeroom teachers with their class: the title says staff.
+        assert_eq!(
+            kind(
+                None,
+                "DANH SÁCH GIÁO VIÊN CHỦ NHIỆM;;\nHọ và tên;Lớp;SĐT\nAn;4B;0912000001\n",
+                Roster
+            ),
+            Staff
+        );
+        // Class monitors in a class list: the title says students, whatever "Chức vụ" says.
+        assert_eq!(
+            kind(
+                None,
+                "DANH SÁCH HỌC SINH LỚP 4B;;\nHọ và tên;Chức vụ;SĐT liên hệ\nAn;Lớp trưởng;0912000001\n",
+                Staff
+            ),
+            Roster
+        );
+        assert_eq!(
+            kind(Some("4B"), "Họ và tên;Tổ;SĐT\nAn;Tổ 1;0912000001\n", Staff),
+            Roster,
+            "the class from the sheet's name"
+        );
+        assert_eq!(
+            kind(
+                None,
+                "DANH SÁCH CB-GV-NV;\nHọ và tên;SĐT\nAn;0912000001\n",
+                Roster
+            ),
+            Staff
+        );
+        assert_eq!(kind(None, "Họ và tên;Chức vụ\nAn;Kế toán\n", Roster), Staff);
+        assert_eq!(kind(None, "Họ và tên;SĐT\nAn;0912\n", Roster), Roster);
+        assert_eq!(kind(None, "Họ và tên;SĐT\nAn;0912\n", Staff), Staff);
+        // "Thông tin cán bộ" over a staff list's columns is not a father ("bố").
+        let csv = ";Thông tin cán bộ;;\nHọ và tên;Chức vụ;Tổ;Số điện thoại\nAn;Giáo viên;Tổ 1;0912000001\n";
+        let t = locate(read(csv.as_bytes(), None).unwrap(), None, Roster).unwrap();
+        assert_eq!(t.kind, Staff);
+        let mut p = Parsed::default();
+        parse_located(&t, &mut p);
+        assert_eq!(p.staff[0].phone.as_deref(), Some("+84912000001"));
+        assert_eq!(p.staff[0].group.as_deref(), Some("Tổ 1"));
     }
 
     #[test]

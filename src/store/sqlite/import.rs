@@ -21,6 +21,10 @@ const CONSENT: &str = "roster_import";
 /// Codes tried for a new class before the import gives up (`1A`, `1A-2`, ...).
 const CODE_TRIES: usize = 20;
 
+/// People of one list a staff row is compared with (the same phone, email or name): bounded, so that
+/// a list of thousands of rows with one name stays linear.
+const STAFF_CANDIDATES: i64 = 64;
+
 /// Rows per multi-row statement (SQLite allows 32,766 bound values; 13 columns a row at most).
 const ROWS: usize = 300;
 
@@ -142,21 +146,31 @@ async fn staff(
     let school_id = (org.kind == OrgKind::School).then_some(org.id);
     let mut seen: HashSet<i64> = HashSet::new();
     for e in entries {
-        let found = sqlx::query(
+        let found_rows = sqlx::query(
             "SELECT id, full_name, phone, email, zalo_user_id, other_phones, landline, position, staff_group \
              FROM contacts WHERE org_id = ?1 AND role = 'staff' \
                AND ((?2 IS NOT NULL AND phone = ?2) OR (?3 IS NOT NULL AND email = ?3) \
                     OR (?4 IS NOT NULL AND zalo_user_id = ?4) \
                     OR (?2 IS NULL AND ?3 IS NULL AND ?4 IS NULL AND full_name = ?5)) \
-             ORDER BY (phone IS ?2) DESC, (email IS ?3) DESC, id LIMIT 1",
+             ORDER BY (phone IS ?2) DESC, (email IS ?3) DESC, id LIMIT ?6",
         )
         .bind(org.id)
         .bind(&e.phone)
         .bind(&e.email)
         .bind(&e.zalo_user_id)
         .bind(&e.name)
-        .fetch_optional(&mut *c)
+        .bind(STAFF_CANDIDATES)
+        .fetch_all(&mut *c)
         .await?;
+        // Two rows of one list are two people (a shared office phone, two teachers of one name):
+        // a person this list already created or matched is not found again.
+        let mut found = None;
+        for r in found_rows {
+            if !seen.contains(&r.try_get::<i64, _>("id")?) {
+                found = Some(r);
+                break;
+            }
+        }
         let others = other_phones(&e.other_phones);
         let Some(r) = found else {
             let r = sqlx::query(
@@ -209,6 +223,7 @@ async fn staff(
             .zip(&old)
             .map(|(g, o)| g.clone().or(o.clone()))
             .collect();
+        seen.insert(id);
         if new[..8] == old[..8] {
             continue;
         }
@@ -228,10 +243,7 @@ async fn staff(
         .bind(id)
         .execute(&mut *c)
         .await?;
-        // A person on two rows of the same list is one update.
-        if seen.insert(id) {
-            n.staff_updated += 1;
-        }
+        n.staff_updated += 1;
     }
     Ok(())
 }
@@ -468,8 +480,10 @@ async fn students(
 
 /// Students the file names without a code, in a class where Loa has no one of that name: after a
 /// promotion (4B -> 5B) they are in another class of the school. Such a student is the one of the
-/// same name in the school who shares a parent's phone, email or Zalo id with the row, and is not
-/// already someone else's match; a same-named student without a shared parent stays a new person.
+/// same name in the school who shares a parent's phone, email or Zalo id with the row. A family in
+/// common says more than a class and a name: a student the row of their old class matched only by
+/// name (no parent in common) is moved to the row that shares their family, and the old class's row
+/// is a new, same-named pupil. A same-named student with no parent in common stays another person.
 async fn promoted<K: Fn(usize) -> StudentKey>(
     c: &mut SqliteConnection,
     school_id: i64,
@@ -478,18 +492,19 @@ async fn promoted<K: Fn(usize) -> StudentKey>(
     slots: &mut Vec<Student>,
     by_key: &mut HashMap<StudentKey, usize>,
 ) -> Result<()> {
-    let unmatched: Vec<usize> = (0..entries.len())
-        .filter(|i| entries[*i].student_code.is_none() && !by_key.contains_key(&key(*i)))
+    // Rows without a code; one without a class (school level) never takes a student out of theirs.
+    let candidates: Vec<usize> = (0..entries.len())
+        .filter(|i| entries[*i].student_code.is_none() && entries[*i].class.is_some())
         .collect();
-    if unmatched.is_empty() {
+    if !candidates.iter().any(|i| !by_key.contains_key(&key(*i))) {
         return Ok(());
     }
-    let names: Vec<&str> = unmatched
+    let names: HashSet<&str> = candidates
         .iter()
         .map(|i| entries[*i].student_name.as_str())
         .collect();
     let rows = sqlx::query(
-        "SELECT c.id, c.full_name, c.org_id, p.phone, p.email, p.zalo_user_id FROM contacts c \
+        "SELECT c.id, c.full_name, c.org_id, p.phone, p.email, p.zalo_user_id, p.other_phones FROM contacts c \
          JOIN guardian_links g ON g.student_id = c.id JOIN contacts p ON p.id = g.parent_id \
          WHERE c.school_id = ?1 AND c.role = 'student' AND c.student_code IS NULL \
            AND c.full_name IN (SELECT value FROM json_each(?2)) ORDER BY c.id",
@@ -512,16 +527,13 @@ async fn promoted<K: Fn(usize) -> StudentKey>(
                     addrs.insert(v);
                 }
             }
+            if let Some(j) = r.try_get::<Option<String>, _>("other_phones")? {
+                addrs.extend(serde_json::from_str::<Vec<String>>(&j).unwrap_or_default());
+            }
         }
     }
-    let mut taken: HashSet<i64> = slots.iter().filter_map(|s| s.id).collect();
-    for i in unmatched {
-        let e = &entries[i];
-        let k = key(i);
-        if by_key.contains_key(&k) {
-            continue;
-        }
-        let addrs: Vec<&String> = e
+    let addrs_of = |i: usize| -> Vec<&String> {
+        entries[i]
             .parents
             .iter()
             .flat_map(|p| {
@@ -531,23 +543,61 @@ async fn promoted<K: Fn(usize) -> StudentKey>(
                     .chain(&p.email)
                     .chain(&p.zalo_user_id)
             })
-            .collect();
-        let Some(list) = by_name.get(&e.student_name) else {
+            .collect()
+    };
+    let family = |i: usize, id: i64| -> Option<&HashSet<String>> {
+        by_name
+            .get(&entries[i].student_name)?
+            .iter()
+            .find(|(s, _, _)| *s == id)
+            .map(|(_, _, a)| a)
+    };
+    // Students matched by class and name that a promotion may not take: every such match, unless
+    // both sides name a family and the families have nothing in common.
+    let mut taken: HashSet<i64> = HashSet::new();
+    for &i in &candidates {
+        let Some(id) = by_key.get(&key(i)).and_then(|&s| slots[s].id) else {
+            continue;
+        };
+        let mine = addrs_of(i);
+        let weak = !mine.is_empty()
+            && family(i, id).is_some_and(|a| !a.is_empty() && !mine.iter().any(|x| a.contains(*x)));
+        if !weak {
+            taken.insert(id);
+        }
+    }
+    for &i in &candidates {
+        let k = key(i);
+        if by_key.contains_key(&k) {
+            continue;
+        }
+        let mine = addrs_of(i);
+        let Some(list) = by_name.get(&entries[i].student_name) else {
             continue;
         };
         let found = list
             .iter()
-            .find(|(id, _, a)| !taken.contains(id) && addrs.iter().any(|x| a.contains(*x)));
-        if let Some((id, org, _)) = found {
-            taken.insert(*id);
-            slots.push(Student {
-                id: Some(*id),
-                name: e.student_name.clone(),
-                org: *org,
-                changed: false,
-            });
-            by_key.insert(k, slots.len() - 1);
-        }
+            .find(|(id, _, a)| !taken.contains(id) && mine.iter().any(|x| a.contains(*x)));
+        let Some((id, org, _)) = found else { continue };
+        taken.insert(*id);
+        // The student may already hold a slot, matched by their old class and name: that slot is
+        // moved to this key, so that one id has one slot and the old class's row is a new pupil.
+        let slot = match slots.iter().position(|s| s.id == Some(*id)) {
+            Some(s) => {
+                by_key.retain(|_, v| *v != s);
+                s
+            }
+            None => {
+                slots.push(Student {
+                    id: Some(*id),
+                    name: entries[i].student_name.clone(),
+                    org: *org,
+                    changed: false,
+                });
+                slots.len() - 1
+            }
+        };
+        by_key.insert(k, slot);
     }
     Ok(())
 }
@@ -574,31 +624,43 @@ struct ParentIndex {
 }
 
 impl ParentIndex {
+    /// The parent holding one of these keys: the phone (as anyone's phone or other phone), then the
+    /// other phones, then the email, then the Zalo id.
     fn find(
         &self,
         phone: &Option<String>,
+        others: &[String],
         email: &Option<String>,
         zalo: &Option<String>,
     ) -> Option<usize> {
         phone
-            .as_ref()
-            .and_then(|p| self.phone.get(p))
+            .iter()
+            .chain(others)
+            .find_map(|p| self.phone.get(p))
             .or_else(|| email.as_ref().and_then(|e| self.email.get(e)))
             .or_else(|| zalo.as_ref().and_then(|z| self.zalo.get(z)))
             .copied()
     }
     /// Registers a parent's keys; a key already held by an earlier parent stays with it.
     fn add(&mut self, p: &Parent, slot: usize) {
-        for (map, v) in [
-            (&mut self.phone, &p.phone),
-            (&mut self.email, &p.email),
-            (&mut self.zalo, &p.zalo),
-        ] {
+        for v in p.phone.iter().chain(&others_of(&p.others)) {
+            self.phone.entry(v.clone()).or_insert(slot);
+        }
+        for (map, v) in [(&mut self.email, &p.email), (&mut self.zalo, &p.zalo)] {
             if let Some(v) = v {
                 map.entry(v.clone()).or_insert(slot);
             }
         }
     }
+}
+
+/// Other phones as stored (a JSON array) back to a list; what Loa wrote itself, so a value it cannot
+/// read is no phone rather than an error.
+fn others_of(stored: &Option<String>) -> Vec<String> {
+    stored
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
 }
 
 /// Each parent's id, created or updated as the rows say. A parent with a phone, email or Zalo id is
@@ -620,21 +682,45 @@ async fn parents(
                 .collect::<Vec<_>>(),
         )
     };
-    let rows = sqlx::query(
+    // Every mobile a row gives, first or other: a number Loa holds as someone's other phone finds
+    // that person too (the second query: few parents have other phones, and they are indexed).
+    let mobiles = json(
+        &flat
+            .iter()
+            .flat_map(|(_, p)| p.phone.iter().chain(&p.other_phones))
+            .collect::<Vec<_>>(),
+    );
+    let mut rows = sqlx::query(
         "SELECT id, full_name, phone, email, zalo_user_id, other_phones, landline FROM contacts \
          WHERE school_id = ?1 AND role = 'parent' \
          AND (phone IN (SELECT value FROM json_each(?2)) OR email IN (SELECT value FROM json_each(?3)) \
               OR zalo_user_id IN (SELECT value FROM json_each(?4))) ORDER BY id",
     )
     .bind(school_id)
-    .bind(given(|p| &p.phone))
+    .bind(&mobiles)
     .bind(given(|p| &p.email))
     .bind(given(|p| &p.zalo_user_id))
     .fetch_all(&mut *c)
     .await?;
+    rows.extend(
+        sqlx::query(
+            "SELECT id, full_name, phone, email, zalo_user_id, other_phones, landline FROM contacts \
+             WHERE school_id = ?1 AND role = 'parent' AND other_phones IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM json_each(contacts.other_phones) o \
+                           WHERE o.value IN (SELECT value FROM json_each(?2))) ORDER BY id",
+        )
+        .bind(school_id)
+        .bind(&mobiles)
+        .fetch_all(&mut *c)
+        .await?,
+    );
+    let mut seen_ids: HashSet<i64> = HashSet::new();
     let mut slots: Vec<Parent> = Vec::new();
     let mut index = ParentIndex::default();
     for r in rows {
+        if !seen_ids.insert(r.try_get("id")?) {
+            continue;
+        }
         let p = Parent {
             id: Some(r.try_get("id")?),
             name: r.try_get("full_name")?,
@@ -718,7 +804,7 @@ async fn parents(
             of_entry.push(s);
             continue;
         }
-        let s = match index.find(&p.phone, &p.email, &p.zalo_user_id) {
+        let s = match index.find(&p.phone, &p.other_phones, &p.email, &p.zalo_user_id) {
             Some(s) => {
                 let old = &slots[s];
                 // A column left empty in the file keeps what Loa holds; a filled one replaces it.
@@ -728,7 +814,12 @@ async fn parents(
                     phone: p.phone.clone().or(old.phone.clone()),
                     email: p.email.clone().or(old.email.clone()),
                     zalo: p.zalo_user_id.clone().or(old.zalo.clone()),
-                    others: other_phones(&p.other_phones).or(old.others.clone()),
+                    // A filled phone cell says all the numbers: its other phones replace the old.
+                    others: if p.phone.is_some() {
+                        other_phones(&p.other_phones)
+                    } else {
+                        old.others.clone()
+                    },
                     landline: p.landline.clone().or(old.landline.clone()),
                     changed: old.changed,
                 };
@@ -826,6 +917,7 @@ async fn parents(
         for r in qb.build().fetch_all(&mut *c).await? {
             let s = index.find(
                 &r.try_get("phone")?,
+                &[],
                 &r.try_get("email")?,
                 &r.try_get("zalo_user_id")?,
             );
