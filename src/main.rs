@@ -86,7 +86,10 @@ enum Command {
         /// Messages in each run of parts 7 and 8 (real smtp-sink, real Kannel).
         #[arg(long, default_value_t = 20_000)]
         real_people: usize,
-        /// Only these parts (1-8), comma-separated.
+        /// Students in the roster-import run (part 9).
+        #[arg(long, default_value_t = 50_000)]
+        import_rows: usize,
+        /// Only these parts (1-9), comma-separated.
         #[arg(long, value_delimiter = ',')]
         parts: Vec<u8>,
         /// Scratch folder for the benchmark databases (on disk).
@@ -128,6 +131,9 @@ enum ImportCommand {
         /// Write a copy of the file with an error column ("Lỗi cần sửa") to this .xlsx.
         #[arg(long, value_name = "FILE")]
         errors_xlsx: Option<PathBuf>,
+        /// Print the report as JSON (as the API answers) instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -243,6 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             urgent,
             preview_people,
             real_people,
+            import_rows,
             parts,
             dir,
             json,
@@ -254,6 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 urgent,
                 preview_people,
                 real_people,
+                import_rows,
                 dir,
                 json,
                 parts,
@@ -299,6 +307,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     staff,
                     dry_run,
                     errors_xlsx,
+                    json,
                 },
         } => {
             let encoding = match encoding.as_deref() {
@@ -321,6 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &org,
                 &opts,
                 errors_xlsx.as_deref(),
+                json,
             )
             .await
         }
@@ -420,6 +430,7 @@ async fn import_contacts(
     org: &str,
     opts: &loa::import::ImportOptions,
     errors_xlsx: Option<&std::path::Path>,
+    json: bool,
 ) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let store = open_store(&cfg).await?;
@@ -461,16 +472,22 @@ async fn import_contacts(
             )
             .await?;
     }
-    print!("{}", loa::import::summary::text(&node.name, &report));
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", loa::import::summary::text(&node.name, &report));
+    }
     if let Some(out) = errors_xlsx {
         let book =
             loa::import::error_workbook(&bytes, &report).map_err(|e| anyhow::anyhow!("{e}"))?;
         std::fs::write(out, book)
             .map_err(|e| anyhow::anyhow!("không ghi được tệp {}: {e}", out.display()))?;
-        println!(
-            "Đã ghi bản sao của tệp kèm cột \"Lỗi cần sửa\" vào {}.",
-            out.display()
-        );
+        if !json {
+            println!(
+                "Đã ghi bản sao của tệp kèm cột \"Lỗi cần sửa\" vào {}.",
+                out.display()
+            );
+        }
     }
     Ok(())
 }

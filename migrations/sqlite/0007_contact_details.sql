@@ -8,3 +8,6 @@ ALTER TABLE contacts ADD COLUMN staff_group TEXT;    -- tổ (staff)
 CREATE INDEX contacts_org_staff_name ON contacts(org_id, full_name) WHERE role = 'staff';
 -- Imports find a parent again by a number Loa holds as their other phone.
 CREATE INDEX contacts_school_other_phones ON contacts(school_id) WHERE other_phones IS NOT NULL;
+-- Imports find students without a code by class and name, or (after a promotion) by name in the
+-- school: without this, each lookup read every student of the class.
+CREATE INDEX contacts_school_student_name ON contacts(school_id, full_name) WHERE role = 'student';

@@ -6,6 +6,7 @@
 
 pub mod cpu;
 pub mod double;
+pub mod import;
 pub mod real;
 pub mod rss;
 pub mod seed;
@@ -41,6 +42,8 @@ pub struct BenchOptions {
     pub preview_people: usize,
     /// Messages (and people) in each run of parts 7 and 8.
     pub real_people: usize,
+    /// Students in part 9's roster export.
+    pub import_rows: usize,
     pub dir: PathBuf,
     pub json: Option<PathBuf>,
     pub parts: Vec<u8>,
@@ -110,6 +113,18 @@ pub struct Report {
     pub kannel_loa_kannel_cpu_us: Option<f64>,
     pub kannel_bare_idle_pct: Option<f64>,
     pub kannel_loa_idle_pct: Option<f64>,
+    /// Part 9: a roster export of `import_rows` rows (`import_students` students, an XLSX of this
+    /// size), imported by `loa import contacts` as a dry run, for real, and again: wall seconds and
+    /// the CLI process's peak RSS for each.
+    pub import_rows: usize,
+    pub import_students: usize,
+    pub import_file_mib: Option<f64>,
+    pub import_dry_s: Option<f64>,
+    pub import_first_s: Option<f64>,
+    pub import_again_s: Option<f64>,
+    pub import_dry_peak_mib: Option<f64>,
+    pub import_first_peak_mib: Option<f64>,
+    pub import_again_peak_mib: Option<f64>,
 }
 
 const SMS: &str = "{{ sender_name }}: PH em {{ student_names }} luu y: khong chia se mat khau, anh rieng tu cua con tren mang.";
@@ -784,6 +799,31 @@ pub fn table(r: &Report) -> String {
             String::new(),
             "-",
         ),
+        (
+            "9 import (dry / real / again)",
+            format!(
+                "{} / {} / {} s ({} rows, {} students, {} MiB)",
+                fmt(r.import_dry_s, 2),
+                fmt(r.import_first_s, 2),
+                fmt(r.import_again_s, 2),
+                r.import_rows,
+                r.import_students,
+                fmt(r.import_file_mib, 1)
+            ),
+            "<= 5 s".into(),
+            ok(r.import_first_s.map(|s| s <= 5.0)),
+        ),
+        (
+            "9 import peak RSS",
+            format!(
+                "{} / {} / {} MiB (the CLI's own process)",
+                fmt(r.import_dry_peak_mib, 0),
+                fmt(r.import_first_peak_mib, 0),
+                fmt(r.import_again_peak_mib, 0),
+            ),
+            String::new(),
+            "-",
+        ),
     ]);
     let mut s = format!(
         "loa bench on {} cores, dispatch concurrency {}\n",
@@ -873,6 +913,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
             opts.real_people
         );
         real::sms_kannel(&opts, &double, &mut r).await?;
+    }
+    if want(9) {
+        eprintln!("bench: 9 roster import, {} rows", opts.import_rows);
+        import::import(&opts, &mut r).await?;
     }
     if let Some(path) = &opts.json {
         std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
