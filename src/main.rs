@@ -105,6 +105,13 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Runs a command and prints its peak RSS after its output (started by `bench` itself, so
+    /// that the measured process is forked from a small one).
+    #[command(hide = true)]
+    BenchMeasure {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,6 +278,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::BenchDouble { listen } => loa::bench::double::serve(listen).await,
+        Command::BenchMeasure { command } => loa::bench::import::measure(&command),
         Command::Report { campaign_id } => {
             let cfg = Config::load(cli.config.as_deref())?;
             let store = open_store(&cfg).await?;
@@ -503,7 +511,7 @@ async fn main() {
     let cli = Cli::parse();
     init_tracing(matches!(
         cli.command,
-        Command::Bench { .. } | Command::BenchDouble { .. }
+        Command::Bench { .. } | Command::BenchDouble { .. } | Command::BenchMeasure { .. }
     ));
     if let Err(e) = run(cli).await {
         // A full or failing disk is the operator's to fix, and staff must know nothing was saved.

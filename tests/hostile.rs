@@ -222,6 +222,17 @@ async fn hostile_spreadsheets_are_refused_by_name_and_the_server_keeps_answering
         ),
         None,
     );
+    // Rows listed out of order: refused rather than held whole to sort them.
+    let shuffled = xlsx::build(
+        "DS",
+        None,
+        &format!(
+            "{header}<row r=\"3\">{}</row><row r=\"2\">{}</row>",
+            xlsx::inline("A3", "Bình"),
+            xlsx::inline("A2", "An")
+        ),
+        None,
+    );
     let long_cell = format!(
         "Họ tên học sinh,Lớp,SĐT phụ huynh\n{},1A,0912345678\n",
         "A".repeat(5_000)
@@ -231,6 +242,7 @@ async fn hostile_spreadsheets_are_refused_by_name_and_the_server_keeps_answering
         ("declared 10^13 cells", far, "4294967295"),
         ("zip bomb", bomb, "MB"),
         ("column HZ", wide, "HZ2"),
+        ("rows out of order", shuffled, "dòng 2 đứng sau dòng 3"),
         ("5,000-character cell", long_cell.into_bytes(), "A2"),
         ("300 columns", many_columns.into_bytes(), "200"),
     ];

@@ -3,7 +3,6 @@
 //! as numbers, two numbers in a cell, landlines, typos, a total and a signature), imported the way
 //! staff do it: a dry run, the import, and the same file again; wall time and peak memory of each.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -79,11 +78,11 @@ pub fn workbook(rows: usize) -> anyhow::Result<Vec<u8>> {
             ws.write_number(r, 0, (i + 1) as f64)?;
             ws.write_string(r, 1, format!("Nguyễn Văn Học {k}"))?;
             ws.write_string(r, 2, format!("{:02}/{:02}/2017", 1 + k % 28, 1 + k % 12))?;
-            ws.write_string(r, 3, if k % 2 == 0 { "Nam" } else { "Nữ" })?;
+            ws.write_string(r, 3, if k.is_multiple_of(2) { "Nam" } else { "Nữ" })?;
             ws.write_string(r, 4, format!("Nguyễn Văn Cha {k}"))?;
             // A third of the fathers' numbers typed as numbers (Excel dropped the 0).
             let father = 912_000_000 + k as u64;
-            if k % 3 == 0 {
+            if k.is_multiple_of(3) {
                 ws.write_number(r, 5, father as f64)?;
             } else {
                 ws.write_string(r, 5, format!("0{father}"))?;
@@ -104,7 +103,7 @@ pub fn workbook(rows: usize) -> anyhow::Result<Vec<u8>> {
                 _ => format!("098{:07}", k),
             };
             ws.write_string(r, 7, mother)?;
-            if k % 4 == 0 {
+            if k.is_multiple_of(4) {
                 ws.write_string(r, 8, format!("ph{k}@example.vn"))?;
             }
         }
@@ -116,40 +115,63 @@ pub fn workbook(rows: usize) -> anyhow::Result<Vec<u8>> {
     Ok(wb.save_to_buffer()?)
 }
 
-/// One import as staff run it, `loa import contacts FILE --org CODE [--dry-run] --json` in its own
-/// process (so that its peak memory is the import's alone, not this benchmark's): the report, wall
-/// seconds, and the child's peak RSS (MiB, from wait4).
-fn timed(db: &str, file: &Path, org: &str, dry_run: bool) -> anyhow::Result<(Value, f64, f64)> {
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["import", "contacts"])
-        .arg(file)
-        .args(["--org", org, "--json"])
-        .env_remove("LOA_CONFIG")
-        .env("LOA__DATABASE__URL", db)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
-    let started = Instant::now();
-    let mut child = cmd.spawn()?;
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut out)?;
-    }
+/// Peak RSS of a process that runs `command`: the kernel keeps, across exec, the larger of the
+/// new program's peak and the RSS of the process that exec'd, and a child spawned straight from
+/// the benchmark (hundreds of MiB after generating the workbook) would report that. So the
+/// benchmark starts `loa bench-measure -- <command>`, a fresh small process, which runs the
+/// command, waits for it with wait4 and prints `maxrss_kib <n>` after the command's output.
+pub fn measure(command: &[String]) -> anyhow::Result<()> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("bench-measure: no command"))?;
+    let child = Command::new(program).args(args).spawn()?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: wait4 on our own child's pid with valid pointers; `child` is not waited on again.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let took = started.elapsed().as_secs_f64();
     if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        anyhow::bail!("import bench: `loa import contacts` failed ({status})");
+        anyhow::bail!("bench-measure: {program} failed ({status})");
     }
-    let report: Value = serde_json::from_str(out.trim())?;
-    Ok((report, took, usage.ru_maxrss as f64 / 1024.0))
+    println!("\nmaxrss_kib {}", usage.ru_maxrss);
+    Ok(())
+}
+
+/// One import as staff run it, `loa import contacts FILE --org CODE [--dry-run] --json` in its own
+/// process (so that its peak memory is the import's alone): the report, wall seconds, and the
+/// import's peak RSS (MiB).
+fn timed(db: &str, file: &Path, org: &str, dry_run: bool) -> anyhow::Result<(Value, f64, f64)> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(["bench-measure", "--"])
+        .arg(&exe)
+        .args(["import", "contacts"])
+        .arg(file)
+        .args(["--org", org, "--json"])
+        .env_remove("LOA_CONFIG")
+        .env("LOA__DATABASE__URL", db)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    let started = Instant::now();
+    let out = cmd.output()?;
+    let took = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        anyhow::bail!(
+            "import bench: `loa import contacts` failed ({})",
+            out.status
+        );
+    }
+    let out = String::from_utf8_lossy(&out.stdout);
+    let (report, rss) = out
+        .trim()
+        .rsplit_once("\nmaxrss_kib ")
+        .ok_or_else(|| anyhow::anyhow!("import bench: no peak RSS in the output"))?;
+    let report: Value = serde_json::from_str(report.trim())?;
+    Ok((report, took, rss.trim().parse::<f64>()? / 1024.0))
 }
 
 /// Part 9.
@@ -191,7 +213,8 @@ pub async fn import(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
     if counts(&dry) != counts(&first) {
         anyhow::bail!("import bench: the dry run's report differs from the import's");
     }
-    if n(&again, "students_created") + n(&again, "parents_created") + n(&again, "links_created") != 0
+    if n(&again, "students_created") + n(&again, "parents_created") + n(&again, "links_created")
+        != 0
     {
         anyhow::bail!("import bench: importing the same file again created people");
     }

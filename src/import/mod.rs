@@ -101,57 +101,104 @@ pub enum ImportError {
     StaffIntoClass,
 }
 
-/// Everything the upload yields before the store sees it.
-struct Read {
+/// What a read of the upload yields besides the students it hands on: the report so far and the
+/// staff (a node's staff list is short; students stream).
+struct Scan {
     report: ImportReport,
-    parsed: roster::Parsed,
+    staff: Vec<StaffEntry>,
 }
 
-/// Reads every sheet and validates its rows (CPU work on what a user sent); a sheet that does not
-/// say what it lists is `default`.
-fn read_upload(bytes: &[u8], opts: &ImportOptions, default: ListKind) -> Result<Read, ImportError> {
-    let book = table::read_book(bytes, opts.sheet.as_deref(), opts.encoding)?;
+/// Reads every sheet and validates its rows, one row in memory at a time (CPU work on what a user
+/// sent, for the blocking pool); hands the students to `students` in pieces of `IMPORT_CHUNK`. A
+/// sheet that does not say what it lists is `default`; a roster sheet for a node that is not a
+/// school ends the read (`NotASchool`).
+fn scan(
+    bytes: &[u8],
+    opts: &ImportOptions,
+    default: ListKind,
+    school: bool,
+    students: &mut dyn FnMut(Vec<RosterEntry>) -> Result<(), ImportError>,
+) -> Result<Scan, ImportError> {
     let mut report = ImportReport {
         dry_run: opts.dry_run,
-        encoding: book.encoding.map(Encoding::name),
         ..Default::default()
     };
     let mut parsed = roster::Parsed::default();
     let mut last_error = None;
-    for sheet in book.sheets {
-        let name = sheet.name.clone();
-        match roster::locate(sheet, opts.kind, default) {
-            Ok(t) => {
-                let before = parsed.entries.len() + parsed.staff.len();
-                roster::parse_located(&t, &mut parsed);
-                report.sheets.push(SheetReport {
-                    name,
-                    kind: Some(t.kind),
-                    header_line: Some(t.header_line),
-                    class_from_title: t.default_class.clone(),
-                    rows: t.rows.len(),
-                    imported: parsed.entries.len() + parsed.staff.len() - before,
-                    skipped: None,
-                    read: true,
-                });
-                report.rows += t.rows.len();
+    let info = table::stream_book(
+        bytes,
+        opts.sheet.as_deref(),
+        opts.encoding,
+        &mut |name, rows| -> Result<(), ImportError> {
+            let skipped = |why: String, read: bool| SheetReport {
+                name: name.map(str::to_string),
+                kind: None,
+                header_line: None,
+                class_from_title: None,
+                rows: 0,
+                imported: 0,
+                skipped: Some(why),
+                read,
+            };
+            let mut head = Vec::with_capacity(roster::HEADER_SEARCH);
+            while head.len() < roster::HEADER_SEARCH {
+                match rows.next() {
+                    Some(row) => head.push(row?),
+                    None => break,
+                }
             }
-            Err(e) => {
-                report.sheets.push(SheetReport {
-                    name,
-                    kind: None,
-                    header_line: None,
-                    class_from_title: None,
-                    rows: 0,
-                    imported: 0,
-                    skipped: Some(e.0.clone()),
-                    read: true,
-                });
-                last_error = Some(e);
+            if head.is_empty() {
+                report
+                    .sheets
+                    .push(skipped("trang tính trống".into(), false));
+                return Ok(());
             }
-        }
+            let (t, i) = match roster::locate(name, &head, opts.kind, default) {
+                Ok(found) => found,
+                Err(e) => {
+                    // Only the first rows were read: the copy with errors leaves the sheet empty.
+                    report.sheets.push(skipped(e.0.clone(), false));
+                    last_error = Some(e);
+                    return Ok(());
+                }
+            };
+            if t.kind == ListKind::Roster && !school {
+                return Err(ImportError::NotASchool);
+            }
+            let (rows_before, before) = (parsed.rows, parsed.entries.len() + parsed.staff.len());
+            let mut sent = 0;
+            let after_header = head.drain(i + 1..).map(Ok);
+            for row in after_header.chain(rows) {
+                let row = row?;
+                if t.ends_table(&row) {
+                    break;
+                }
+                roster::parse_row(&t, &row, &mut parsed);
+                if parsed.entries.len() >= IMPORT_CHUNK {
+                    sent += parsed.entries.len();
+                    students(std::mem::take(&mut parsed.entries))?;
+                }
+            }
+            report.sheets.push(SheetReport {
+                name: name.map(str::to_string),
+                kind: Some(t.kind),
+                header_line: Some(t.header_line),
+                class_from_title: t.default_class.clone(),
+                rows: parsed.rows - rows_before,
+                imported: sent + parsed.entries.len() + parsed.staff.len() - before,
+                skipped: None,
+                read: true,
+            });
+            report.imported += sent;
+            Ok(())
+        },
+    )?;
+    if !parsed.entries.is_empty() {
+        report.imported += parsed.entries.len();
+        students(std::mem::take(&mut parsed.entries))?;
     }
-    for (name, why) in book.passed_over {
+    report.encoding = info.encoding.map(Encoding::name);
+    for (name, why) in info.passed_over {
         report.sheets.push(SheetReport {
             name: Some(name),
             kind: None,
@@ -169,23 +216,29 @@ fn read_upload(bytes: &[u8], opts: &ImportOptions, default: ListKind) -> Result<
     {
         return Err(e.into());
     }
-    report.imported = parsed.entries.len() + parsed.staff.len();
+    report.rows = parsed.rows;
+    report.imported += parsed.staff.len();
     report.figures = parsed.figures();
     report.rejected = std::mem::take(&mut parsed.rejected);
     report.cell_errors = std::mem::take(&mut parsed.cell_errors);
     report.notes = std::mem::take(&mut parsed.notes);
-    Ok(Read { report, parsed })
+    Ok(Scan {
+        report,
+        staff: parsed.staff,
+    })
 }
 
 /// Reads, validates and imports a roster or staff list into a node (rosters only into a school);
-/// `progress(done, total)` after each chunk. A dry run writes nothing and reports what the import
-/// would do: the same counts, rejections and notes.
+/// `progress(done, total)` after each piece. The file is read twice, one row in memory at a time:
+/// first whole, so that a file refused (a limit, no table) writes nothing and the total is known;
+/// then into the store piece by piece. A dry run writes nothing and reports what the import would
+/// do: the same counts, rejections and notes.
 pub async fn import_file(
     store: &dyn Store,
     org_id: i64,
     bytes: &[u8],
     opts: &ImportOptions,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize) + Send,
 ) -> Result<ImportReport, ImportError> {
     let kind = store.get_org(org_id).await?.kind;
     let school = kind == crate::domain::org::OrgKind::School;
@@ -195,51 +248,52 @@ pub async fn import_file(
     } else {
         ListKind::Staff
     };
-    // Reading a spreadsheet is CPU work on what a user sent: on the blocking pool, not the runtime.
-    let (bytes, o) = (bytes.to_vec(), opts.clone());
-    let Read { mut report, parsed } =
-        tokio::task::spawn_blocking(move || read_upload(&bytes, &o, default))
+    let bytes: std::sync::Arc<[u8]> = bytes.into();
+    let (b, o) = (bytes.clone(), opts.clone());
+    let Scan { mut report, staff } =
+        tokio::task::spawn_blocking(move || scan(&b, &o, default, school, &mut |_| Ok(())))
             .await
             .map_err(|e| table::TableError::Xlsx(format!("lỗi nội bộ khi đọc tệp: {e}")))??;
-    let (students, staff) = (parsed.entries, parsed.staff);
-    if !school
-        && report
-            .sheets
-            .iter()
-            .any(|s| s.kind == Some(ListKind::Roster))
-    {
-        return Err(ImportError::NotASchool);
-    }
     if kind == crate::domain::org::OrgKind::Class && !staff.is_empty() {
         return Err(ImportError::StaffIntoClass);
     }
-    let total = students.len() + staff.len();
-    let c = &mut report.counts;
-    if opts.dry_run {
-        c.add(
-            &store
-                .import_roster(org_id, &students, now_ms(), ImportMode::DryRun)
-                .await?,
-        );
+    let total = report.imported;
+    let mode = if opts.dry_run {
+        ImportMode::DryRun
     } else {
+        ImportMode::Commit
+    };
+    let students = total - staff.len();
+    if students > 0 {
+        // The second read hands each piece to the store as it is parsed; one piece waits at most.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RosterEntry>>(1);
+        let (b, o) = (bytes.clone(), opts.clone());
+        let reader = tokio::task::spawn_blocking(move || {
+            scan(&b, &o, default, school, &mut |piece| {
+                // The store stopped taking pieces (it failed): its error is the one to report.
+                tx.blocking_send(piece).map_err(|_| {
+                    ImportError::Store(StoreError::Unavailable("import stopped".into()))
+                })
+            })
+        });
         let mut done = 0;
-        for chunk in students.chunks(IMPORT_CHUNK) {
-            c.add(
-                &store
-                    .import_roster(org_id, chunk, now_ms(), ImportMode::Commit)
-                    .await?,
-            );
-            done += chunk.len();
-            progress(done, total);
-        }
+        let counts = store
+            .import_roster(org_id, &mut rx, now_ms(), mode, &mut |n| {
+                done += n;
+                progress(done, total);
+            })
+            .await;
+        drop(rx);
+        let read = reader
+            .await
+            .map_err(|e| table::TableError::Xlsx(format!("lỗi nội bộ khi đọc tệp: {e}")))?;
+        report.counts.add(&counts?);
+        read?;
     }
     if !staff.is_empty() {
-        let mode = if opts.dry_run {
-            ImportMode::DryRun
-        } else {
-            ImportMode::Commit
-        };
-        c.add(&store.import_staff(org_id, &staff, now_ms(), mode).await?);
+        report
+            .counts
+            .add(&store.import_staff(org_id, &staff, now_ms(), mode).await?);
     }
     progress(total, total);
     Ok(report)

@@ -217,7 +217,7 @@ pub struct RowError {
 pub struct HeaderError(pub String);
 
 /// Rows searched for the header: title rows come first, never dozens of them.
-const HEADER_SEARCH: usize = 30;
+pub const HEADER_SEARCH: usize = 30;
 
 /// Spaces collapsed and text NFC-normalised: the same name typed in decomposed Unicode is one name.
 fn squash(s: &str) -> String {
@@ -228,8 +228,8 @@ fn squash(s: &str) -> String {
         .collect()
 }
 
-/// The table found in a sheet: its header (as the file shows it), which columns Loa reads, the data
-/// rows up to the end of the table, and the class the title or the sheet name gives.
+/// The table found in a sheet: its header (as the file shows it), which columns Loa reads, and the
+/// class the title or the sheet name gives.
 pub struct Located {
     pub kind: ListKind,
     pub sheet: Option<String>,
@@ -237,7 +237,8 @@ pub struct Located {
     pub header_line: usize,
     pub header: Vec<String>,
     pub columns: Vec<(Column, usize)>,
-    pub rows: Vec<Row>,
+    /// The name column, which decides whether a row ends the table.
+    name_col: usize,
     pub default_class: Option<String>,
 }
 
@@ -436,21 +437,22 @@ fn class_after_lop(s: &str) -> Option<String> {
 /// title rows precede it, and the end of the table after it; `kind` forces what the list is, else
 /// its columns and title tell, else `default`.
 pub fn locate(
-    sheet: Sheet,
+    sheet: Option<&str>,
+    head: &[Row],
     kind: Option<ListKind>,
     default: ListKind,
-) -> Result<Located, HeaderError> {
+) -> Result<(Located, usize), HeaderError> {
     let mut best: Option<(usize, usize, HeaderKeys)> = None;
-    for i in 0..sheet.rows.len().min(HEADER_SEARCH) {
-        let row = &sheet.rows[i];
+    for i in 0..head.len().min(HEADER_SEARCH) {
+        let row = &head[i];
         let mut candidates = vec![
             row.cells
                 .iter()
                 .map(|c| (c.trim().to_string(), c.trim().to_string()))
                 .collect::<Vec<_>>(),
         ];
-        if i > 0 && sheet.rows[i - 1].line + 1 == row.line {
-            candidates.push(two_row_header(&sheet.rows[i - 1].cells, &row.cells));
+        if i > 0 && head[i - 1].line + 1 == row.line {
+            candidates.push(two_row_header(&head[i - 1].cells, &row.cells));
         }
         for keys in candidates {
             let at = columns_of(&keys);
@@ -475,35 +477,34 @@ pub fn locate(
         .map(|(_, i)| *i)
         .unwrap_or(0);
     let default_class = sheet
-        .name
-        .as_deref()
         .and_then(|n| class_token(n).or_else(|| class_after_lop(n)))
         .or_else(|| {
-            sheet.rows[..i]
+            head[..i]
                 .iter()
                 .flat_map(|r| r.cells.iter())
                 .find_map(|c| class_after_lop(c))
         });
-    let header_line = sheet.rows[i].line;
-    let kind = kind.unwrap_or_else(|| {
-        ListKind::of(&columns, &sheet.rows[..i], default_class.is_some(), default)
-    });
-    // The data rows are moved, not copied: a school's file is held once.
-    let rows: Vec<Row> = sheet
-        .rows
-        .into_iter()
-        .skip(i + 1)
-        .take_while(|r| !ends_table(r, name_col))
-        .collect();
-    Ok(Located {
-        kind,
-        sheet: sheet.name,
-        header_line,
-        header: keys.into_iter().map(|(d, _)| d).collect(),
-        columns,
-        rows,
-        default_class,
-    })
+    let kind = kind
+        .unwrap_or_else(|| ListKind::of(&columns, &head[..i], default_class.is_some(), default));
+    Ok((
+        Located {
+            kind,
+            sheet: sheet.map(str::to_string),
+            header_line: head[i].line,
+            header: keys.into_iter().map(|(d, _)| d).collect(),
+            columns,
+            name_col,
+            default_class,
+        },
+        i,
+    ))
+}
+
+impl Located {
+    /// Whether a row after the header ends the table (a total, the signature block).
+    pub fn ends_table(&self, row: &Row) -> bool {
+        ends_table(row, self.name_col)
+    }
 }
 
 /// Splits a cell that may hold several numbers (`0912.345.678 - 0987654321`, `0912345678/0987654321`)
@@ -621,6 +622,8 @@ pub struct RosterFigures {
 /// numbers, parents without any address).
 #[derive(Default)]
 pub struct Parsed {
+    /// Data rows read (from the header to the end of the table, blank rows not counted).
+    pub rows: usize,
     pub entries: Vec<RosterEntry>,
     pub staff: Vec<StaffEntry>,
     pub rejected: Vec<RowError>,
@@ -828,215 +831,219 @@ impl Phones {
     }
 }
 
-/// Validates every row of a located roster; a bad value loses only itself, a row is rejected only
+/// Validates one row of a located roster; a bad value loses only itself, a row is rejected only
 /// when it has no student (or nothing to recognise the student by on the next import).
-fn parse_roster(t: &Located, out: &mut Parsed) {
-    for row in &t.rows {
-        let r = RowCtx { t, row };
-        // A row with nothing in the columns Loa reads (an STT alone, a note) is not a student.
-        if r.is_empty() {
-            continue;
-        }
-        let Some(student_name) = r.get(Column::StudentName) else {
-            out.rejected.push(r.issue(
-                Column::StudentName,
-                "required",
-                "thiếu họ tên học sinh; dòng này không được nhập".into(),
-                None,
-            ));
-            continue;
-        };
-        let student_code = r.get(Column::StudentCode);
-        let class = r.get(Column::Class).or_else(|| t.default_class.clone());
-        if student_code.is_none() && class.is_none() {
-            // Without a code or a class a re-import could not find the student again.
-            out.rejected.push(r.issue(
-                Column::StudentCode,
-                "required",
-                "cần mã học sinh hoặc lớp để nhận ra học sinh khi nhập lại; dòng này không được nhập"
-                    .into(),
-                None,
-            ));
-            continue;
-        }
-        let email = r.email(out, Column::ParentEmail);
-        let zalo = r.get(Column::ParentZalo);
-        let mut parents: Vec<(Who, ParentEntry)> = Vec::new();
-        let (mut landlines, mut invalid) = (false, false);
-        for who in [Who::Father, Who::Mother, Who::Guardian, Who::Generic] {
-            let (name_col, phone_cols) = who.columns();
-            let name = r.get(name_col);
-            let phones = r.phones(out, phone_cols);
-            landlines |= phones.landline.is_some();
-            invalid |= phones.invalid;
-            let (e, z) = match who {
-                Who::Generic => (email.clone(), zalo.clone()),
-                _ => (None, None),
-            };
-            if name.is_none() && !phones.any_cell && e.is_none() && z.is_none() {
-                continue;
-            }
-            let relation = match who {
-                Who::Generic => r.get(Column::Relation),
-                w => w.relation().map(str::to_string),
-            };
-            let entry = ParentEntry {
-                name: name.unwrap_or_else(|| who.default_name(&student_name)),
-                phone: phones.primary(),
-                other_phones: phones.others(),
-                landline: phones.landline.clone(),
-                email: e,
-                zalo_user_id: z,
-                relation,
-            };
-            if who == Who::Generic && !parents.is_empty() {
-                // The generic contact columns of a row that names the father or mother: the same
-                // person when the number is the same, or the first parent's email and Zalo when the
-                // row gives no other name or number.
-                let same = parents.iter_mut().find(|(_, p)| {
-                    entry.phone.is_some() && p.phone == entry.phone
-                        || entry.phone.is_none() && r.get(Column::ParentName).is_none()
-                });
-                if let Some((_, p)) = same {
-                    p.email = p.email.take().or(entry.email);
-                    p.zalo_user_id = p.zalo_user_id.take().or(entry.zalo_user_id);
-                    p.landline = p.landline.take().or(entry.landline);
-                    for o in entry.other_phones {
-                        if p.phone.as_ref() != Some(&o) && !p.other_phones.contains(&o) {
-                            p.other_phones.push(o);
-                        }
-                    }
-                    continue;
-                }
-            }
-            parents.push((who, entry));
-        }
-        for (who, p) in &parents {
-            if !p.has_key() {
-                let (name_col, phone_cols) = who.columns();
-                let col = if r.idx(phone_cols[0]).is_some() {
-                    phone_cols[0]
-                } else {
-                    name_col
-                };
-                out.notes.push(r.issue(
-                    col,
-                    "no_address",
-                    format!(
-                        "{} chưa có số di động, email hay Zalo: được nhập nhưng chưa nhận được tin",
-                        p.name
-                    ),
-                    None,
-                ));
-            }
-        }
-        // A student is counted once however many rows name them (one row per parent).
-        let key = match &student_code {
-            Some(code) => (Some(code.clone()), None, String::new()),
-            None => (None, class.clone(), student_name.clone()),
-        };
-        let reach = out.reach.entry(key).or_default();
-        for (_, p) in &parents {
-            reach.mobile |= p.phone.is_some();
-            reach.email |= p.email.is_some();
-            reach.zalo_id |= p.zalo_user_id.is_some();
-        }
-        // The strongest reason across the student's rows: a number that could not be read says
-        // more (a typo to fix) than a landline, a landline more than a name alone.
-        let why = if parents.is_empty() {
-            Unreachable::NoParent
-        } else if invalid {
-            Unreachable::InvalidNumber
-        } else if landlines {
-            Unreachable::LandlineOnly
-        } else {
-            Unreachable::NoAddress
-        };
-        let rank = |u: Unreachable| match u {
-            Unreachable::NoParent => 0,
-            Unreachable::NoAddress => 1,
-            Unreachable::LandlineOnly => 2,
-            Unreachable::InvalidNumber => 3,
-        };
-        if reach.why_not.is_none_or(|w| rank(why) > rank(w)) {
-            reach.why_not = Some(why);
-        }
-        out.entries.push(RosterEntry {
-            line: row.line,
-            student_name,
-            student_code,
-            class,
-            parents: parents.into_iter().map(|(_, p)| p).collect(),
-        });
+fn roster_row(t: &Located, row: &Row, out: &mut Parsed) {
+    let r = RowCtx { t, row };
+    // A row with nothing in the columns Loa reads (an STT alone, a note) is not a student.
+    if r.is_empty() {
+        return;
     }
-}
-
-/// Validates every row of a located staff list: a name is all a row needs; a bad number or email
-/// loses only itself.
-fn parse_staff(t: &Located, out: &mut Parsed) {
-    for row in &t.rows {
-        let r = RowCtx { t, row };
-        if r.is_empty() {
+    let Some(student_name) = r.get(Column::StudentName) else {
+        out.rejected.push(r.issue(
+            Column::StudentName,
+            "required",
+            "thiếu họ tên học sinh; dòng này không được nhập".into(),
+            None,
+        ));
+        return;
+    };
+    let student_code = r.get(Column::StudentCode);
+    let class = r.get(Column::Class).or_else(|| t.default_class.clone());
+    if student_code.is_none() && class.is_none() {
+        // Without a code or a class a re-import could not find the student again.
+        out.rejected.push(r.issue(
+            Column::StudentCode,
+            "required",
+            "cần mã học sinh hoặc lớp để nhận ra học sinh khi nhập lại; dòng này không được nhập"
+                .into(),
+            None,
+        ));
+        return;
+    }
+    let email = r.email(out, Column::ParentEmail);
+    let zalo = r.get(Column::ParentZalo);
+    let mut parents: Vec<(Who, ParentEntry)> = Vec::new();
+    let (mut landlines, mut invalid) = (false, false);
+    for who in [Who::Father, Who::Mother, Who::Guardian, Who::Generic] {
+        let (name_col, phone_cols) = who.columns();
+        let name = r.get(name_col);
+        let phones = r.phones(out, phone_cols);
+        landlines |= phones.landline.is_some();
+        invalid |= phones.invalid;
+        let (e, z) = match who {
+            Who::Generic => (email.clone(), zalo.clone()),
+            _ => (None, None),
+        };
+        if name.is_none() && !phones.any_cell && e.is_none() && z.is_none() {
             continue;
         }
-        let Some(name) = r.get(Column::StudentName) else {
-            out.rejected.push(r.issue(
-                Column::StudentName,
-                "required",
-                "thiếu họ tên; dòng này không được nhập".into(),
-                None,
-            ));
-            continue;
+        let relation = match who {
+            Who::Generic => r.get(Column::Relation),
+            w => w.relation().map(str::to_string),
         };
-        let phones = r.phones(
-            out,
-            &[
-                Column::ParentPhone,
-                Column::ContactPhone,
-                Column::FatherPhone,
-                Column::MotherPhone,
-            ],
-        );
-        let email = r.email(out, Column::ParentEmail);
-        let entry = StaffEntry {
-            line: row.line,
-            name,
-            position: r.get(Column::Position),
-            group: r.get(Column::Group),
+        let entry = ParentEntry {
+            name: name.unwrap_or_else(|| who.default_name(&student_name)),
             phone: phones.primary(),
             other_phones: phones.others(),
             landline: phones.landline.clone(),
-            email,
-            zalo_user_id: r.get(Column::ParentZalo),
+            email: e,
+            zalo_user_id: z,
+            relation,
         };
-        if entry.phone.is_none() && entry.email.is_none() && entry.zalo_user_id.is_none() {
+        if who == Who::Generic && !parents.is_empty() {
+            // The generic contact columns of a row that names the father or mother: the same
+            // person when the number is the same, or the first parent's email and Zalo when the
+            // row gives no other name or number.
+            let same = parents.iter_mut().find(|(_, p)| {
+                entry.phone.is_some() && p.phone == entry.phone
+                    || entry.phone.is_none() && r.get(Column::ParentName).is_none()
+            });
+            if let Some((_, p)) = same {
+                p.email = p.email.take().or(entry.email);
+                p.zalo_user_id = p.zalo_user_id.take().or(entry.zalo_user_id);
+                p.landline = p.landline.take().or(entry.landline);
+                for o in entry.other_phones {
+                    if p.phone.as_ref() != Some(&o) && !p.other_phones.contains(&o) {
+                        p.other_phones.push(o);
+                    }
+                }
+                continue;
+            }
+        }
+        parents.push((who, entry));
+    }
+    for (who, p) in &parents {
+        if !p.has_key() {
+            let (name_col, phone_cols) = who.columns();
+            let col = if r.idx(phone_cols[0]).is_some() {
+                phone_cols[0]
+            } else {
+                name_col
+            };
             out.notes.push(r.issue(
-                Column::ParentPhone,
+                col,
                 "no_address",
                 format!(
                     "{} chưa có số di động, email hay Zalo: được nhập nhưng chưa nhận được tin",
-                    entry.name
+                    p.name
                 ),
                 None,
             ));
         }
-        out.staff.push(entry);
     }
+    // A student is counted once however many rows name them (one row per parent).
+    let key = match &student_code {
+        Some(code) => (Some(code.clone()), None, String::new()),
+        None => (None, class.clone(), student_name.clone()),
+    };
+    let reach = out.reach.entry(key).or_default();
+    for (_, p) in &parents {
+        reach.mobile |= p.phone.is_some();
+        reach.email |= p.email.is_some();
+        reach.zalo_id |= p.zalo_user_id.is_some();
+    }
+    // The strongest reason across the student's rows: a number that could not be read says
+    // more (a typo to fix) than a landline, a landline more than a name alone.
+    let why = if parents.is_empty() {
+        Unreachable::NoParent
+    } else if invalid {
+        Unreachable::InvalidNumber
+    } else if landlines {
+        Unreachable::LandlineOnly
+    } else {
+        Unreachable::NoAddress
+    };
+    let rank = |u: Unreachable| match u {
+        Unreachable::NoParent => 0,
+        Unreachable::NoAddress => 1,
+        Unreachable::LandlineOnly => 2,
+        Unreachable::InvalidNumber => 3,
+    };
+    if reach.why_not.is_none_or(|w| rank(why) > rank(w)) {
+        reach.why_not = Some(why);
+    }
+    out.entries.push(RosterEntry {
+        line: row.line,
+        student_name,
+        student_code,
+        class,
+        parents: parents.into_iter().map(|(_, p)| p).collect(),
+    });
 }
 
-/// Validates the rows of a located table into `out`, as a roster or a staff list.
-pub fn parse_located(t: &Located, out: &mut Parsed) {
+/// Validates one row of a located staff list: a name is all a row needs; a bad number or email
+/// loses only itself.
+fn staff_row(t: &Located, row: &Row, out: &mut Parsed) {
+    let r = RowCtx { t, row };
+    if r.is_empty() {
+        return;
+    }
+    let Some(name) = r.get(Column::StudentName) else {
+        out.rejected.push(r.issue(
+            Column::StudentName,
+            "required",
+            "thiếu họ tên; dòng này không được nhập".into(),
+            None,
+        ));
+        return;
+    };
+    let phones = r.phones(
+        out,
+        &[
+            Column::ParentPhone,
+            Column::ContactPhone,
+            Column::FatherPhone,
+            Column::MotherPhone,
+        ],
+    );
+    let email = r.email(out, Column::ParentEmail);
+    let entry = StaffEntry {
+        line: row.line,
+        name,
+        position: r.get(Column::Position),
+        group: r.get(Column::Group),
+        phone: phones.primary(),
+        other_phones: phones.others(),
+        landline: phones.landline.clone(),
+        email,
+        zalo_user_id: r.get(Column::ParentZalo),
+    };
+    if entry.phone.is_none() && entry.email.is_none() && entry.zalo_user_id.is_none() {
+        out.notes.push(r.issue(
+            Column::ParentPhone,
+            "no_address",
+            format!(
+                "{} chưa có số di động, email hay Zalo: được nhập nhưng chưa nhận được tin",
+                entry.name
+            ),
+            None,
+        ));
+    }
+    out.staff.push(entry);
+}
+
+/// Validates one data row of a located table into `out`, as a roster or a staff list.
+pub fn parse_row(t: &Located, row: &Row, out: &mut Parsed) {
+    out.rows += 1;
     match t.kind {
-        ListKind::Roster => parse_roster(t, out),
-        ListKind::Staff => parse_staff(t, out),
+        ListKind::Roster => roster_row(t, row, out),
+        ListKind::Staff => staff_row(t, row, out),
     }
 }
 
-/// Finds the table in a sheet and validates its rows.
+/// Finds the table in a collected sheet and validates its rows up to the end of the table (tests
+/// and small callers; imports stream, see `import::scan`).
 pub fn parse(sheet: Sheet, kind: Option<ListKind>) -> Result<(Located, Parsed), HeaderError> {
-    let t = locate(sheet, kind, ListKind::Roster)?;
+    let head = &sheet.rows[..sheet.rows.len().min(HEADER_SEARCH)];
+    let (t, i) = locate(sheet.name.as_deref(), head, kind, ListKind::Roster)?;
     let mut p = Parsed::default();
-    parse_located(&t, &mut p);
+    for row in sheet.rows.iter().skip(i + 1) {
+        if t.ends_table(row) {
+            break;
+        }
+        parse_row(&t, row, &mut p);
+    }
     Ok((t, p))
 }
 
@@ -1118,7 +1125,7 @@ mod tests {
         let (t, p) = run(csv.as_bytes());
         assert_eq!(t.header_line, 4);
         assert_eq!(t.default_class.as_deref(), Some("3A"));
-        assert_eq!(t.rows.len(), 2, "a student's row never ends the table");
+        assert_eq!(p.rows, 2, "a student's row never ends the table");
         assert_eq!(p.entries.len(), 2);
         assert_eq!(p.entries[0].student_name, "Ngô Văn Tổng");
         assert_eq!(p.entries[0].class.as_deref(), Some("3A"));
@@ -1173,9 +1180,8 @@ mod tests {
     #[test]
     fn rosters_and_staff_lists_told_apart() {
         let kind = |name: Option<&str>, csv: &str, default: ListKind| {
-            let mut sheet = read(csv.as_bytes(), None).unwrap();
-            sheet.name = name.map(str::to_string);
-            locate(sheet, None, default).unwrap().kind
+            let sheet = read(csv.as_bytes(), None).unwrap();
+            locate(name, &sheet.rows, None, default).unwrap().0.kind
         };
         use ListKind::{Roster, Staff};
         // Homeroom teachers with their class: the title says staff.
@@ -1214,10 +1220,13 @@ mod tests {
         assert_eq!(kind(None, "Họ và tên;SĐT\nAn;0912\n", Staff), Staff);
         // "Thông tin cán bộ" over a staff list's columns is not a father ("bố").
         let csv = ";Thông tin cán bộ;;\nHọ và tên;Chức vụ;Tổ;Số điện thoại\nAn;Giáo viên;Tổ 1;0912000001\n";
-        let t = locate(read(csv.as_bytes(), None).unwrap(), None, Roster).unwrap();
+        let sheet = read(csv.as_bytes(), None).unwrap();
+        let (t, i) = locate(None, &sheet.rows, None, Roster).unwrap();
         assert_eq!(t.kind, Staff);
         let mut p = Parsed::default();
-        parse_located(&t, &mut p);
+        for row in &sheet.rows[i + 1..] {
+            parse_row(&t, row, &mut p);
+        }
         assert_eq!(p.staff[0].phone.as_deref(), Some("+84912000001"));
         assert_eq!(p.staff[0].group.as_deref(), Some("Tổ 1"));
     }

@@ -93,94 +93,89 @@ fn check_cell(row: usize, col: usize, text: &str) -> Result<(), TableError> {
     Ok(())
 }
 
-/// The non-blank rows of one sheet (or of a CSV file), in file order, and the sheet's name. Which
-/// row is the header is for the reader of the rows to find (see `roster::locate`).
+/// The non-blank rows of one sheet (or of a CSV file), in file order, and the sheet's name: what
+/// `read` collects for tests and small callers; imports take the rows as a stream (`stream_book`).
 pub struct Sheet {
     /// The XLSX sheet's name; `None` for CSV.
     pub name: Option<String>,
     pub rows: Vec<Row>,
 }
 
-/// What a file holds: its sheets with rows (a CSV is one), the sheets passed over, and the text
-/// encoding a CSV was read in.
-pub struct Book {
-    pub sheets: Vec<Sheet>,
-    /// `(sheet, why)`: hidden sheets, chart sheets, empty ones.
+/// What a file held besides its rows: the sheets passed over and the text encoding of a CSV.
+#[derive(Default)]
+pub struct BookInfo {
+    /// `(sheet, why)`: hidden sheets, chart sheets.
     pub passed_over: Vec<(String, String)>,
     pub encoding: Option<Encoding>,
 }
+
+/// A sheet's non-blank rows as they are read: one row in memory at a time.
+pub type Rows<'r> = dyn Iterator<Item = Result<Row, TableError>> + 'r;
+
+/// What is called with each sheet's name (`None` for CSV) and rows.
+pub type EachSheet<'f, E> = dyn FnMut(Option<&str>, &mut Rows<'_>) -> Result<(), E> + 'f;
 
 /// XLSX is a zip file: it starts with `PK`.
 pub fn is_xlsx(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04")
 }
 
-/// The first (or only) sheet of a file: for tests and callers that read one table.
+/// The first (or only) sheet of a file, collected: for tests and callers that read one table.
 pub fn read(bytes: &[u8], sheet: Option<&str>) -> Result<Sheet, TableError> {
-    read_book(bytes, sheet, None)?
-        .sheets
-        .into_iter()
-        .next()
-        .ok_or(TableError::Empty)
-}
-
-/// Reads every visible worksheet of an XLSX (or only `sheet`), or a CSV in `encoding` (detected
-/// when not given). Blank rows are left out; lines keep the numbers the file shows.
-pub fn read_book(
-    bytes: &[u8],
-    sheet: Option<&str>,
-    encoding: Option<Encoding>,
-) -> Result<Book, TableError> {
-    let non_blank = |rows: Vec<Row>| -> Vec<Row> {
-        rows.into_iter()
-            .filter(|r| r.cells.iter().any(|c| !c.trim().is_empty()))
-            .collect()
-    };
-    if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
-        // Reading BIFF means building the sheet's whole grid (up to 65,536 x 256 cells, as the
-        // file claims), which the streaming XLSX reader avoids; staff can re-save as .xlsx.
-        return Err(TableError::LegacyXls);
-    }
-    let book = if is_xlsx(bytes) {
-        let (sheets, passed_over) = read_xlsx(bytes, sheet)?;
-        let mut book = Book {
-            sheets: Vec::new(),
-            passed_over,
-            encoding: None,
-        };
-        for (name, rows) in sheets {
-            let rows = non_blank(rows);
-            if rows.is_empty() {
-                book.passed_over.push((name, "trang tính trống".into()));
-            } else {
-                book.sheets.push(Sheet {
-                    name: Some(name),
+    let mut first: Option<Sheet> = None;
+    stream_book(bytes, sheet, None, &mut |name, rows| {
+        if first.is_none() {
+            let rows = rows.collect::<Result<Vec<_>, _>>()?;
+            if !rows.is_empty() {
+                first = Some(Sheet {
+                    name: name.map(str::to_string),
                     rows,
                 });
             }
         }
-        book
-    } else {
-        let (text, used) =
-            encoding::decode(bytes, encoding).map_err(|e| TableError::Encoding(e.0))?;
-        let rows = non_blank(read_csv(&text)?);
-        Book {
-            sheets: if rows.is_empty() {
-                vec![]
-            } else {
-                vec![Sheet { name: None, rows }]
-            },
-            passed_over: vec![],
-            encoding: Some(used),
-        }
-    };
-    if book.sheets.is_empty() {
-        return Err(TableError::Empty);
-    }
-    Ok(book)
+        Ok::<_, TableError>(())
+    })?;
+    first.ok_or(TableError::Empty)
 }
 
-fn read_csv(text: &str) -> Result<Vec<Row>, TableError> {
+/// Hands every visible worksheet of an XLSX (or only `sheet`), or a CSV in `encoding` (detected
+/// when not given), to `each` with its non-blank rows as a stream, in file order; lines keep the
+/// numbers the file shows. `each` may stop reading a sheet early (the end of its table): the rows
+/// after are never read. Memory is one row, besides the file and what `each` keeps.
+pub fn stream_book<E: From<TableError>>(
+    bytes: &[u8],
+    sheet: Option<&str>,
+    encoding: Option<Encoding>,
+    each: &mut EachSheet<'_, E>,
+) -> Result<BookInfo, E> {
+    if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
+        // Reading BIFF means building the sheet's whole grid (up to 65,536 x 256 cells, as the
+        // file claims), which the streaming XLSX reader avoids; staff can re-save as .xlsx.
+        return Err(TableError::LegacyXls.into());
+    }
+    if is_xlsx(bytes) {
+        return stream_xlsx(bytes, sheet, each);
+    }
+    let (text, used) = encoding::decode(bytes, encoding).map_err(|e| TableError::Encoding(e.0))?;
+    let mut rows = csv_rows(&text);
+    let mut any = false;
+    let mut counted = (&mut rows).inspect(|_| any = true);
+    each(None, &mut counted)?;
+    if !any {
+        return Err(TableError::Empty.into());
+    }
+    Ok(BookInfo {
+        passed_over: vec![],
+        encoding: Some(used),
+    })
+}
+
+fn is_blank(cells: &[String]) -> bool {
+    cells.iter().all(|c| c.trim().is_empty())
+}
+
+/// A CSV's non-blank records as rows.
+fn csv_rows(text: &str) -> impl Iterator<Item = Result<Row, TableError>> + '_ {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Vietnamese Excel exports CSV with `;` (the decimal separator is `,`): pick what the header uses.
     // Title rows may come first ("DANH SÁCH HỌC SINH ..."), so the first lines are counted together.
@@ -190,28 +185,33 @@ fn read_csv(text: &str) -> Result<Vec<Row>, TableError> {
     } else {
         b','
     };
-    let mut reader = csv::ReaderBuilder::new()
+    let reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes());
-    let mut out = Vec::new();
     let mut lines = super::error_book::CsvLines::new(text);
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| TableError::Csv {
-            line: e.position().map(|p| p.line() as usize).unwrap_or(0),
-            reason: e.to_string(),
-        })?;
+    let mut index = 0usize;
+    reader.into_records().filter_map(move |rec| {
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(e) => {
+                return Some(Err(TableError::Csv {
+                    line: e.position().map(|p| p.line() as usize).unwrap_or(0),
+                    reason: e.to_string(),
+                }));
+            }
+        };
         let line = lines.line_of(&rec);
         for (col, c) in rec.iter().enumerate() {
-            check_cell(out.len(), col, c)?;
+            if let Err(e) = check_cell(index, col, c) {
+                return Some(Err(e));
+            }
         }
-        out.push(Row {
-            line,
-            cells: rec.iter().map(|c| c.trim().to_string()).collect(),
-        });
-    }
-    Ok(out)
+        index += 1;
+        let cells: Vec<String> = rec.iter().map(|c| c.trim().to_string()).collect();
+        (!is_blank(&cells)).then_some(Ok(Row { line, cells }))
+    })
 }
 
 /// A cell as its text. Whole numbers print without `.0`: a phone typed as a number (`912345678`)
@@ -245,22 +245,23 @@ fn check_unzipped(bytes: &[u8]) -> Result<(), TableError> {
     Ok(())
 }
 
-/// Sheets read, with their rows, and the sheets passed over with why.
-type Sheets = (Vec<(String, Vec<Row>)>, Vec<(String, String)>);
-
-/// Reads each worksheet (or only `sheet`) as the stream of its cells, in file order. A sheet's
+/// Streams each worksheet (or only `sheet`) as its rows, cell by cell in file order. A sheet's
 /// declared dimension is never trusted (`A1:XFD4294967295` would size a grid of 10^13 cells): only
 /// cells that exist are kept, and a cell past `MAX_ROWS` (counted over all sheets) or `MAX_COLS`
 /// ends the read with its name.
-fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Sheets, TableError> {
+fn stream_xlsx<E: From<TableError>>(
+    bytes: &[u8],
+    sheet: Option<&str>,
+    each: &mut EachSheet<'_, E>,
+) -> Result<BookInfo, E> {
     check_unzipped(bytes)?;
     let mut book: Xlsx<_> =
         Xlsx::new(Cursor::new(bytes)).map_err(|e| TableError::Xlsx(e.to_string()))?;
-    let mut passed_over = Vec::new();
+    let mut info = BookInfo::default();
     let names: Vec<String> = match sheet {
         Some(s) => {
             if !book.sheet_names().iter().any(|n| n == s) {
-                return Err(TableError::NoSheet(s.to_string()));
+                return Err(TableError::NoSheet(s.to_string()).into());
             }
             vec![s.to_string()]
         }
@@ -268,9 +269,11 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Sheets, TableError> {
             let mut names = Vec::new();
             for m in book.sheets_metadata() {
                 if m.typ != SheetType::WorkSheet {
-                    passed_over.push((m.name.clone(), "không phải trang dữ liệu".into()));
+                    info.passed_over
+                        .push((m.name.clone(), "không phải trang dữ liệu".into()));
                 } else if m.visible != SheetVisible::Visible {
-                    passed_over.push((m.name.clone(), "trang tính bị ẩn".into()));
+                    info.passed_over
+                        .push((m.name.clone(), "trang tính bị ẩn".into()));
                 } else {
                     names.push(m.name.clone());
                 }
@@ -278,48 +281,110 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Sheets, TableError> {
             names
         }
     };
-    let mut sheets = Vec::new();
-    // Rows held across sheets: one upload may hold a whole school, never more than MAX_ROWS.
+    // Rows read across sheets: one upload may hold a whole school, never more than MAX_ROWS.
     let mut held = 0usize;
+    let mut any = false;
     for name in names {
-        let mut cells = book
+        let cells = book
             .worksheet_cells_reader(&name)
             .map_err(|e| TableError::Xlsx(e.to_string()))?;
-        // By line: cells arrive row by row, but nothing stops a file from listing rows out of order.
-        let mut rows: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
-        while let Some(cell) = cells
-            .next_cell()
-            .map_err(|e| TableError::Xlsx(e.to_string()))?
-        {
+        let mut rows = XlsxRows {
+            cells,
+            sheet: &name,
+            current: None,
+            held: &mut held,
+            last_line: 0,
+            done: false,
+        };
+        let mut counted = (&mut rows).inspect(|_| any = true);
+        each(Some(&name), &mut counted)?;
+    }
+    if !any {
+        return Err(TableError::Empty.into());
+    }
+    Ok(info)
+}
+
+/// The rows of one sheet from calamine's stream of cells: a row is complete when a cell of a later
+/// row arrives.
+struct XlsxRows<'a, 'b, RS: std::io::Read + std::io::Seek> {
+    cells: calamine::XlsxCellReader<'a, RS>,
+    sheet: &'b str,
+    /// The row being filled: its line and cells.
+    current: Option<(usize, Vec<String>)>,
+    held: &'b mut usize,
+    last_line: usize,
+    done: bool,
+}
+
+impl<RS: std::io::Read + std::io::Seek> Iterator for XlsxRows<'_, '_, RS> {
+    type Item = Result<Row, TableError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let cell = match self.cells.next_cell() {
+                Ok(c) => c,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(TableError::Xlsx(e.to_string())));
+                }
+            };
+            let Some(cell) = cell else {
+                self.done = true;
+                break;
+            };
             let (r, c) = cell.get_position();
             let (r, c) = (r as usize, c as usize);
             let text = cell_text(&Data::from(cell.get_value().clone()));
             if text.is_empty() {
                 continue;
             }
-            check_cell(r, c, &text)?;
-            if !rows.contains_key(&(r + 1)) {
-                held += 1;
-                if held > MAX_ROWS {
-                    return Err(TableError::TooManyRows {
-                        cell: format!("{name}!{}", cell_name(r, c)),
-                    });
+            if let Err(e) = check_cell(r, c, &text) {
+                self.done = true;
+                return Some(Err(e));
+            }
+            let line = r + 1;
+            let mut finished = None;
+            match &mut self.current {
+                Some((l, _)) if *l == line => {}
+                _ if line <= self.last_line => {
+                    // Excel writes rows in order; a file that does not is refused rather than
+                    // held whole to sort it.
+                    self.done = true;
+                    return Some(Err(TableError::Xlsx(format!(
+                        "trang \"{}\": dòng {line} đứng sau dòng {} trong tệp; hãy mở tệp bằng Excel và lưu lại",
+                        self.sheet, self.last_line
+                    ))));
+                }
+                _ => {
+                    *self.held += 1;
+                    if *self.held > MAX_ROWS {
+                        self.done = true;
+                        return Some(Err(TableError::TooManyRows {
+                            cell: format!("{}!{}", self.sheet, cell_name(r, c)),
+                        }));
+                    }
+                    finished = self.current.replace((line, Vec::new()));
+                    self.last_line = line;
                 }
             }
-            let row = rows.entry(r + 1).or_default();
-            if row.len() <= c {
-                row.resize(c + 1, String::new());
+            if let Some((_, cells)) = &mut self.current {
+                if cells.len() <= c {
+                    cells.resize(c + 1, String::new());
+                }
+                cells[c] = text;
             }
-            row[c] = text;
+            if let Some((line, cells)) = finished
+                && !is_blank(&cells)
+            {
+                return Some(Ok(Row { line, cells }));
+            }
         }
-        sheets.push((
-            name,
-            rows.into_iter()
-                .map(|(line, cells)| Row { line, cells })
-                .collect(),
-        ));
+        self.current
+            .take()
+            .filter(|(_, cells)| !is_blank(cells))
+            .map(|(line, cells)| Ok(Row { line, cells }))
     }
-    Ok((sheets, passed_over))
 }
 
 #[cfg(test)]

@@ -154,8 +154,8 @@ impl ImportCounts {
 }
 
 /// Rows of a roster the store writes per transaction: large enough to be fast, small enough to
-/// report progress. A dry run goes through the same pieces in one transaction it rolls back, so
-/// that it reports exactly what the import will do.
+/// report progress and to hold one piece in memory. A dry run goes through the same pieces in one
+/// transaction it rolls back, so that it reports exactly what the import will do.
 pub const IMPORT_CHUNK: usize = 2_000;
 
 /// Whether an import writes or only says what it would write.
@@ -612,14 +612,16 @@ pub trait Store: Send + Sync + 'static {
     /// Imports validated roster rows into a school in one transaction: classes created as named,
     /// students found by code (or class and name, or name and a parent's address after a
     /// promotion) and parents by phone, email or Zalo id, changed fields updated, parents linked to
-    /// their children. Importing the same rows again changes nothing. `DryRun` does the same in
-    /// pieces of `IMPORT_CHUNK` rows in one transaction, rolled back.
+    /// their children. Importing the same rows again changes nothing. The rows come in pieces as
+    /// the file is read: with `Commit` each piece is its own transaction, and `progress` hears how
+    /// many rows each committed; `DryRun` takes every piece in one transaction, rolled back.
     async fn import_roster(
         &self,
         school_id: i64,
-        entries: &[crate::domain::roster::RosterEntry],
+        pieces: &mut tokio::sync::mpsc::Receiver<Vec<crate::domain::roster::RosterEntry>>,
         now: Millis,
         mode: ImportMode,
+        progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<ImportCounts>;
 
     /// Imports a staff list into a node in one transaction: staff found again by phone, email,

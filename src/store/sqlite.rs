@@ -1938,11 +1938,13 @@ impl Store for SqliteStore {
     async fn import_roster(
         &self,
         school_id: i64,
-        entries: &[crate::domain::roster::RosterEntry],
+        pieces: &mut tokio::sync::mpsc::Receiver<Vec<crate::domain::roster::RosterEntry>>,
         now: Millis,
         mode: crate::store::ImportMode,
+        progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<ImportCounts> {
-        self.do_import_roster(school_id, entries, now, mode).await
+        self.do_import_roster(school_id, pieces, now, mode, progress)
+            .await
     }
 
     async fn import_staff(

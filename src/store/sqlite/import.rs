@@ -13,7 +13,7 @@ use super::{SqliteStore, Written};
 use crate::domain::Millis;
 use crate::domain::org::{Org, OrgKind};
 use crate::domain::roster::{ParentEntry, RosterEntry, StaffEntry};
-use crate::store::{IMPORT_CHUNK, ImportCounts, ImportMode, Result, StoreError};
+use crate::store::{ImportCounts, ImportMode, Result, StoreError};
 
 /// The consent source of people a school's roster brings in: the school holds their consent.
 const CONSENT: &str = "roster_import";
@@ -32,9 +32,10 @@ impl SqliteStore {
     pub(super) async fn do_import_roster(
         &self,
         school_id: i64,
-        entries: &[RosterEntry],
+        pieces: &mut tokio::sync::mpsc::Receiver<Vec<RosterEntry>>,
         now: Millis,
         mode: ImportMode,
+        progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<ImportCounts> {
         let school = self.fetch_org(school_id).await?;
         if school.kind != OrgKind::School {
@@ -42,19 +43,24 @@ impl SqliteStore {
                 "a roster is imported into a school".into(),
             ));
         }
-        let mut tx = self.writer.begin().await?;
         let mut n = ImportCounts::default();
         match mode {
-            ImportMode::Commit => import_piece(&mut tx, &school, entries, now, &mut n).await?,
-            ImportMode::DryRun => {
-                for piece in entries.chunks(IMPORT_CHUNK) {
-                    import_piece(&mut tx, &school, piece, now, &mut n).await?;
+            ImportMode::Commit => {
+                while let Some(piece) = pieces.recv().await {
+                    let mut tx = self.writer.begin().await?;
+                    import_piece(&mut tx, &school, &piece, now, &mut n).await?;
+                    tx.commit().await?;
+                    progress(piece.len());
                 }
             }
-        }
-        match mode {
-            ImportMode::Commit => tx.commit().await?,
-            ImportMode::DryRun => tx.rollback().await?,
+            ImportMode::DryRun => {
+                let mut tx = self.writer.begin().await?;
+                while let Some(piece) = pieces.recv().await {
+                    import_piece(&mut tx, &school, &piece, now, &mut n).await?;
+                    progress(piece.len());
+                }
+                tx.rollback().await?;
+            }
         }
         Ok(n)
     }
