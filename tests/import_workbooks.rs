@@ -742,3 +742,52 @@ async fn the_rejected_cells_come_back_as_a_copy_of_the_upload_with_an_error_colu
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn a_second_number_several_families_share_never_merges_them() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    // The grandmother's number after each mother's own: two mothers, each with that other phone.
+    let csv = "Họ và tên;Lớp;Họ tên mẹ;SĐT mẹ\n\
+               Lý Văn An;1A;Lý Thị Hạnh;0912000041 / 0912000049\n\
+               Mạc Thị Bình;1A;Mạc Thị Hiền;0912000042 - 0912000049\n";
+    let (_, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(r["parents_created"], 2, "{r}");
+    let mut got = links(&app).await;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            l(
+                "Lý Văn An",
+                "1A",
+                "Lý Thị Hạnh",
+                Some("+84912000041"),
+                None,
+                "mẹ"
+            ),
+            l(
+                "Mạc Thị Bình",
+                "1A",
+                "Mạc Thị Hiền",
+                Some("+84912000042"),
+                None,
+                "mẹ"
+            ),
+        ]
+    );
+    // Again, nothing changes; and a mother who now gives only her second number is still herself.
+    let (_, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(
+        (r["parents_created"].as_u64(), r["parents_updated"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    let csv = "Họ và tên;Lớp;Họ tên mẹ;SĐT mẹ\nLý Văn An;1A;Lý Thị Hạnh;0912000049 / 0912000041\n";
+    let (_, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(
+        (r["parents_created"].as_u64(), r["links_created"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+}

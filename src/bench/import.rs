@@ -213,10 +213,24 @@ pub async fn import(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
     if counts(&dry) != counts(&first) {
         anyhow::bail!("import bench: the dry run's report differs from the import's");
     }
-    if n(&again, "students_created") + n(&again, "parents_created") + n(&again, "links_created")
-        != 0
-    {
-        anyhow::bail!("import bench: importing the same file again created people");
+    if n(&first, "parents_created") != 2 * want {
+        anyhow::bail!(
+            "import bench: {} parents created for {want} students with a father and a mother each",
+            n(&first, "parents_created")
+        );
+    }
+    let changed: u64 = [
+        "students_created",
+        "students_updated",
+        "parents_created",
+        "parents_updated",
+        "links_created",
+    ]
+    .iter()
+    .map(|k| n(&again, k))
+    .sum();
+    if changed != 0 {
+        anyhow::bail!("import bench: importing the same file again changed {changed} things");
     }
     (r.import_dry_s, r.import_first_s, r.import_again_s) =
         (Some(dry_s), Some(first_s), Some(again_s));

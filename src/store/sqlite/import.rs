@@ -625,13 +625,17 @@ struct Parent {
 #[derive(Default)]
 struct ParentIndex {
     phone: HashMap<String, usize>,
+    /// Other phones, by the parent holding them.
+    other: HashMap<String, usize>,
     email: HashMap<String, usize>,
     zalo: HashMap<String, usize>,
 }
 
 impl ParentIndex {
-    /// The parent holding one of these keys: the phone (as anyone's phone or other phone), then the
-    /// other phones, then the email, then the Zalo id.
+    /// The parent holding one of these keys: the phone as someone's phone, then as someone's other
+    /// phone, then an other phone as someone's phone, then the email, then the Zalo id. Two other
+    /// phones never match: a second number several families list (a grandparent's, the shop's)
+    /// would merge them.
     fn find(
         &self,
         phone: &Option<String>,
@@ -640,17 +644,20 @@ impl ParentIndex {
         zalo: &Option<String>,
     ) -> Option<usize> {
         phone
-            .iter()
-            .chain(others)
-            .find_map(|p| self.phone.get(p))
+            .as_ref()
+            .and_then(|p| self.phone.get(p).or_else(|| self.other.get(p)))
+            .or_else(|| others.iter().find_map(|o| self.phone.get(o)))
             .or_else(|| email.as_ref().and_then(|e| self.email.get(e)))
             .or_else(|| zalo.as_ref().and_then(|z| self.zalo.get(z)))
             .copied()
     }
     /// Registers a parent's keys; a key already held by an earlier parent stays with it.
     fn add(&mut self, p: &Parent, slot: usize) {
-        for v in p.phone.iter().chain(&others_of(&p.others)) {
+        if let Some(v) = &p.phone {
             self.phone.entry(v.clone()).or_insert(slot);
+        }
+        for v in others_of(&p.others) {
+            self.other.entry(v).or_insert(slot);
         }
         for (map, v) in [(&mut self.email, &p.email), (&mut self.zalo, &p.zalo)] {
             if let Some(v) = v {
