@@ -147,17 +147,7 @@ impl Contact {
 /// A name folded for search: lower case, without Vietnamese diacritics (`Đặng Thị Ánh` ->
 /// `dang thi anh`), spaces collapsed, so staff find people however they type the name.
 pub fn fold_name(s: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    use unicode_normalization::char::is_combining_mark;
-    let folded: String = s
-        .nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .map(|c| match c {
-            'đ' | 'Đ' => 'd',
-            c => c,
-        })
-        .flat_map(char::to_lowercase)
-        .collect();
+    let folded = super::text::unaccent(s).to_lowercase();
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -10,6 +10,7 @@ pub mod org;
 pub mod phone;
 pub mod roster;
 pub mod schedule;
+pub mod text;
 pub mod validation;
 
 pub use providers::Channel;

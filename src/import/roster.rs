@@ -8,7 +8,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::table::{Row, Sheet, column_letters};
 use crate::domain::phone::{is_landline, normalize_vn_phone};
-use crate::render::sms::unaccent;
+use crate::domain::text::unaccent;
 
 /// The columns Loa reads. `names` are compared without case, diacritics, spaces or punctuation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,20 +1,8 @@
 //! SMS shaping: Vietnamese unaccenting (including đ/Đ), GSM-7 vs UCS-2 detection and segment counts.
 
 use providers::SmsShape;
-use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
 
-/// Strips Vietnamese diacritics: NFD, drop combining marks, then đ/Đ which do not decompose.
-pub fn unaccent(s: &str) -> String {
-    s.nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .map(|c| match c {
-            'đ' => 'd',
-            'Đ' => 'D',
-            c => c,
-        })
-        .collect()
-}
+pub use crate::domain::text::unaccent;
 
 /// GSM 03.38 basic character set. Written out by hand: it is one fixed table, and the crates that carry
 /// it are PDU encoders far larger than this check.
