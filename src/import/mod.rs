@@ -58,6 +58,22 @@ pub struct SheetReport {
     pub read: bool,
 }
 
+impl SheetReport {
+    /// A sheet passed over, with why; `read` if its cells were read (see the field).
+    fn skipped(name: Option<&str>, why: String, read: bool) -> SheetReport {
+        SheetReport {
+            name: name.map(str::to_string),
+            kind: None,
+            header_line: None,
+            class_from_title: None,
+            rows: 0,
+            imported: 0,
+            skipped: Some(why),
+            read,
+        }
+    }
+}
+
 /// What an import did (or, for a dry run, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
@@ -130,16 +146,7 @@ fn scan(
         opts.sheet.as_deref(),
         opts.encoding,
         &mut |name, rows| -> Result<(), ImportError> {
-            let skipped = |why: String, read: bool| SheetReport {
-                name: name.map(str::to_string),
-                kind: None,
-                header_line: None,
-                class_from_title: None,
-                rows: 0,
-                imported: 0,
-                skipped: Some(why),
-                read,
-            };
+            let skipped = |why: String, read: bool| SheetReport::skipped(name, why, read);
             let mut head = Vec::with_capacity(roster::HEADER_SEARCH);
             while head.len() < roster::HEADER_SEARCH {
                 match rows.next() {
@@ -199,16 +206,9 @@ fn scan(
     }
     report.encoding = info.encoding.map(Encoding::name);
     for (name, why) in info.passed_over {
-        report.sheets.push(SheetReport {
-            name: Some(name),
-            kind: None,
-            header_line: None,
-            class_from_title: None,
-            rows: 0,
-            imported: 0,
-            skipped: Some(why),
-            read: false,
-        });
+        report
+            .sheets
+            .push(SheetReport::skipped(Some(&name), why, false));
     }
     // A file in which no sheet holds a list is refused as a whole, with the reason of the last.
     if report.sheets.iter().all(|s| s.kind.is_none())
