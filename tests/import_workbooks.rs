@@ -791,3 +791,87 @@ async fn a_second_number_several_families_share_never_merges_them() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn father_and_mother_giving_the_family_number_stay_two_people() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let csv = "Họ và tên;Lớp;Họ tên cha;SĐT cha;Họ tên mẹ;SĐT mẹ\n\
+               Lê Thị Bình;1A;Lê Văn Cường;0913000111;Phạm Thị Dung;0913000111\n\
+               Lê Văn Hà;1A;;;Vũ Thị Lan;0913000111\n";
+    let (_, dry) = import(
+        &app,
+        t.school,
+        "&dry_run=true",
+        csv.as_bytes().to_vec(),
+        false,
+    )
+    .await;
+    let (_, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(outcome(&dry), outcome(&r));
+    assert_eq!(r["parents_created"], 3, "{r}");
+    let shared: Vec<(u64, String, String)> = cells(&r, "notes")
+        .into_iter()
+        .filter(|n| n.2 == "shared_phone")
+        .collect();
+    assert_eq!(
+        shared,
+        [
+            (2, "F2".into(), "shared_phone".into()),
+            (3, "F3".into(), "shared_phone".into())
+        ],
+        "{r}"
+    );
+    let mut got = links(&app).await;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            l(
+                "Lê Thị Bình",
+                "1A",
+                "Lê Văn Cường",
+                Some("+84913000111"),
+                None,
+                "cha"
+            ),
+            l("Lê Thị Bình", "1A", "Phạm Thị Dung", None, None, "mẹ"),
+            l("Lê Văn Hà", "1A", "Vũ Thị Lan", None, None, "mẹ"),
+        ]
+    );
+    // Again: nobody renamed, nothing new.
+    let (_, r) = import(&app, t.school, "", csv.as_bytes().to_vec(), false).await;
+    assert_eq!(
+        (r["parents_created"].as_u64(), r["parents_updated"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn last_years_codes_and_this_years_export_without_them() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = tree(&app).await;
+    let v1 =
+        "Mã HS;Họ và tên;Lớp;Họ tên cha;SĐT cha\nHS1;Nguyễn Văn An;4B;Nguyễn Văn Ba;0912345678\n";
+    let v2 = "Họ và tên;Lớp;Họ tên cha;SĐT cha\nNguyễn Văn An;Lớp 5b;Nguyễn Văn Ba;0912345678\n";
+    import(&app, t.school, "", v1.as_bytes().to_vec(), false).await;
+    let (_, r) = import(&app, t.school, "", v2.as_bytes().to_vec(), false).await;
+    assert_eq!(
+        (r["students_created"].as_u64(), r["students_moved"].as_u64()),
+        (Some(0), Some(1)),
+        "{r}"
+    );
+    assert_eq!(
+        links(&app).await,
+        [l(
+            "Nguyễn Văn An",
+            "5B",
+            "Nguyễn Văn Ba",
+            Some("+84912345678"),
+            None,
+            "cha"
+        )],
+        "the class cell \"Lớp 5b\" is class 5B"
+    );
+}

@@ -313,12 +313,7 @@ fn copy_csv(
 ) -> Result<(), ErrorBookError> {
     // Line numbers must match the import's, which reads the text without its BOM.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // As the import does: Vietnamese Excel writes CSV with `;` (`,` is the decimal separator), and
-    // title rows may come first, so the first lines are counted together.
-    let (semicolons, commas) = text.lines().take(30).fold((0, 0), |(s, c), line| {
-        (s + line.matches(';').count(), c + line.matches(',').count())
-    });
-    let delimiter = if semicolons > commas { b';' } else { b',' };
+    let delimiter = super::table::csv_delimiter(text);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)

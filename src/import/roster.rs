@@ -433,6 +433,29 @@ fn class_after_lop(s: &str) -> Option<String> {
         .and_then(|w| class_token(w[1]))
 }
 
+/// A class cell as one name for one class: `Lớp 5A`, `5a` and `5A` are class 5A; anything else
+/// (`Lá 1`, `Mầm non`) is kept as written.
+fn class_name(cell: &str) -> String {
+    class_after_lop(cell)
+        .or_else(|| class_token(cell))
+        .unwrap_or_else(|| cell.to_string())
+}
+
+/// A relation cell in the words Loa stores: `Bố`, `Bố đẻ`, `Cha` are `cha`; `Mẹ`, `Mẹ đẻ` are
+/// `mẹ`; a guardian is `người giám hộ`; anything else (`Ông`, `Bà nội`) as written, lower case.
+fn relation(cell: &str) -> String {
+    let f = fold(cell);
+    if f.starts_with("cha") || f.starts_with("bo") {
+        "cha".into()
+    } else if f.starts_with("me") || f.starts_with("ma") && f.len() <= 3 {
+        "mẹ".into()
+    } else if f.contains("giamho") {
+        "người giám hộ".into()
+    } else {
+        cell.to_lowercase()
+    }
+}
+
 /// Finds the header row (or two-row header) among the first rows by the columns it names, whatever
 /// title rows precede it, and the end of the table after it; `kind` forces what the list is, else
 /// its columns and title tell, else `default`.
@@ -632,6 +655,8 @@ pub struct Parsed {
     /// Per student of the file (by code, else class and name): which channels a parent reaches, or why
     /// none does.
     pub reach: std::collections::HashMap<(Option<String>, Option<String>, String), Reach>,
+    /// Who each mobile belongs to in this file (the first name given with it) and on which line.
+    pub phone_owner: std::collections::HashMap<String, (String, usize)>,
 }
 
 /// What one student's parents in the file can be reached by.
@@ -849,7 +874,10 @@ fn roster_row(t: &Located, row: &Row, out: &mut Parsed) {
         return;
     };
     let student_code = r.get(Column::StudentCode);
-    let class = r.get(Column::Class).or_else(|| t.default_class.clone());
+    let class = r
+        .get(Column::Class)
+        .map(|c| class_name(&c))
+        .or_else(|| t.default_class.clone());
     if student_code.is_none() && class.is_none() {
         // Without a code or a class a re-import could not find the student again.
         out.rejected.push(r.issue(
@@ -879,7 +907,7 @@ fn roster_row(t: &Located, row: &Row, out: &mut Parsed) {
             continue;
         }
         let relation = match who {
-            Who::Generic => r.get(Column::Relation),
+            Who::Generic => r.get(Column::Relation).map(|v| relation(&v)),
             w => w.relation().map(str::to_string),
         };
         let entry = ParentEntry {
@@ -913,8 +941,47 @@ fn roster_row(t: &Located, row: &Row, out: &mut Parsed) {
         }
         parents.push((who, entry));
     }
-    for (who, p) in &parents {
-        if !p.has_key() {
+    // One number is one person to Loa (one father of two children is one contact). A number the
+    // file already gave to someone of another name (the father and the mother listing the family
+    // phone, a grandmother's number for two families) stays with the first: the next is imported
+    // without it, so that both people and their relations remain and nobody is renamed.
+    let mut shared = vec![false; parents.len()];
+    for (k, (who, p)) in parents.iter_mut().enumerate() {
+        let Some(phone) = p.phone.clone() else {
+            continue;
+        };
+        let me = fold(&p.name);
+        match out.phone_owner.get(&phone) {
+            Some((owner, line)) if fold(owner) != me => {
+                let (_, phone_cols) = who.columns();
+                let col = phone_cols
+                    .iter()
+                    .copied()
+                    .find(|c| r.idx(*c).is_some())
+                    .unwrap_or(phone_cols[0]);
+                out.notes.push(r.issue(
+                    col,
+                    "shared_phone",
+                    format!(
+                        "số {phone} đã là số của {owner} (dòng {line}): {} được nhập không kèm số này, Loa gửi tin tới số này một lần",
+                        p.name
+                    ),
+                    r.get(col),
+                ));
+                p.phone = p.other_phones.first().cloned();
+                if !p.other_phones.is_empty() {
+                    p.other_phones.remove(0);
+                }
+                shared[k] = true;
+            }
+            Some(_) => {}
+            None => {
+                out.phone_owner.insert(phone, (p.name.clone(), row.line));
+            }
+        }
+    }
+    for (k, (who, p)) in parents.iter().enumerate() {
+        if !p.has_key() && !shared[k] {
             let (name_col, phone_cols) = who.columns();
             let col = if r.idx(phone_cols[0]).is_some() {
                 phone_cols[0]
@@ -1229,6 +1296,24 @@ mod tests {
         }
         assert_eq!(p.staff[0].phone.as_deref(), Some("+84912000001"));
         assert_eq!(p.staff[0].group.as_deref(), Some("Tổ 1"));
+    }
+
+    #[test]
+    fn classes_and_relations_as_one_name() {
+        assert_eq!(class_name("Lớp 5A"), "5A");
+        assert_eq!(class_name("5a"), "5A");
+        assert_eq!(class_name("Mầm non"), "Mầm non");
+        for (cell, want) in [
+            ("Bố", "cha"),
+            ("Bố đẻ", "cha"),
+            ("Cha", "cha"),
+            ("mẹ", "mẹ"),
+            ("Mẹ đẻ", "mẹ"),
+            ("Người giám hộ", "người giám hộ"),
+            ("Bà nội", "bà nội"),
+        ] {
+            assert_eq!(relation(cell), want, "{cell}");
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@ use calamine::{Data, Reader, SheetType, SheetVisible, Xlsx};
 
 use super::encoding::{self, Encoding};
 
-/// Rows a roster may have: a whole school with one row per parent is a few thousand.
-pub const MAX_ROWS: usize = 50_000;
+/// Non-blank rows a file may have, over all its sheets: 50,000 students (a whole district's schools
+/// in one export) with each class sheet's title, header, total and signature rows.
+pub const MAX_ROWS: usize = 60_000;
 /// Columns a roster may have: management-software exports carry a few dozen.
 pub const MAX_COLS: usize = 200;
 /// Characters in one cell: a name, an address or a note, never a page.
@@ -170,6 +171,26 @@ pub fn stream_book<E: From<TableError>>(
     })
 }
 
+/// The separator of a CSV (the import and the error workbook read it alike). Vietnamese Excel
+/// exports CSV with `;` (its decimal separator is `,`); "Unicode text" (UTF-16) uses tabs; title
+/// rows may come first ("DANH SÁCH HỌC SINH ..."), so the first 30 lines are counted together and
+/// the most frequent of tab, `;` and `,` wins (`,` on a tie).
+pub(crate) fn csv_delimiter(text: &str) -> u8 {
+    let (mut tabs, mut semis, mut commas) = (0, 0, 0);
+    for line in text.lines().take(30) {
+        tabs += line.matches('\t').count();
+        semis += line.matches(';').count();
+        commas += line.matches(',').count();
+    }
+    if tabs > semis && tabs > commas {
+        b'\t'
+    } else if semis > commas {
+        b';'
+    } else {
+        b','
+    }
+}
+
 fn is_blank(cells: &[String]) -> bool {
     cells.iter().all(|c| c.trim().is_empty())
 }
@@ -177,14 +198,7 @@ fn is_blank(cells: &[String]) -> bool {
 /// A CSV's non-blank records as rows.
 fn csv_rows(text: &str) -> impl Iterator<Item = Result<Row, TableError>> + '_ {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Vietnamese Excel exports CSV with `;` (the decimal separator is `,`): pick what the header uses.
-    // Title rows may come first ("DANH SÁCH HỌC SINH ..."), so the first lines are counted together.
-    let head: String = text.lines().take(30).collect();
-    let delimiter = if head.matches(';').count() > head.matches(',').count() {
-        b';'
-    } else {
-        b','
-    };
+    let delimiter = csv_delimiter(text);
     let reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -408,6 +422,16 @@ mod tests {
         let t = read(b"STT;Ho ten\r\n1;An\r\n\r\n\r\n2;Binh\r\n", None).unwrap();
         let lines: Vec<usize> = t.rows.iter().map(|r| r.line).collect();
         assert_eq!(lines, [1, 2, 5]);
+    }
+
+    #[test]
+    fn excel_unicode_text_is_utf16_with_tabs() {
+        let text = "Họ và tên\tLớp\tSĐT\r\nAn, Bình\t4B\t0912000001\r\n";
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
+        let t = read(&bytes, None).unwrap();
+        assert_eq!(t.rows[1].cells, ["An, Bình", "4B", "0912000001"]);
+        assert_eq!(t.rows[1].line, 2);
     }
 
     #[test]

@@ -485,6 +485,10 @@ impl SqliteStore {
             .row_buffer_size(1024);
         let fault: Arc<std::sync::Mutex<Option<WriteFault>>> = Arc::default();
         let on_connect = fault.clone();
+        // Every transaction on the writer starts with BEGIN IMMEDIATE: a deferred one that reads and
+        // then writes fails at once with "database is locked" (SQLITE_BUSY, no busy wait) when
+        // another process (`loa serve` beside a `loa import`) committed in between; an immediate
+        // one takes the write lock first and waits out the busy timeout.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .after_connect(move |conn, _| {
@@ -657,7 +661,7 @@ impl Store for SqliteStore {
                     .unwrap_or("nothing (root)")
             )));
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query("INSERT INTO orgs (parent_id, kind, code, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
             .bind(o.parent_id)
             .bind(o.kind.as_str())
@@ -887,7 +891,7 @@ impl Store for SqliteStore {
     }
 
     async fn erase_contact(&self, id: i64, now: Millis) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some(person) = sqlx::query(
             "SELECT full_name, phone, email, zalo_user_id, facebook_psid, student_code \
              FROM contacts WHERE id = ?",
@@ -1076,7 +1080,7 @@ impl Store for SqliteStore {
             }
         }
         let mut ids = Vec::with_capacity(rows.len());
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // 11 parameters a row; 1000 rows stay below SQLite's 32766-parameter limit.
         for chunk in rows.chunks(1000) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -1107,7 +1111,7 @@ impl Store for SqliteStore {
 
     async fn link_guardians(&self, pairs: &[(i64, i64)]) -> Result<u64> {
         let mut n = 0;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in pairs.chunks(5000) {
             let json =
                 serde_json::to_string(chunk).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -1368,7 +1372,7 @@ impl Store for SqliteStore {
     }
 
     async fn cancel_campaign(&self, id: i64, now: Millis) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let moved = sqlx::query(
             "UPDATE campaigns SET state = 'cancelled', updated_at = ?1 WHERE id = ?2 \
              AND state IN ('draft','submitted','rejected','approved','scheduled','running')",
@@ -1514,7 +1518,7 @@ impl Store for SqliteStore {
     }
 
     async fn reopen_run(&self, run_id: i64, now: Millis) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let reopened = sqlx::query("UPDATE runs SET state = 'running', finished_at = NULL WHERE id = ? AND state = 'done' RETURNING campaign_id")
             .bind(run_id)
             .written_opt(&mut *tx)
@@ -1531,7 +1535,7 @@ impl Store for SqliteStore {
     }
 
     async fn finish_runs(&self, now: Millis) -> Result<Vec<i64>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // Deliveries of a cancelled run whose sender died mid-send end cancelled, not stuck in sending.
         sqlx::query(concat!(
             "UPDATE deliveries AS d SET state = 'cancelled', reason_code = 'cancelled', lease_until = NULL, updated_at = ?1 \
@@ -1579,7 +1583,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Claimed>> {
         let skip: Vec<&str> = skip.iter().map(|c| c.as_str()).collect();
         let skip = serde_json::to_string(&skip).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut claimed: Vec<Claimed> = Vec::new();
         for sql in CLAIM_STATEMENTS.iter() {
             let want = limit - claimed.len() as i64;
@@ -1619,7 +1623,7 @@ impl Store for SqliteStore {
     }
 
     async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = 0;
         // Up to 128 outcomes per statement: each statement is a round trip to SQLite's worker thread,
         // which costs more than the update itself. A statement's row count is rounded up to a multiple

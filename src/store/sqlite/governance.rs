@@ -264,7 +264,7 @@ impl SqliteStore {
             serde_json::to_string(&c.audience).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let channels =
             serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
             "UPDATE campaigns SET name = ?1, template_id = ?2, audience = ?3, channels = ?4, messenger_tag = ?5, \
              send_at = ?6, state = 'draft', submitted_by = NULL, approved_by = NULL, approved_at = NULL, \

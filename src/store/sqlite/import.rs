@@ -47,14 +47,14 @@ impl SqliteStore {
         match mode {
             ImportMode::Commit => {
                 while let Some(piece) = pieces.recv().await {
-                    let mut tx = self.writer.begin().await?;
+                    let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
                     import_piece(&mut tx, &school, &piece, now, &mut n).await?;
                     tx.commit().await?;
                     progress(piece.len());
                 }
             }
             ImportMode::DryRun => {
-                let mut tx = self.writer.begin().await?;
+                let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
                 while let Some(piece) = pieces.recv().await {
                     import_piece(&mut tx, &school, &piece, now, &mut n).await?;
                     progress(piece.len());
@@ -78,7 +78,7 @@ impl SqliteStore {
                 "a staff list is imported into a school, a Phòng or a Sở".into(),
             ));
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = ImportCounts::default();
         staff(&mut tx, &org, entries, now, &mut n).await?;
         match mode {
@@ -485,7 +485,8 @@ async fn students(
 }
 
 /// Students the file names without a code, in a class where Loa has no one of that name: after a
-/// promotion (4B -> 5B) they are in another class of the school. Such a student is the one of the
+/// promotion (4B -> 5B) they are in another class of the school (and may have a code from last
+/// year's file, which this year's export left out). Such a student is the one of the
 /// same name in the school who shares a parent's phone, email or Zalo id with the row. A family in
 /// common says more than a class and a name: a student the row of their old class matched only by
 /// name (no parent in common) is moved to the row that shares their family, and the old class's row
@@ -512,7 +513,7 @@ async fn promoted<K: Fn(usize) -> StudentKey>(
     let rows = sqlx::query(
         "SELECT c.id, c.full_name, c.org_id, p.phone, p.email, p.zalo_user_id, p.other_phones FROM contacts c \
          JOIN guardian_links g ON g.student_id = c.id JOIN contacts p ON p.id = g.parent_id \
-         WHERE c.school_id = ?1 AND c.role = 'student' AND c.student_code IS NULL \
+         WHERE c.school_id = ?1 AND c.role = 'student' \
            AND c.full_name IN (SELECT value FROM json_each(?2)) ORDER BY c.id",
     )
     .bind(school_id)

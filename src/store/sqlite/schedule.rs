@@ -53,7 +53,7 @@ impl SqliteStore {
             SlotRun::Pending { template_id } => ("pending", None, Some(*template_id)),
             SlotRun::Skipped { reason } => ("skipped", Some(reason.as_str()), None),
         };
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
             "INSERT INTO runs (campaign_id, slot, slot_at, state, reason, template_id, created_at, finished_at, paused) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?4 = 'skipped' THEN ?7 END, \
@@ -166,7 +166,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn do_set_calendar(&self, org_id: i64, c: Option<&Calendar>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query("UPDATE orgs SET has_calendar = ? WHERE id = ?")
             .bind(c.is_some())
             .bind(org_id)
@@ -294,7 +294,7 @@ impl SqliteStore {
         paused: bool,
         now: Millis,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let runs = sqlx::query(
             "UPDATE runs SET paused = ?1 WHERE campaign_id = ?2 AND (?3 IS NULL OR id = ?3) \
              AND state IN ('pending','running') AND paused <> ?1",
@@ -329,7 +329,7 @@ impl SqliteStore {
         run_id: i64,
         now: Millis,
     ) -> Result<Option<u64>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let moved = sqlx::query(
             "UPDATE runs SET state = 'cancelled', finished_at = ?1 WHERE id = ?2 AND campaign_id = ?3 \
              AND state IN ('pending','running')",

@@ -12,7 +12,7 @@ impl SqliteStore {
         if s.classes.is_empty() || s.parents == 0 {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS synth_classes (k INTEGER PRIMARY KEY, class_id INTEGER, school_id INTEGER)")
             .execute(&mut *tx)
             .await?;
