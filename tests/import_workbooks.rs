@@ -702,8 +702,8 @@ async fn the_rejected_cells_come_back_as_a_copy_of_the_upload_with_an_error_colu
     assert_eq!(b[3][6], "Lỗi cần sửa");
     assert_eq!(b[5][1], "Hoàng Văn Giang", "the cells are the upload's");
     assert!(
-        b[5][6].contains("09123") || b[5][6].contains("F6") || b[5][6].contains("cột F"),
-        "{:?}",
+        b[5][6].contains("\"09123\"") && b[5][6].contains("cột F"),
+        "the mother's typo, by value and column: {:?}",
         b[5]
     );
     assert!(

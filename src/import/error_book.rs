@@ -320,7 +320,7 @@ fn copy_csv(
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut copy = SheetCopy::new(book, CSV_SHEET)?;
-    let mut lines = CsvLines::new(text);
+    let mut lines = super::table::CsvLines::new(text);
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -345,57 +345,6 @@ fn copy_csv(
         notes.marks.get(&None),
         formats,
     )
-}
-
-/// The line each CSV record starts on, as a text editor numbers it: blank lines count, and a
-/// CRLF or LF or CR ends a line.
-///
-/// Not `record.position().line()`: the csv crate takes a record's position where the previous
-/// record ended, before the blank lines and the `\n` of a CRLF it then skips are counted, so after
-/// a blank line the number is too small, and in a CRLF file (what Excel on Windows saves) the
-/// first two records both say line 1. The byte offset it gives is exact, so the record's first
-/// byte is found from it and the line breaks before it are counted, once, as records come in order.
-pub(crate) struct CsvLines<'t> {
-    text: &'t [u8],
-    /// Bytes before `at` are counted: `line` is the line `at` is on.
-    at: usize,
-    line: usize,
-}
-
-impl<'t> CsvLines<'t> {
-    /// `text` is what the csv reader reads (after any BOM), so that offsets agree.
-    pub(crate) fn new(text: &'t str) -> Self {
-        CsvLines {
-            text: text.as_bytes(),
-            at: 0,
-            line: 1,
-        }
-    }
-
-    /// The line (from 1) `record` starts on. Records must be asked for in file order.
-    pub(crate) fn line_of(&mut self, record: &csv::StringRecord) -> usize {
-        let from = record
-            .position()
-            .and_then(|p| usize::try_from(p.byte()).ok())
-            .unwrap_or(self.at)
-            .clamp(self.at, self.text.len());
-        // The reader skips line ends between records (blank lines are no record), so the first
-        // byte that is not one is where this record starts.
-        let start = self.text[from..]
-            .iter()
-            .position(|b| *b != b'\r' && *b != b'\n')
-            .map_or(self.text.len(), |i| from + i);
-        for i in self.at..start {
-            match self.text[i] {
-                b'\n' => self.line += 1,
-                // A CR ends a line unless an LF follows, which then ends it.
-                b'\r' if self.text.get(i + 1) != Some(&b'\n') => self.line += 1,
-                _ => {}
-            }
-        }
-        self.at = start;
-        self.line
-    }
 }
 
 /// A date, time or duration as a Vietnamese Excel shows it (`12/03/2016`, `07:30`, `25:00:00`):
@@ -668,7 +617,7 @@ mod tests {
     #[test]
     fn csv_lines_count_blank_lines_and_crlf() {
         let lines_of = |text: &str| {
-            let mut lines = CsvLines::new(text);
+            let mut lines = crate::import::table::CsvLines::new(text);
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)

@@ -52,15 +52,11 @@ pub struct SheetReport {
     /// Why the sheet was passed over (no table Loa recognises, hidden, empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
-    /// Whether its cells were read (within the limits): only those are copied into the error
-    /// workbook.
-    #[serde(skip)]
-    pub read: bool,
 }
 
 impl SheetReport {
-    /// A sheet passed over, with why; `read` if its cells were read (see the field).
-    fn skipped(name: Option<&str>, why: String, read: bool) -> SheetReport {
+    /// A sheet passed over, with why.
+    fn skipped(name: Option<&str>, why: String) -> SheetReport {
         SheetReport {
             name: name.map(str::to_string),
             kind: None,
@@ -69,7 +65,6 @@ impl SheetReport {
             rows: 0,
             imported: 0,
             skipped: Some(why),
-            read,
         }
     }
 }
@@ -146,7 +141,7 @@ fn scan(
         opts.sheet.as_deref(),
         opts.encoding,
         &mut |name, rows| -> Result<(), ImportError> {
-            let skipped = |why: String, read: bool| SheetReport::skipped(name, why, read);
+            let skipped = |why: String| SheetReport::skipped(name, why);
             let mut head = Vec::with_capacity(roster::HEADER_SEARCH);
             while head.len() < roster::HEADER_SEARCH {
                 match rows.next() {
@@ -155,16 +150,14 @@ fn scan(
                 }
             }
             if head.is_empty() {
-                report
-                    .sheets
-                    .push(skipped("trang tính trống".into(), false));
+                report.sheets.push(skipped("trang tính trống".into()));
                 return Ok(());
             }
             let (t, i) = match roster::locate(name, &head, opts.kind, default) {
                 Ok(found) => found,
                 Err(e) => {
                     // Only the first rows were read: the copy with errors leaves the sheet empty.
-                    report.sheets.push(skipped(e.0.clone(), false));
+                    report.sheets.push(skipped(e.0.clone()));
                     last_error = Some(e);
                     return Ok(());
                 }
@@ -194,7 +187,6 @@ fn scan(
                 rows: parsed.rows - rows_before,
                 imported: sent + parsed.entries.len() + parsed.staff.len() - before,
                 skipped: None,
-                read: true,
             });
             report.imported += sent;
             Ok(())
@@ -206,9 +198,7 @@ fn scan(
     }
     report.encoding = info.encoding.map(Encoding::name);
     for (name, why) in info.passed_over {
-        report
-            .sheets
-            .push(SheetReport::skipped(Some(&name), why, false));
+        report.sheets.push(SheetReport::skipped(Some(&name), why));
     }
     // A file in which no sheet holds a list is refused as a whole, with the reason of the last.
     if report.sheets.iter().all(|s| s.kind.is_none())
@@ -334,7 +324,9 @@ pub fn error_workbook(bytes: &[u8], report: &ImportReport) -> Result<Vec<u8>, Im
     let copied: Vec<&str> = report
         .sheets
         .iter()
-        .filter(|s| s.read)
+        // Only a sheet whose table was found was read within the limits to its end: the others
+        // (hidden, no table) come back empty under their names.
+        .filter(|s| s.kind.is_some())
         .filter_map(|s| s.name.as_deref())
         .collect();
     error_book::error_workbook(upload, &copied, &headers, &marks)

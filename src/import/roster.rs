@@ -253,8 +253,8 @@ pub enum ListKind {
 impl ListKind {
     pub fn parse(s: &str) -> Option<ListKind> {
         match s {
-            "roster" | "students" | "hoc-sinh" => Some(ListKind::Roster),
-            "staff" | "can-bo" => Some(ListKind::Staff),
+            "roster" => Some(ListKind::Roster),
+            "staff" => Some(ListKind::Staff),
             _ => None,
         }
     }
@@ -762,6 +762,24 @@ impl RowCtx<'_> {
         }
     }
 
+    /// The row's name, or `None`: for a row with nothing in the columns Loa reads (an STT alone, a
+    /// note), which is no one, and for a row without a name, which is rejected with `missing`.
+    fn name(&self, out: &mut Parsed, missing: &str) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let name = self.get(Column::StudentName);
+        if name.is_none() {
+            out.rejected.push(self.issue(
+                Column::StudentName,
+                "required",
+                missing.to_string(),
+                None,
+            ));
+        }
+        name
+    }
+
     /// An email cell, lower-cased, or its cell error.
     fn email(&self, out: &mut Parsed, c: Column) -> Option<String> {
         let e = self.get(c)?;
@@ -860,17 +878,8 @@ impl Phones {
 /// when it has no student (or nothing to recognise the student by on the next import).
 fn roster_row(t: &Located, row: &Row, out: &mut Parsed) {
     let r = RowCtx { t, row };
-    // A row with nothing in the columns Loa reads (an STT alone, a note) is not a student.
-    if r.is_empty() {
-        return;
-    }
-    let Some(student_name) = r.get(Column::StudentName) else {
-        out.rejected.push(r.issue(
-            Column::StudentName,
-            "required",
-            "thiếu họ tên học sinh; dòng này không được nhập".into(),
-            None,
-        ));
+    let Some(student_name) = r.name(out, "thiếu họ tên học sinh; dòng này không được nhập")
+    else {
         return;
     };
     let student_code = r.get(Column::StudentCode);
@@ -1043,16 +1052,7 @@ fn roster_row(t: &Located, row: &Row, out: &mut Parsed) {
 /// loses only itself.
 fn staff_row(t: &Located, row: &Row, out: &mut Parsed) {
     let r = RowCtx { t, row };
-    if r.is_empty() {
-        return;
-    }
-    let Some(name) = r.get(Column::StudentName) else {
-        out.rejected.push(r.issue(
-            Column::StudentName,
-            "required",
-            "thiếu họ tên; dòng này không được nhập".into(),
-            None,
-        ));
+    let Some(name) = r.name(out, "thiếu họ tên; dòng này không được nhập") else {
         return;
     };
     let phones = r.phones(

@@ -202,7 +202,7 @@ async fn staff(
             continue;
         };
         let id: i64 = r.try_get("id")?;
-        let old: [Option<String>; 9] = [
+        let old: [Option<String>; 8] = [
             Some(r.try_get("full_name")?),
             r.try_get("phone")?,
             r.try_get("email")?,
@@ -211,7 +211,6 @@ async fn staff(
             r.try_get("landline")?,
             r.try_get("position")?,
             r.try_get("staff_group")?,
-            None,
         ];
         let given = [
             Some(e.name.clone()),
@@ -222,7 +221,6 @@ async fn staff(
             e.landline.clone(),
             e.position.clone(),
             e.group.clone(),
-            None,
         ];
         let new: Vec<Option<String>> = given
             .iter()
@@ -230,7 +228,7 @@ async fn staff(
             .map(|(g, o)| g.clone().or(o.clone()))
             .collect();
         seen.insert(id);
-        if new[..8] == old[..8] {
+        if new[..] == old[..] {
             continue;
         }
         sqlx::query(
