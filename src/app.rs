@@ -88,6 +88,7 @@ impl App {
             dispatch_wake,
             webhook_wake: Arc::new(Notify::new()),
             prices: Arc::new(cfg.prices.clone()),
+            readiness: Arc::default(),
         };
         Ok(App {
             state,
@@ -125,7 +126,16 @@ impl App {
             shutdown.clone(),
         ));
         let dispatcher = if with_dispatcher {
-            tokio::spawn(self.dispatcher.clone().run(shutdown.clone()))
+            let running = self
+                .state
+                .readiness
+                .dispatcher_started(self.dispatcher.health());
+            let dispatcher = self.dispatcher.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let _running = running;
+                dispatcher.run(shutdown).await
+            })
         } else {
             tokio::spawn(async {})
         };
@@ -168,7 +178,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .merge(crate::webhooks::router())
         .merge(crate::web::router())
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/healthz", axum::routing::get(crate::health::healthz))
+        .route("/readyz", axum::routing::get(crate::health::readyz))
         // Every error is the JSON error body, unknown routes and wrong methods included.
         .fallback(|| async { api::error::AppError::no_route() })
         .method_not_allowed_fallback(|| async { api::error::AppError::method_not_allowed() })

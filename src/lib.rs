@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod health;
 pub mod import;
 pub mod links;
 pub mod preview;

@@ -211,10 +211,24 @@ fn init_tracing(quiet: bool) {
     let default = if quiet { "warn" } else { "loa=info,warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    // Colour codes only for a person at a terminal; journald and log collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi);
+    match std::env::var("LOA_LOG_FORMAT").as_deref() {
+        // One JSON object per line, for log collectors (Loki, Elasticsearch, journald's JSON).
+        Ok("json") => builder.json().with_current_span(false).init(),
+        Ok("text") | Err(_) => builder.init(),
+        Ok(other) => {
+            builder.init();
+            tracing::warn!(
+                value = other,
+                "LOA_LOG_FORMAT is neither json nor text; using text"
+            );
+        }
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use loa::domain::campaign::{NewTemplate, TemplateBodies};
 use loa::domain::contact::{Addresses, NewContact, Role};
 use loa::domain::org::{NewOrg, OrgKind};
+use loa::store::prelude::*;
 use loa::store::sqlite::{SqliteStore, WriteFault};
 use loa::store::{Store, StoreError};
 

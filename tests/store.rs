@@ -10,8 +10,9 @@ use loa::domain::campaign::{Audience, CampaignState, NewCampaign, NewTemplate, T
 use loa::domain::contact::{NewContactInput, OptOuts, Role};
 use loa::domain::delivery::DeliveryState;
 use loa::domain::org::{NewOrg, OrgKind};
+use loa::store::prelude::*;
 use loa::store::sqlite::SqliteStore;
-use loa::store::{DeliveryFilter, DeliveryUpdate, Receipt, Store};
+use loa::store::{DeliveryFilter, DeliveryUpdate, Receipt};
 use tokio::sync::Notify;
 
 const T0: i64 = 1_800_000_000_000;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub webhook_wake: Arc<Notify>,
     /// For the cost preview.
     pub prices: Arc<crate::config::Prices>,
+    /// What `/readyz` reports of the dispatcher.
+    pub readiness: Arc<crate::health::Readiness>,
 }
 
 pub use auth::Actor;

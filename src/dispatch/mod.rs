@@ -106,6 +106,11 @@ impl Dispatcher {
 
     /// Runs until `shutdown`; then stops claiming, lets in-flight sends finish (up to the grace
     /// period; leases cover the rest) and flushes their outcomes.
+    /// Whether the store's writes are failing, as this dispatcher last saw them.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let sem = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         // Every outcome in the channel holds a send slot, so it never holds more than `concurrency`.

@@ -1,6 +1,8 @@
 //! Who may do what where: the four user roles, the acting user (a principal) and the scope rule of the
 //! sector (a user acts on its node and everything below it, never above or beside it).
 
+use super::Millis;
+
 use serde::{Deserialize, Serialize};
 
 use super::org::OrgKind;
@@ -257,4 +259,18 @@ mod tests {
         assert!(!library_reaches("/1/2/", "/1/3/"));
         assert!(!library_reaches("/1/2/7/", "/1/2/"));
     }
+}
+
+/// One audit log entry as read back.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: Millis,
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub org_id: Option<i64>,
+    pub action: String,
+    pub object: String,
+    pub object_id: Option<i64>,
+    pub detail: serde_json::Value,
 }

@@ -333,3 +333,28 @@ mod tests {
         assert_eq!(given_name("Nguyễn Thị Lan"), "Lan");
     }
 }
+
+/// Which contacts `Store::list_contacts` returns.
+#[derive(Clone, Debug, Default)]
+pub struct ContactFilter {
+    /// The subtree: contacts of every node whose path starts with this ("" = the whole tree).
+    pub org_path: String,
+    /// A class (by path): its students, and the parents of its students.
+    pub class_path: Option<String>,
+    pub role: Option<crate::domain::contact::Role>,
+    /// Only people with an address for this channel.
+    pub has: Option<Channel>,
+    /// Folded as `domain::contact::fold_name`; a contact matches when its folded name contains it.
+    pub search: Option<String>,
+    /// Contacts with an id above this one.
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A page of contacts and, when more may follow, the id to continue after (the last one looked at,
+/// which a name search may have passed over).
+#[derive(Clone, Debug, Serialize)]
+pub struct ContactPage {
+    pub contacts: Vec<Contact>,
+    pub next_after: Option<i64>,
+}

@@ -1,6 +1,9 @@
 //! A delivery is one person in one run of a campaign: its state machine and the reasons a delivery can
 //! end without reaching the person.
 
+use super::contact::{Addresses, OptOuts};
+use super::{Channel, Millis};
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -186,4 +189,77 @@ mod attempt_ref_tests {
             assert_eq!(AttemptRef::parse(bad), None, "{bad}");
         }
     }
+}
+
+/// A delivery the dispatcher holds a lease on, with the person's addresses.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub id: i64,
+    pub run_id: i64,
+    pub campaign_id: i64,
+    pub contact_id: Option<i64>,
+    pub channel: Option<Channel>,
+    pub channel_index: i64,
+    pub attempts: i64,
+    pub state: DeliveryState,
+    pub reason: Option<String>,
+    pub vars: String,
+    pub addresses: Addresses,
+    pub opt_out: OptOuts,
+    /// Staff chose to skip this channel for the campaign: the person moves on to their next one.
+    pub channel_skipped: bool,
+}
+
+/// The new state of a delivery after an attempt or a receipt; applied only if the delivery is still
+/// in `expected` (so a late or duplicate writer changes nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryUpdate {
+    pub id: i64,
+    pub expected: DeliveryState,
+    pub state: DeliveryState,
+    pub channel: Option<Channel>,
+    pub channel_index: i64,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub provider_message_id: Option<String>,
+    pub segments: Option<i64>,
+    pub reason_code: Option<Reason>,
+    pub reason: Option<String>,
+    /// Receipts will name the message by `provider_message_id` only: index it.
+    pub receipt_by_provider_id: bool,
+    /// When the message was handed to the provider (taken just before the call, so a watermark
+    /// "everything sent before or at T" counts it); None: the time of recording.
+    pub sent_at: Option<Millis>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    pub state: Option<DeliveryState>,
+    pub channel: Option<Channel>,
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub contact_id: Option<i64>,
+    pub full_name: Option<String>,
+    pub role: Option<String>,
+    pub org_id: i64,
+    pub channel: Option<String>,
+    pub to: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub segments: Option<i64>,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub updated_at: Millis,
+}
+
+/// A receipt from a provider moving a delivery forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    Delivered,
+    Read,
 }

@@ -9,9 +9,11 @@ pub mod delivery;
 pub mod org;
 pub mod phone;
 pub mod roster;
+pub mod run;
 pub mod schedule;
 pub mod text;
 pub mod validation;
+pub mod webhook_event;
 
 pub use providers::Channel;
 
