@@ -49,6 +49,9 @@ fn random_secret() -> String {
 impl App {
     pub async fn build(cfg: &Config) -> anyhow::Result<App> {
         cfg.check()?;
+        if crate::metrics::install().is_none() {
+            tracing::warn!("another metrics recorder is installed; /metrics will answer 503");
+        }
         let store = open_store(cfg).await?;
         let registry = Arc::new(Registry::from_config(cfg, &store).await?);
         let listener = TcpListener::bind(cfg.server.listen)
@@ -180,6 +183,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .route("/healthz", axum::routing::get(crate::health::healthz))
         .route("/readyz", axum::routing::get(crate::health::readyz))
+        .route("/metrics", axum::routing::get(crate::metrics::route))
         // Every error is the JSON error body, unknown routes and wrong methods included.
         .fallback(|| async { api::error::AppError::no_route() })
         .method_not_allowed_fallback(|| async { api::error::AppError::method_not_allowed() })

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod health;
 pub mod import;
 pub mod links;
+pub mod metrics;
 pub mod preview;
 pub mod render;
 pub mod report;

@@ -69,6 +69,7 @@ impl Scheduler {
             {
                 let slot = format!("once:{}", c.send_at.unwrap_or(0));
                 self.store.create_run(id, &slot, now).await?;
+                crate::metrics::scheduler_run("once");
                 tracing::info!(campaign = id, "scheduled campaign started");
             }
         }
@@ -144,6 +145,7 @@ impl Scheduler {
                 .create_slot_run(c.id, &key, slot, &run, now)
                 .await?
             {
+                crate::metrics::scheduler_run("slot");
                 tracing::info!(campaign = c.id, slot, run = ?run, "slot recorded");
             }
             self.store.advance_cursor(c.id, slot).await?;

@@ -111,3 +111,43 @@ fn json_log_lines_when_asked() {
             .starts_with("127.0.0.1:")
     );
 }
+
+#[tokio::test]
+async fn metrics_count_a_campaign_for_operators_only() {
+    let app = spawn_app(|_, _| {}).await;
+    run_parents_campaign(&app, 3, &["sms"]).await;
+    let url = format!("{}/metrics", app.base);
+    // The default client carries the operator admin's token.
+    let r = app.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .to_string()
+    };
+    // Other tests of this process may send too: at least this campaign's three.
+    let sends = line("loa_sends_total{");
+    assert!(
+        sends.contains("result=\"ok\"") && sends.contains("channel=\"sms\""),
+        "{sends}"
+    );
+    let n: f64 = sends.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 3.0, "{sends}");
+    line("loa_outcomes_total{");
+    line("loa_claim_seconds_bucket");
+    line("loa_record_seconds_count");
+    line("loa_send_seconds_bucket{");
+    // Nobody without a token, and no one but an operator's admin.
+    let anon = reqwest::get(&url).await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let approver = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&app.approver_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approver.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}

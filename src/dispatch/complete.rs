@@ -107,7 +107,19 @@ pub async fn complete(
         let mut tries = 0;
         let mut given_up_at: Option<tokio::time::Instant> = None;
         loop {
-            match store.record(&updates, now_ms()).await {
+            let started = std::time::Instant::now();
+            let recorded = store.record(&updates, now_ms()).await;
+            crate::metrics::recorded(
+                started.elapsed(),
+                recorded.is_ok(),
+                updates.iter().map(|u| {
+                    (
+                        u.state.as_str(),
+                        u.channel.map(|c| c.as_str()).unwrap_or("none"),
+                    )
+                }),
+            );
+            match recorded {
                 Ok(_) => {
                     health.set(false, "recording outcomes");
                     break;

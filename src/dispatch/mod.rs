@@ -307,6 +307,7 @@ impl Dispatcher {
                     // Behind others of its channel, or over the quota: it waits in memory (its lease
                     // covers it) and goes the moment the limiter allows, without a trip to the store.
                     if held.has(item.msg.channel) || limiter.check().is_err() {
+                        crate::metrics::rate_limited(item.msg.channel.as_str());
                         held.push(item);
                         continue;
                     }
@@ -460,7 +461,12 @@ impl Dispatcher {
         let limit = self.batch() as i64;
         tokio::spawn(async move {
             let now = now_ms();
-            store.claim(limit, now, now + lease_ms, &skip).await
+            let started = std::time::Instant::now();
+            let claimed = store.claim(limit, now, now + lease_ms, &skip).await;
+            if let Ok(c) = &claimed {
+                crate::metrics::claim(started.elapsed(), c.len());
+            }
+            claimed
         })
     }
 
@@ -544,7 +550,23 @@ impl Dispatcher {
         inflight.spawn(async move {
             let Ready { d, msg, plan, .. } = item;
             let at = now_ms();
-            let attempt = match provider.send(&msg).await {
+            crate::metrics::in_flight(1.0);
+            let started = std::time::Instant::now();
+            let sent = provider.send(&msg).await;
+            crate::metrics::in_flight(-1.0);
+            crate::metrics::send(
+                provider.name(),
+                msg.channel.as_str(),
+                match &sent {
+                    Ok(_) => "ok",
+                    Err(providers::SendError::Transient { .. }) => "transient",
+                    Err(providers::SendError::RateLimited { .. }) => "rate_limited",
+                    Err(providers::SendError::Permanent { .. }) => "permanent",
+                    Err(providers::SendError::CampaignFault { .. }) => "campaign_fault",
+                },
+                started.elapsed(),
+            );
+            let attempt = match sent {
                 Ok(accepted) => Attempt::Sent { accepted, segments: msg.sms.map(|s| s.segments as i64), at },
                 Err(e) => {
                     // Providers quote the recipient in their texts: masked once here, before the
@@ -719,16 +741,22 @@ impl Held {
                 !halted
             });
         }
+        crate::metrics::held(-(ids.len() as f64));
         ids
     }
     fn has(&self, c: Channel) -> bool {
         self.queues.get(&c).is_some_and(|q| !q.is_empty())
     }
     fn push(&mut self, r: Ready) {
+        crate::metrics::held(1.0);
         self.queues.entry(r.msg.channel).or_default().push_back(r);
     }
     fn pop(&mut self, c: Channel) -> Option<Ready> {
-        self.queues.get_mut(&c).and_then(|q| q.pop_front())
+        let r = self.queues.get_mut(&c).and_then(|q| q.pop_front());
+        if r.is_some() {
+            crate::metrics::held(-1.0);
+        }
+        r
     }
     /// Channels with something held: the claim skips them until their queue drains.
     fn busy(&self) -> Vec<Channel> {

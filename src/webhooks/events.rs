@@ -77,6 +77,7 @@ pub async fn drain(s: &AppState) -> Result<usize, crate::store::StoreError> {
         s.store
             .finish_webhook_event(e.id, outcome, now_ms())
             .await?;
+        crate::metrics::webhook_event(&e.provider, outcome.as_str());
     }
     Ok(events.len())
 }
