@@ -1,9 +1,9 @@
-//! One `impl` per store area for SQLite; the SQL of the bigger areas sits beside it in `sqlite/`.
+//! One `impl` per store area for SQLite (the schedules' is in `sqlite/schedule.rs`, beside its SQL);
+//! the bigger areas still call SQL kept beside them in `sqlite/` (`import`, `fanout`, `governance`, ...).
 
 mod campaigns;
 mod contacts;
 mod deliveries;
 mod receipts;
-mod schedules;
 mod tree;
 mod users;
