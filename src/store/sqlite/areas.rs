@@ -1,9 +1,8 @@
-//! One `impl` per store area for SQLite (the schedules' is in `sqlite/schedule.rs`, beside its SQL);
-//! the bigger areas still call SQL kept beside them in `sqlite/` (`import`, `fanout`, `governance`, ...).
+//! One `impl` per store area for SQLite (schedules and receipts are in `sqlite/schedule.rs` and
+//! `sqlite/receipts.rs`, beside their SQL); the others still call SQL kept in `sqlite/` (`import`, ...).
 
 mod campaigns;
 mod contacts;
 mod deliveries;
-mod receipts;
 mod tree;
 mod users;
