@@ -65,13 +65,25 @@ pub fn send(provider: &str, channel: &'static str, result: &'static str, took: D
     histogram!("loa_send_seconds", "provider" => provider.to_owned()).record(took.as_secs_f64());
 }
 
-pub fn in_flight(delta: f64) {
-    gauge!("loa_sends_in_flight").increment(delta);
+/// A send to a provider under way: counted in `loa_sends_in_flight` until dropped.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        gauge!("loa_sends_in_flight").increment(1.0);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!("loa_sends_in_flight").decrement(1.0);
+    }
 }
 
 /// Deliveries claimed and waiting in this process for their channel's rate limiter.
-pub fn held(delta: f64) {
-    gauge!("loa_deliveries_held").increment(delta);
+pub fn held(n: usize) {
+    gauge!("loa_deliveries_held").set(n as f64);
 }
 
 pub fn claim(took: Duration, claimed: usize) {
@@ -80,10 +92,10 @@ pub fn claim(took: Duration, claimed: usize) {
 }
 
 /// One commit of outcomes; `states` are the outcomes' states and channels.
-pub fn recorded<'a>(
+pub fn recorded(
     took: Duration,
     ok: bool,
-    states: impl Iterator<Item = (&'static str, &'a str)>,
+    states: impl Iterator<Item = (&'static str, &'static str)>,
 ) {
     histogram!("loa_record_seconds").record(took.as_secs_f64());
     if !ok {
@@ -91,8 +103,7 @@ pub fn recorded<'a>(
         return;
     }
     for (state, channel) in states {
-        counter!("loa_outcomes_total", "state" => state, "channel" => channel.to_owned())
-            .increment(1);
+        counter!("loa_outcomes_total", "state" => state, "channel" => channel).increment(1);
     }
 }
 

@@ -139,6 +139,9 @@ async fn metrics_count_a_campaign_for_operators_only() {
     line("loa_claim_seconds_bucket");
     line("loa_record_seconds_count");
     line("loa_send_seconds_bucket{");
+    // Gauges come back down once the campaign is done: nothing in flight, nothing held.
+    assert_eq!(line("loa_sends_in_flight "), "loa_sends_in_flight 0");
+    assert_eq!(line("loa_deliveries_held "), "loa_deliveries_held 0");
     // Nobody without a token, and no one but an operator's admin.
     let anon = reqwest::get(&url).await.unwrap();
     assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);

@@ -104,13 +104,13 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `shutdown`; then stops claiming, lets in-flight sends finish (up to the grace
-    /// period; leases cover the rest) and flushes their outcomes.
     /// Whether the store's writes are failing, as this dispatcher last saw them.
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()
     }
 
+    /// Runs until `shutdown`; then stops claiming, lets in-flight sends finish (up to the grace
+    /// period; leases cover the rest) and flushes their outcomes.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let sem = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         // Every outcome in the channel holds a send slot, so it never holds more than `concurrency`.
@@ -157,6 +157,9 @@ impl Dispatcher {
             let sent_held = self
                 .send_held(&mut held, &sem, &mut inflight, &out_tx, &policy, lease_ms)
                 .await;
+            // Read from the queues once a turn, not counted at each change: every way out of them
+            // (sent, given back, halted, shutdown) is then covered.
+            crate::metrics::held(held.len());
             let free = sem.available_permits();
             if free == 0 {
                 continue;
@@ -347,6 +350,7 @@ impl Dispatcher {
         // Held deliveries, and any claimed ahead, go back to the store at once, so a restart does not
         // wait for their leases.
         self.give_back(&held.drain_ids()).await;
+        crate::metrics::held(0);
         if let Some(p) = next_claim
             && let Ok(Ok(ahead)) = p.await
         {
@@ -550,10 +554,12 @@ impl Dispatcher {
         inflight.spawn(async move {
             let Ready { d, msg, plan, .. } = item;
             let at = now_ms();
-            crate::metrics::in_flight(1.0);
             let started = std::time::Instant::now();
-            let sent = provider.send(&msg).await;
-            crate::metrics::in_flight(-1.0);
+            let sent = {
+                // A guard, so a send aborted at the end of the shutdown grace is counted out too.
+                let _in_flight = crate::metrics::InFlight::start();
+                provider.send(&msg).await
+            };
             crate::metrics::send(
                 provider.name(),
                 msg.channel.as_str(),
@@ -741,22 +747,19 @@ impl Held {
                 !halted
             });
         }
-        crate::metrics::held(-(ids.len() as f64));
         ids
     }
     fn has(&self, c: Channel) -> bool {
         self.queues.get(&c).is_some_and(|q| !q.is_empty())
     }
     fn push(&mut self, r: Ready) {
-        crate::metrics::held(1.0);
         self.queues.entry(r.msg.channel).or_default().push_back(r);
     }
     fn pop(&mut self, c: Channel) -> Option<Ready> {
-        let r = self.queues.get_mut(&c).and_then(|q| q.pop_front());
-        if r.is_some() {
-            crate::metrics::held(-1.0);
-        }
-        r
+        self.queues.get_mut(&c).and_then(|q| q.pop_front())
+    }
+    fn len(&self) -> usize {
+        self.queues.values().map(VecDeque::len).sum()
     }
     /// Channels with something held: the claim skips them until their queue drains.
     fn busy(&self) -> Vec<Channel> {

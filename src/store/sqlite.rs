@@ -26,6 +26,9 @@ use crate::domain::contact::{ContactDetails, Role};
 use crate::domain::delivery::AttemptRef;
 use crate::domain::org::OrgKind;
 
+/// The schema's migrations, embedded once: `migrate` applies them, `readiness` compares with the newest.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -611,11 +614,7 @@ fn direct_roles(a: &Audience) -> Vec<&'static str> {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn readiness(&self) -> Result<()> {
-        let head = sqlx::migrate!("./migrations/sqlite")
-            .iter()
-            .map(|m| m.version)
-            .max()
-            .unwrap_or(0);
+        let head = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.reader)
@@ -636,10 +635,7 @@ impl Store for SqliteStore {
         // other's work applied and goes on; a migration that is really broken fails every time.
         let mut tries = 0;
         loop {
-            match sqlx::migrate!("./migrations/sqlite")
-                .run(&self.writer)
-                .await
-            {
+            match MIGRATOR.run(&self.writer).await {
                 Ok(()) => break,
                 Err(e) if tries < 5 => {
                     tries += 1;
