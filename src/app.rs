@@ -18,7 +18,6 @@ use crate::dispatch::registry::Registry;
 use crate::links::Links;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 pub struct App {
     pub state: AppState,
@@ -30,13 +29,9 @@ pub struct App {
 
 /// Opens the database named in the config and brings its schema up to date.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = &cfg.database.url;
-    if !url.starts_with("sqlite:") && url.contains("://") {
-        anyhow::bail!("database url {url:?}: only sqlite is supported in this version");
-    }
-    let store = SqliteStore::open(url).await?;
+    let store = crate::store::open(&cfg.database.url).await?;
     store.migrate().await?;
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 fn random_secret() -> String {

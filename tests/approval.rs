@@ -174,10 +174,9 @@ async fn content_changed_after_approval_is_not_sent() {
         "{v}"
     );
     // Someone edits the template's text in the database after approval.
-    let url = format!("sqlite://{}", app.dir.path().join("loa.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = app.raw_db().await;
     let tpl = v["template_id"].as_i64().unwrap();
-    sqlx::query("UPDATE templates SET sms_text = 'Noi dung khac' WHERE id = ?")
+    sqlx::query("UPDATE templates SET sms_text = 'Noi dung khac' WHERE id = $1")
         .bind(tpl)
         .execute(&pool)
         .await

@@ -20,7 +20,7 @@ fn serve(dir: &std::path::Path, db: &str, kannel: &str) -> Child {
         &cfg,
         format!(
             r#"[database]
-url = "sqlite://{db}"
+url = "{db}"
 [server]
 listen = "127.0.0.1:0"
 [dispatch]
@@ -73,7 +73,7 @@ async fn kill_9_mid_campaign_repeats_at_most_what_was_in_flight() {
     app.start(c).await;
     app.wait_fanned_out(c, n).await;
 
-    let db = app.dir.path().join("loa.db").display().to_string();
+    let db = app.cfg.database.url.clone();
     let mut first = serve(app.dir.path(), &db, &server.uri());
     wait_for(Duration::from_secs(30), || async {
         (double.sent().len() >= 120).then_some(())

@@ -260,11 +260,8 @@ async fn a_crash_between_claim_and_record_loses_nobody() {
     app.wait_fanned_out(c, n).await;
     // Each instance is a process of its own: its own store handle on the same database, so its own
     // lease holder.
-    let db = app.dir.path().join("loa.db").display().to_string();
-    let process = || async {
-        Arc::new(loa::store::sqlite::SqliteStore::open(&db).await.unwrap())
-            as Arc<dyn loa::store::Store>
-    };
+    let db = app.cfg.database.url.clone();
+    let process = || async { loa::store::open(&db).await.unwrap() };
     let now = loa::clock::now_ms();
     // A first instance claims 5 and dies before sending anything.
     let first = process().await;

@@ -48,14 +48,13 @@ async fn not_ready_when_a_newer_loa_migrated_the_database() {
     let app = spawn_app(|_, _| {}).await;
     // What a newer build leaves behind: a migration this build does not know.
     let url = app.cfg.database.url.clone();
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
+    let pool = common::raw_db(&url).await;
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (99999, 'from the future', 1, x'00', 0)",
+         VALUES (99999, 'from the future', TRUE, $1, 0)",
     )
-    .execute(&mut conn)
+    .bind(vec![0u8])
+    .execute(&pool)
     .await
     .unwrap();
     let (code, body) = readyz(&app).await;

@@ -12,7 +12,6 @@ use chrono::DateTime;
 use common::*;
 use loa::scheduler::Scheduler;
 use loa::store::Store;
-use loa::store::sqlite::SqliteStore;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -104,8 +103,7 @@ async fn weekly_slots_across_a_month_each_once_with_two_schedulers() {
     )
     .await;
     // Two daemons on one database: a second store on the same file, with its own scheduler.
-    let url = format!("sqlite://{}", app.dir.path().join("loa.db").display());
-    let other: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let other: Arc<dyn Store> = loa::store::open(&app.cfg.database.url).await.unwrap();
     let (a, b) = (
         scheduler(&app, app.state.store.clone()),
         scheduler(&app, other),
@@ -436,10 +434,9 @@ async fn quiet_hours_hold_phone_channels_but_not_email_or_urgent_campaigns() {
         3,
         "only the urgent campaign's SMS went"
     );
-    let url = format!("sqlite://{}", app.dir.path().join("loa.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = app.raw_db().await;
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state, next_attempt_at FROM deliveries WHERE campaign_id = ? AND channel = 'sms'",
+        "SELECT state, next_attempt_at FROM deliveries WHERE campaign_id = $1 AND channel = 'sms'",
     )
     .bind(held)
     .fetch_all(&pool)

@@ -6,8 +6,11 @@
 mod campaigns;
 mod contacts;
 mod deliveries;
+pub mod postgres;
 mod receipts;
+mod rows;
 mod schedules;
+mod sql_error;
 pub mod sqlite;
 mod tree;
 mod users;
@@ -78,6 +81,21 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// part so that a restarted process with a reused pid is someone else.
 pub fn new_instance_id() -> String {
     format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
+}
+
+/// Opens the store a `database.url` names: `postgres://` (or `postgresql://`) for PostgreSQL,
+/// `sqlite://` or a plain path for SQLite. Errors never repeat the URL, which may hold a password.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    Ok(match scheme {
+        Some("postgres" | "postgresql") => std::sync::Arc::new(postgres::PgStore::open(url).await?),
+        Some("sqlite") | None => std::sync::Arc::new(sqlite::SqliteStore::open(url).await?),
+        Some(other) => {
+            return Err(StoreError::Invalid(format!(
+                "database.url: unknown scheme {other:?} (use sqlite:// or postgres://)"
+            )));
+        }
+    })
 }
 
 #[async_trait::async_trait]

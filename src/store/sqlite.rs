@@ -26,6 +26,10 @@ use crate::domain::contact::{ContactDetails, Role};
 use crate::domain::delivery::AttemptRef;
 use crate::domain::org::OrgKind;
 
+use super::rows::{CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, corrupt, row_readers};
+
+row_readers!(SqliteRow);
+
 /// The schema's migrations, embedded once: `migrate` applies them, `readiness` compares with the newest.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -61,47 +65,6 @@ fn fault_pragmas(f: Option<WriteFault>) -> &'static [&'static str] {
     }
 }
 
-/// SQLite's primary result codes that mean the database cannot be written (or read) right now,
-/// whatever the statement: SQLITE_BUSY (after the busy timeout), LOCKED, NOMEM, READONLY, IOERR,
-/// FULL, CANTOPEN, PROTOCOL.
-const UNAVAILABLE_CODES: [i64; 8] = [5, 6, 7, 8, 10, 13, 14, 15];
-
-fn unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|c| c.parse::<i64>().ok())
-            .is_some_and(|c| UNAVAILABLE_CODES.contains(&(c & 0xff))),
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
-    }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            _ if unavailable(&e) => StoreError::Unavailable(e.to_string()),
-            sqlx::Error::RowNotFound => StoreError::NotFound("row"),
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.message().to_string())
-            }
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::InvalidReference(db.message().to_string())
-            }
-            _ => StoreError::Db(e),
-        }
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Invalid(format!("migration failed: {e}"))
-    }
-}
-
 /// A write's `RETURNING` rows, read with the statement run to its end. sqlx's `fetch_one` and
 /// `fetch_optional` stop SQLite after the first row, and in autocommit mode the commit happens when
 /// the statement finishes: an error there (SQLITE_FULL) was lost, so the caller got an id for a row
@@ -134,126 +97,16 @@ impl<'q> Written<'q> for sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArgu
     }
 }
 
-fn corrupt(what: &str, v: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {v:?}"))
-}
-
-fn channel_col<I: sqlx::ColumnIndex<SqliteRow>>(
-    row: &SqliteRow,
-    col: I,
-) -> Result<Option<Channel>> {
-    match row.try_get::<Option<String>, _>(col)? {
-        None => Ok(None),
-        Some(s) => Channel::parse(&s)
-            .map(Some)
-            .ok_or_else(|| corrupt("channel", &s)),
-    }
-}
-
 fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
-const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email, zalo_user_id, facebook_psid, student_code, opt_out, \
-     consent_source, consent_at, created_at, other_phones, landline, position, staff_group";
-const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, \
-     created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason, \
-     schedule, series, urgent, schedule_ended, schedule_cursor, paused";
 /// A running campaign with no open run left: a recurring one waits for its next slot, any other is
 /// done (?1 now, ?2 campaign id). Returns the new state when it moved.
 const SETTLE_CAMPAIGN: &str = "UPDATE campaigns SET \
      state = CASE WHEN schedule IS NOT NULL AND schedule_ended = 0 THEN 'scheduled' ELSE 'done' END, \
      updated_at = ?1 WHERE id = ?2 AND state = 'running' \
      AND NOT EXISTS (SELECT 1 FROM runs WHERE campaign_id = ?2 AND state IN ('pending','running')) RETURNING state";
-const ORG_COLS: &str = "id, parent_id, kind, code, name, path, self_approval";
-
-fn org_from(row: &SqliteRow) -> Result<Org> {
-    let kind: String = row.try_get("kind")?;
-    Ok(Org {
-        id: row.try_get("id")?,
-        parent_id: row.try_get("parent_id")?,
-        kind: OrgKind::parse(&kind).ok_or_else(|| corrupt("org kind", &kind))?,
-        code: row.try_get("code")?,
-        name: row.try_get("name")?,
-        path: row.try_get("path")?,
-        self_approval: row.try_get("self_approval")?,
-    })
-}
-
-fn addresses_from(row: &SqliteRow) -> Result<Addresses> {
-    Ok(Addresses {
-        phone: row.try_get("phone")?,
-        email: row.try_get("email")?,
-        zalo_user_id: row.try_get("zalo_user_id")?,
-        facebook_psid: row.try_get("facebook_psid")?,
-    })
-}
-
-fn contact_from(row: &SqliteRow) -> Result<Contact> {
-    let role: String = row.try_get("role")?;
-    Ok(Contact {
-        id: row.try_get("id")?,
-        org_id: row.try_get("org_id")?,
-        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
-        full_name: row.try_get("full_name")?,
-        student_code: row.try_get("student_code")?,
-        addresses: addresses_from(row)?,
-        opted_out: OptOuts(row.try_get("opt_out")?).channels(),
-        consent_source: row.try_get("consent_source")?,
-        consent_at: row.try_get("consent_at")?,
-        created_at: row.try_get("created_at")?,
-        details: ContactDetails {
-            other_phones: match row.try_get::<Option<String>, _>("other_phones")? {
-                Some(j) => serde_json::from_str(&j).map_err(|_| corrupt("other_phones", &j))?,
-                None => Vec::new(),
-            },
-            landline: row.try_get("landline")?,
-            position: row.try_get("position")?,
-            group: row.try_get("staff_group")?,
-        },
-    })
-}
-
-fn campaign_from(row: &SqliteRow) -> Result<Campaign> {
-    let audience: String = row.try_get("audience")?;
-    let channels: String = row.try_get("channels")?;
-    let state: String = row.try_get("state")?;
-    Ok(Campaign {
-        id: row.try_get("id")?,
-        org_id: row.try_get("org_id")?,
-        name: row.try_get("name")?,
-        template_id: row.try_get("template_id")?,
-        audience: serde_json::from_str(&audience).map_err(|_| corrupt("audience", &audience))?,
-        channels: serde_json::from_str(&channels).map_err(|_| corrupt("channels", &channels))?,
-        messenger_tag: row.try_get("messenger_tag")?,
-        state: CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?,
-        send_at: row.try_get("send_at")?,
-        schedule: json_col(row, "schedule")?,
-        series: json_col(row, "series")?.unwrap_or_default(),
-        urgent: row.try_get("urgent")?,
-        schedule_ended: row.try_get("schedule_ended")?,
-        schedule_cursor: row.try_get("schedule_cursor")?,
-        paused: row.try_get("paused")?,
-        created_by: row.try_get("created_by")?,
-        submitted_by: row.try_get("submitted_by")?,
-        approval: match (
-            row.try_get::<Option<i64>, _>("approved_by")?,
-            row.try_get::<Option<String>, _>("approval_hash")?,
-        ) {
-            (Some(approved_by), Some(hash)) => Some(Approval {
-                approved_by,
-                approved_at: row.try_get::<Option<i64>, _>("approved_at")?.unwrap_or(0),
-                hash,
-                snapshot: json_col(row, "approval")?.unwrap_or_default(),
-            }),
-            _ => None,
-        },
-        rejection_reason: row.try_get("rejection_reason")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 impl SqliteStore {
     /// Stores an app's token pair; `overwrite` false keeps a pair already stored.
     async fn put_zalo_token(
@@ -282,44 +135,6 @@ impl SqliteStore {
         .await?;
         Ok(())
     }
-}
-
-/// An optional JSON column as its type.
-fn json_col<T: serde::de::DeserializeOwned>(r: &SqliteRow, col: &'static str) -> Result<Option<T>> {
-    match r.try_get::<Option<String>, _>(col)? {
-        Some(j) => Ok(Some(
-            serde_json::from_str(&j).map_err(|_| corrupt(col, &j))?,
-        )),
-        None => Ok(None),
-    }
-}
-
-fn template_from(r: &SqliteRow) -> Result<Template> {
-    Ok(Template {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        name: r.try_get("name")?,
-        bodies: TemplateBodies {
-            email_subject: r.try_get("email_subject")?,
-            email_text: r.try_get("email_text")?,
-            email_html: r.try_get("email_html")?,
-            sms_text: r.try_get("sms_text")?,
-            zalo_text: r.try_get("zalo_text")?,
-            messenger_text: r.try_get("messenger_text")?,
-            zns: json_col(r, "zns")?,
-            zalo_transaction: json_col(r, "zalo_transaction")?,
-        },
-        created_by: r.try_get("created_by")?,
-        published: match r.try_get::<Option<i64>, _>("published_at")? {
-            Some(published_at) => Some(Publication {
-                published_by: r.try_get::<Option<i64>, _>("published_by")?.unwrap_or(0),
-                published_at,
-                topics: json_col(r, "topics")?.unwrap_or_default(),
-            }),
-            None => None,
-        },
-        created_at: r.try_get("created_at")?,
-    })
 }
 
 /// A delivery as the dispatcher handles it, with the person's addresses (a Zalo user id only while

@@ -72,8 +72,7 @@ pub type Link = (
     Option<String>,
 );
 pub async fn links(app: &TestApp) -> Vec<Link> {
-    let url = format!("sqlite://{}", app.dir.path().join("loa.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = app.raw_db().await;
     let rows: Vec<Link> = sqlx::query_as(
         "SELECT s.full_name, o.name, p.full_name, p.phone, p.email, g.relation FROM guardian_links g \
          JOIN contacts s ON s.id = g.student_id JOIN contacts p ON p.id = g.parent_id \

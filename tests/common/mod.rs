@@ -36,9 +36,78 @@ pub struct TestApp {
     pub dir: TempDir,
 }
 
+/// The PostgreSQL server of the PostgreSQL pass: set when `LOA_TEST_STORE=postgres` and
+/// `LOA_TEST_POSTGRES_URL` names a server (`scripts/test` runs the suite a second time so).
+pub fn postgres_pass() -> Option<String> {
+    let on = std::env::var("LOA_TEST_STORE").is_ok_and(|s| s == "postgres");
+    let url = std::env::var("LOA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    match (on, url) {
+        (true, Some(url)) => Some(url),
+        (true, None) => panic!("LOA_TEST_STORE=postgres needs LOA_TEST_POSTGRES_URL"),
+        (false, _) => None,
+    }
+}
+
+/// True in the PostgreSQL pass: tests of SQLite's own mechanics (its file, its PRAGMAs) return.
+pub fn on_postgres() -> bool {
+    postgres_pass().is_some()
+}
+
+/// A new, empty schema on the server at `base` for one test, as a URL whose connections use it.
+pub fn new_postgres_schema(base: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let schema = format!(
+        "loa_t_{}_{}_{:x}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    let server = base.to_string();
+    let create = schema.clone();
+    // Its own thread and runtime: callers may be sync, or inside a single-threaded test runtime.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let pool = sqlx::PgPool::connect(&server)
+                    .await
+                    .expect("PostgreSQL answers");
+                sqlx::query(&format!("CREATE SCHEMA {create}"))
+                    .execute(&pool)
+                    .await
+                    .expect("schema created");
+                pool.close().await;
+            })
+    })
+    .join()
+    .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[search_path]={schema}")
+}
+
+/// The database a test app in `dir` uses: a SQLite file there, or a schema of its own on PostgreSQL
+/// in the PostgreSQL pass.
+pub fn test_database_url(dir: &Path) -> String {
+    match postgres_pass() {
+        Some(base) => new_postgres_schema(&base),
+        None => format!("sqlite://{}", dir.join("loa.db").display()),
+    }
+}
+
+/// A pool on a test's database for the few checks that read or write rows directly, on either
+/// dialect (`$1` placeholders work on both).
+pub async fn raw_db(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.unwrap()
+}
+
 pub fn test_config(dir: &Path) -> Config {
     let mut cfg = Config::embedded();
-    cfg.database.url = format!("sqlite://{}", dir.join("loa.db").display());
+    cfg.database.url = test_database_url(dir);
     cfg.server.listen = "127.0.0.1:0".parse().unwrap();
     cfg.dispatch.poll_interval_ms = 50;
     cfg.dispatch.retry_base_ms = 40;
@@ -310,14 +379,16 @@ impl TestApp {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_loa"))
             .args(args)
             .current_dir(self.dir.path())
-            .env(
-                "LOA__DATABASE__URL",
-                format!("sqlite://{}", self.dir.path().join("loa.db").display()),
-            )
+            .env("LOA__DATABASE__URL", &self.cfg.database.url)
             .env("LOA_LOG", "error")
             .output()
             .await
             .unwrap()
+    }
+
+    /// A pool on this app's database, for checks that read or write rows directly.
+    pub async fn raw_db(&self) -> sqlx::AnyPool {
+        raw_db(&self.cfg.database.url).await
     }
 
     pub fn outbox(&self) -> PathBuf {
