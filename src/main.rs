@@ -61,6 +61,11 @@ enum Command {
         #[command(subcommand)]
         command: CampaignCommand,
     },
+    /// The database itself: move a district from one store to another.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Zalo Official Account administration.
     Zalo {
         #[command(subcommand)]
@@ -191,6 +196,21 @@ enum CampaignCommand {
 }
 
 #[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy everything (tree, contacts, campaigns, runs, deliveries and their history, users, tokens,
+    /// audit, the Zalo token pair) into a new, empty database, for example from SQLite to
+    /// PostgreSQL; counts are verified table by table. Stop `loa serve` on the source first.
+    Copy {
+        /// The source: sqlite:///var/lib/loa/loa.db, a plain path, or postgres://...
+        #[arg(long)]
+        from: String,
+        /// The target, created and migrated if needed; refused if it holds any row.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum ZaloCommand {
     /// Store a new token pair for a Zalo app (after re-authorising the OA), replacing the stored one.
     /// Pass the tokens through the environment so they stay out of the shell history.
@@ -248,7 +268,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let cfg = Config::load(cli.config.as_deref())?;
             open_store(&cfg).await?;
-            println!("database schema is up to date ({})", cfg.database.url);
+            println!(
+                "database schema is up to date ({})",
+                loa::store::display_url(&cfg.database.url)
+            );
+            Ok(())
+        }
+        Command::Store {
+            command: StoreCommand::Copy { from, to },
+        } => {
+            let started = std::time::Instant::now();
+            for url in [&from, &to] {
+                let store = loa::store::open(url).await?;
+                store.migrate().await?;
+            }
+            let mut total = 0;
+            loa::store::copy::copy_store(&from, &to, &mut |t| {
+                total += t.rows;
+                println!("{:<18} {:>10} rows", t.table, t.rows);
+            })
+            .await?;
+            println!(
+                "copied {total} rows from {} to {} in {:.1} s; every table's count verified",
+                loa::store::display_url(&from),
+                loa::store::display_url(&to),
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Serve => {

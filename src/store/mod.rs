@@ -5,6 +5,7 @@
 
 mod campaigns;
 mod contacts;
+pub mod copy;
 mod deliveries;
 pub mod postgres;
 mod receipts;
@@ -83,6 +84,23 @@ pub fn new_instance_id() -> String {
     format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
 }
 
+/// A `database.url` fit to print: the password of `postgres://user:password@host/db` and the query
+/// (which may carry `password=`) left out.
+pub fn display_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
 /// Opens the store a `database.url` names: `postgres://` (or `postgresql://`) for PostgreSQL,
 /// `sqlite://` or a plain path for SQLite. Errors never repeat the URL, which may hold a password.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
@@ -120,4 +138,22 @@ pub trait Store:
 
     /// Stores `value` under `key` unless present; returns what is stored.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printed_urls_hold_no_password() {
+        let p = super::display_url;
+        assert_eq!(
+            p("postgres://loa:s3cret@db.sgd.vn:5432/loa?sslmode=verify-full&password=x"),
+            "postgres://loa@db.sgd.vn:5432/loa"
+        );
+        assert_eq!(p("postgres://loa@db/loa"), "postgres://loa@db/loa");
+        assert_eq!(
+            p("sqlite:///var/lib/loa/loa.db"),
+            "sqlite:///var/lib/loa/loa.db"
+        );
+        assert_eq!(p("loa-data/loa.db"), "loa-data/loa.db");
+    }
 }
