@@ -104,6 +104,16 @@ impl Dispatcher {
         }
     }
 
+    /// Beats once and takes this process's share of the providers' quotas; returns the live
+    /// instances counted (0 if the store could not say).
+    async fn join_instances(&self, lease_ms: i64) -> u32 {
+        let now = now_ms();
+        if let Err(e) = self.store.heartbeat(now, now + lease_ms).await {
+            tracing::warn!(error = %e, "first heartbeat not recorded");
+        }
+        share_quotas(self.store.as_ref(), &self.registry, now).await
+    }
+
     /// Whether the store's writes are failing, as this dispatcher last saw them.
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()
@@ -124,9 +134,20 @@ impl Dispatcher {
             shutdown.clone(),
             Duration::from_secs(self.cfg.shutdown_grace_seconds),
         )));
+        let lease = (self.cfg.lease_seconds.max(1) * 1000) as i64;
+        // Say who we are before the first claim, and take our share of each provider's quota: when
+        // others run on this database, wait until they have seen us and halved theirs (they look
+        // every SHARE_EVERY), so that together we never exceed the account's rate.
+        if self.join_instances(lease).await > 1 {
+            tokio::select! {
+                _ = tokio::time::sleep(SHARE_EVERY * 2) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
         let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
             self.store.clone(),
-            (self.cfg.lease_seconds.max(1) * 1000) as i64,
+            self.registry.clone(),
+            lease,
         )));
         let mut claim_failures = 0u32;
         let mut inflight = JoinSet::new();
@@ -628,16 +649,43 @@ impl Dispatcher {
     }
 }
 
+/// How often each process recounts the live instances it shares provider quotas with.
+const SHARE_EVERY: Duration = Duration::from_secs(1);
+
 /// Keeps this process's row in `instances` alive, three beats per lease, so that the leases it holds
-/// are never taken over while it runs, however long its sends wait.
-async fn heartbeat(store: Arc<dyn Store>, lease_ms: i64) {
+/// are never taken over while it runs, however long its sends wait; and every `SHARE_EVERY` sets
+/// each provider's limiter to this process's share of the account's quota.
+async fn heartbeat(store: Arc<dyn Store>, registry: Arc<Registry>, lease_ms: i64) {
     let every = Duration::from_millis((lease_ms / 3).max(100) as u64);
+    let mut last_beat = tokio::time::Instant::now();
     loop {
+        tokio::time::sleep(SHARE_EVERY.min(every)).await;
         let now = now_ms();
-        if let Err(e) = store.heartbeat(now, now + lease_ms).await {
-            tracing::warn!(error = %e, "heartbeat not recorded; retrying");
+        if last_beat.elapsed() >= every {
+            match store.heartbeat(now, now + lease_ms).await {
+                Ok(()) => last_beat = tokio::time::Instant::now(),
+                Err(e) => tracing::warn!(error = %e, "heartbeat not recorded; retrying"),
+            }
         }
-        tokio::time::sleep(every).await;
+        share_quotas(store.as_ref(), &registry, now).await;
+    }
+}
+
+/// Sets every limiter to 1/n of its provider's quota, n the live instances; returns n. Unchanged
+/// when the store cannot say (the last share stands).
+async fn share_quotas(store: &dyn Store, registry: &Registry, now: Millis) -> u32 {
+    match store.live_instances(now).await {
+        Ok(n) => {
+            let n = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+            for l in registry.limiters() {
+                l.set_share(n);
+            }
+            n
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count the live instances; quota shares unchanged");
+            0
+        }
     }
 }
 

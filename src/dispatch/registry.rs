@@ -45,6 +45,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Every route's rate limiter (the heartbeat sets their shares).
+    pub fn limiters(&self) -> impl Iterator<Item = &Limiter> {
+        self.routes.values().filter_map(|r| r.limiter.as_ref())
+    }
+
     pub async fn from_config(cfg: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Registry> {
         let mut reg = Registry::default();
         let mut builder = Builder {

@@ -138,6 +138,10 @@ pub trait Store:
 
     /// Stores `value` under `key` unless present; returns what is stored.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+
+    /// How many processes keep a row in `instances` alive at `now` (this one included once it
+    /// has beaten): they share each provider's quota.
+    async fn live_instances(&self, now: Millis) -> Result<i64>;
 }
 
 #[cfg(test)]

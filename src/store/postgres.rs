@@ -174,6 +174,15 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn live_instances(&self, now: Millis) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM instances WHERE alive_until > $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",

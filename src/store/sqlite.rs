@@ -472,6 +472,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn live_instances(&self, now: Millis) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM instances WHERE alive_until > ?")
+                .bind(now)
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
         sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
