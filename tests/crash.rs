@@ -6,53 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::kannel_double::KannelDouble;
 use common::*;
 
 const CONCURRENCY: usize = 8;
-
-fn serve(dir: &std::path::Path, db: &str, kannel: &str) -> Child {
-    let cfg = dir.join("crash.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[database]
-url = "{db}"
-[server]
-listen = "127.0.0.1:0"
-[dispatch]
-concurrency = {CONCURRENCY}
-batch_size = 32
-lease_seconds = 2
-shutdown_grace_seconds = 2
-[schedule]
-quiet_hours = ""
-[channels]
-sms = "kannel"
-[providers.kannel]
-kind = "kannel"
-base_url = "{kannel}"
-username = "tester"
-password = "foobar"
-from = "TRUONGMP"
-timeout_seconds = 1
-"#
-        ),
-    )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_loa"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("serve")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("loa serve starts")
-}
 
 #[tokio::test]
 async fn kill_9_mid_campaign_repeats_at_most_what_was_in_flight() {
@@ -74,7 +33,8 @@ async fn kill_9_mid_campaign_repeats_at_most_what_was_in_flight() {
     app.wait_fanned_out(c, n).await;
 
     let db = app.cfg.database.url.clone();
-    let mut first = serve(app.dir.path(), &db, &server.uri());
+    let mut first =
+        common::serve::serve(app.dir.path(), "crash", &db, &server.uri(), CONCURRENCY, "");
     wait_for(Duration::from_secs(30), || async {
         (double.sent().len() >= 120).then_some(())
     })
@@ -85,7 +45,8 @@ async fn kill_9_mid_campaign_repeats_at_most_what_was_in_flight() {
     let at_kill = double.sent().len();
     assert!(at_kill < n, "killed mid-campaign ({at_kill} of {n} sent)");
 
-    let mut second = serve(app.dir.path(), &db, &server.uri());
+    let mut second =
+        common::serve::serve(app.dir.path(), "crash", &db, &server.uri(), CONCURRENCY, "");
     let done = wait_for(Duration::from_secs(60), || async {
         let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
         (p["progress"]["by_state"]["sent"] == n).then_some(())

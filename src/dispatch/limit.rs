@@ -68,8 +68,9 @@ impl Limiter {
         })
     }
 
-    /// Takes 1/`instances` of the account's quota from now on (the live instances sharing it).
-    pub fn set_share(&self, instances: u32) {
+    /// Takes 1/`instances` of the account's quota from now on (the live instances sharing it);
+    /// true if that changed the share.
+    pub fn set_share(&self, instances: u32) -> bool {
         let instances = instances.max(1);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.share != instances {
@@ -77,7 +78,9 @@ impl Limiter {
             st.share = instances;
             st.gcra = gcra;
             st.cap = cap;
+            return true;
         }
+        false
     }
 
     /// Takes one send if both the window and the rate allow it now; otherwise how long to wait.

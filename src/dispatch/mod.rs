@@ -136,19 +136,21 @@ impl Dispatcher {
         )));
         let lease = (self.cfg.lease_seconds.max(1) * 1000) as i64;
         // Say who we are before the first claim, and take our share of each provider's quota: when
-        // others run on this database, wait until they have seen us and halved theirs (they look
-        // every SHARE_EVERY), so that together we never exceed the account's rate.
-        if self.join_instances(lease).await > 1 {
-            tokio::select! {
-                _ = tokio::time::sleep(SHARE_EVERY * 2) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
+        // others run on this database, wait until they have seen us and cut theirs (they look
+        // every SHARE_EVERY), so that together we never exceed the account's rate. The heartbeat
+        // keeps us alive meanwhile.
+        let joined = self.join_instances(lease).await;
         let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
             self.store.clone(),
             self.registry.clone(),
             lease,
         )));
+        if joined > 1 {
+            tokio::select! {
+                _ = tokio::time::sleep(SHARE_EVERY * 2) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
         let mut claim_failures = 0u32;
         let mut inflight = JoinSet::new();
         let mut held = Held::default();
@@ -677,8 +679,15 @@ async fn share_quotas(store: &dyn Store, registry: &Registry, now: Millis) -> u3
     match store.live_instances(now).await {
         Ok(n) => {
             let n = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+            let mut changed = false;
             for l in registry.limiters() {
-                l.set_share(n);
+                changed |= l.set_share(n);
+            }
+            if changed {
+                tracing::info!(
+                    instances = n,
+                    "provider quotas shared among the live instances"
+                );
             }
             n
         }

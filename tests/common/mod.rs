@@ -5,6 +5,7 @@ pub mod importing;
 pub mod kannel_double;
 pub mod messenger_double;
 pub mod peers;
+pub mod serve;
 pub mod skip;
 pub mod sms_doubles;
 pub mod xlsx;
