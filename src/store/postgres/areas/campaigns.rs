@@ -1,7 +1,14 @@
-//! PostgreSQL side of the campaigns area (not yet ported: each method says so).
-#![allow(unused_variables)]
+//! PostgreSQL side of templates, the shared library, campaigns and their approval moves (the
+//! library and the moves sit in `campaigns/governance.rs`).
 
 use super::super::*;
+
+mod governance;
+
+/// Campaign states as a text array, for `state = ANY($n)`.
+fn state_names(states: &[CampaignState]) -> Vec<&'static str> {
+    states.iter().map(|s| s.as_str()).collect()
+}
 
 #[async_trait::async_trait]
 impl CampaignStore for PgStore {
@@ -11,11 +18,39 @@ impl CampaignStore for PgStore {
         created_by: Option<i64>,
         now: Millis,
     ) -> Result<Template> {
-        Err(not_ported("create_template"))
+        let b = &t.bodies;
+        let row = sqlx::query(
+            "INSERT INTO templates (org_id, name, email_subject, email_text, email_html, sms_text, zalo_text, messenger_text, zns, zalo_transaction, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
+        )
+        .bind(t.org_id)
+        .bind(t.name.trim())
+        .bind(&b.email_subject)
+        .bind(&b.email_text)
+        .bind(&b.email_html)
+        .bind(&b.sms_text)
+        .bind(&b.zalo_text)
+        .bind(&b.messenger_text)
+        .bind(b.zns.as_ref().and_then(|z| serde_json::to_string(z).ok()))
+        .bind(
+            b.zalo_transaction
+                .as_ref()
+                .and_then(|z| serde_json::to_string(z).ok()),
+        )
+        .bind(now)
+        .bind(created_by)
+        .written_row(&self.pool)
+        .await?;
+        template_from(&row)
     }
 
     async fn get_template(&self, id: i64) -> Result<Template> {
-        Err(not_ported("get_template"))
+        let r = sqlx::query("SELECT * FROM templates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("template"))?;
+        template_from(&r)
     }
 
     async fn publish_template(
@@ -25,11 +60,11 @@ impl CampaignStore for PgStore {
         topics: &[String],
         now: Millis,
     ) -> Result<bool> {
-        Err(not_ported("publish_template"))
+        self.do_publish_template(id, by, topics, now).await
     }
 
     async fn library(&self, user_path: &str, topic: Option<&str>) -> Result<Vec<Template>> {
-        Err(not_ported("library"))
+        self.do_library(user_path, topic).await
     }
 
     async fn create_campaign(
@@ -38,7 +73,30 @@ impl CampaignStore for PgStore {
         created_by: Option<i64>,
         now: Millis,
     ) -> Result<Campaign> {
-        Err(not_ported("create_campaign"))
+        let audience =
+            serde_json::to_string(&c.audience).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let channels =
+            serde_json::to_string(&c.channels).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO campaigns (org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, created_by, \
+             schedule, series, urgent) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'draft', $7, $8, $8, $9, $10, $11, $12) RETURNING {CAMPAIGN_COLS}"
+        ))
+        .bind(c.org_id)
+        .bind(&c.name)
+        .bind(c.template_id)
+        .bind(audience)
+        .bind(channels)
+        .bind(&c.messenger_tag)
+        .bind(c.send_at)
+        .bind(now)
+        .bind(created_by)
+        .bind(c.recurrence.as_ref().and_then(|r| serde_json::to_string(r).ok()))
+        .bind((!c.series.is_empty()).then(|| serde_json::to_string(&c.series).unwrap_or_default()))
+        .bind(c.urgent)
+        .written_row(&self.pool)
+        .await?;
+        campaign_from(&row)
     }
 
     async fn update_campaign(
@@ -50,15 +108,16 @@ impl CampaignStore for PgStore {
         editor: i64,
         now: Millis,
     ) -> Result<bool> {
-        Err(not_ported("update_campaign"))
+        self.do_update_campaign(id, c, from, expected_updated_at, editor, now)
+            .await
     }
 
     async fn campaign_editors(&self, id: i64) -> Result<Vec<i64>> {
-        Err(not_ported("campaign_editors"))
+        self.do_campaign_editors(id).await
     }
 
     async fn submit_campaign(&self, id: i64, by: i64, now: Millis) -> Result<bool> {
-        Err(not_ported("submit_campaign"))
+        self.do_submit_campaign(id, by, now).await
     }
 
     async fn approve_campaign(
@@ -70,23 +129,39 @@ impl CampaignStore for PgStore {
         hash: &str,
         now: Millis,
     ) -> Result<bool> {
-        Err(not_ported("approve_campaign"))
+        self.do_approve_campaign(id, by, expected_updated_at, snapshot, hash, now)
+            .await
     }
 
     async fn reject_campaign(&self, id: i64, reason: &str, now: Millis) -> Result<bool> {
-        Err(not_ported("reject_campaign"))
+        self.do_reject_campaign(id, reason, now).await
     }
 
     async fn revoke_approval(&self, id: i64, from: &[CampaignState], now: Millis) -> Result<bool> {
-        Err(not_ported("revoke_approval"))
+        self.do_revoke_approval(id, from, now).await
     }
 
     async fn get_campaign(&self, id: i64) -> Result<Campaign> {
-        Err(not_ported("get_campaign"))
+        let row = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("campaign"))?;
+        campaign_from(&row)
     }
 
     async fn list_campaigns(&self, org_path: &str, org_id: Option<i64>) -> Result<Vec<Campaign>> {
-        Err(not_ported("list_campaigns"))
+        let rows = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE ($1::BIGINT IS NULL OR org_id = $1) \
+             AND org_id IN (SELECT id FROM orgs WHERE path LIKE $2 || '%') ORDER BY id DESC LIMIT 500"
+        ))
+        .bind(org_id)
+        .bind(org_path)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(campaign_from).collect()
     }
 
     async fn transition_campaign(
@@ -96,14 +171,70 @@ impl CampaignStore for PgStore {
         to: CampaignState,
         now: Millis,
     ) -> Result<bool> {
-        Err(not_ported("transition_campaign"))
+        // One conditional UPDATE: of two instances moving the same campaign, the second waits for
+        // the first's row lock, re-reads the row and finds it no longer in `from`.
+        let n = sqlx::query(
+            "UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3 AND state = ANY($4)",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(id)
+        .bind(state_names(from))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     async fn due_campaigns(&self, now: Millis) -> Result<Vec<i64>> {
-        Err(not_ported("due_campaigns"))
+        // SQLite walks campaigns_state (state, send_at): the same order, stated.
+        let rows = sqlx::query(
+            "SELECT id FROM campaigns WHERE state = 'scheduled' AND NOT paused AND schedule IS NULL \
+             AND COALESCE(send_at, 0) <= $1 ORDER BY send_at NULLS FIRST, id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     async fn cancel_campaign(&self, id: i64, now: Millis) -> Result<u64> {
-        Err(not_ported("cancel_campaign"))
+        let mut tx = self.pool.begin().await?;
+        // The campaign's row lock, taken by this UPDATE, is held to the commit: a slot run being
+        // recorded at the same moment (`create_slot_run` locks the row first) is either committed
+        // before, and cancelled by the runs UPDATE below (a new statement, which sees it), or
+        // recorded after, as on SQLite when the cancel came first.
+        let moved = sqlx::query(
+            "UPDATE campaigns SET state = 'cancelled', updated_at = $1 WHERE id = $2 \
+             AND state IN ('draft','submitted','rejected','approved','scheduled','running')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Err(StoreError::Invalid(
+                "campaign cannot be cancelled in its current state".into(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE campaign_id = $2 AND state IN ('pending','running')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', reason_code = 'cancelled', updated_at = $1 \
+             WHERE campaign_id = $2 AND state IN ('queued','retrying')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 }
