@@ -29,7 +29,8 @@ pub struct App {
 
 /// Opens the database named in the config and brings its schema up to date.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = crate::store::open(&cfg.database.url).await?;
+    let password = cfg.database.password()?;
+    let store = crate::store::open_with_password(&cfg.database.url, password.as_deref()).await?;
     store.migrate().await?;
     Ok(store)
 }

@@ -142,11 +142,38 @@ impl ScheduleConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     #[serde(default = "default_db_url")]
     pub url: String,
+    /// PostgreSQL's password, kept out of the URL: inline (or `LOA__DATABASE__PASSWORD`), or read
+    /// from a file at start (a systemd credential, a Kubernetes secret). libpq's `PGPASSFILE` works too.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::store::display_url(&self.url))
+            .field("password", &self.password)
+            .field("password_file", &self.password_file)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// The password from `password` or `password_file`, if either is set.
+    pub fn password(&self) -> anyhow::Result<Option<String>> {
+        load_secret(
+            &self.password,
+            &self.password_file,
+            "database.password_file",
+        )
+    }
 }
 
 fn default_db_url() -> String {
@@ -157,6 +184,8 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: default_db_url(),
+            password: None,
+            password_file: None,
         }
     }
 }

@@ -104,9 +104,19 @@ pub fn display_url(url: &str) -> String {
 /// Opens the store a `database.url` names: `postgres://` (or `postgresql://`) for PostgreSQL,
 /// `sqlite://` or a plain path for SQLite. Errors never repeat the URL, which may hold a password.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    open_with_password(url, None).await
+}
+
+/// `open`, with PostgreSQL's password given apart from the URL (`database.password_file`).
+pub async fn open_with_password(
+    url: &str,
+    password: Option<&str>,
+) -> Result<std::sync::Arc<dyn Store>> {
     let scheme = url.split_once("://").map(|(s, _)| s);
     Ok(match scheme {
-        Some("postgres" | "postgresql") => std::sync::Arc::new(postgres::PgStore::open(url).await?),
+        Some("postgres" | "postgresql") => {
+            std::sync::Arc::new(postgres::PgStore::open(url, password).await?)
+        }
         Some("sqlite") | None => std::sync::Arc::new(sqlite::SqliteStore::open(url).await?),
         Some(other) => {
             return Err(StoreError::Invalid(format!(

@@ -36,10 +36,13 @@ impl PgStore {
     /// Connects to a `postgres://` URL. TLS follows the URL's `sslmode` (`require`, `verify-full`
     /// with `sslrootcert=/path/ca.pem`); a schema other than `public` is chosen with
     /// `options[search_path]=name` (the tests give each test its own).
-    pub async fn open(url: &str) -> Result<Self> {
-        let opts = PgConnectOptions::from_str(url)?
+    pub async fn open(url: &str, password: Option<&str>) -> Result<Self> {
+        let mut opts = PgConnectOptions::from_str(url)?
             .application_name("loa")
             .statement_cache_capacity(256);
+        if let Some(p) = password {
+            opts = opts.password(p);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(Duration::from_secs(10))
