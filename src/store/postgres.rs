@@ -1,6 +1,5 @@
 //! PostgreSQL implementation of `Store`: the shared store when several instances run. One pool;
 //! the claim takes rows with `FOR UPDATE SKIP LOCKED`, so instances never wait on each other's work.
-#![allow(dead_code, unused_imports)] // While the areas are being ported; removed once all are.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -8,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgPool, Postgres, Row};
 
 use super::rows::{CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, corrupt, row_readers};
 use super::*;
@@ -148,10 +147,6 @@ fn claimed_from(row: &PgRow) -> Result<Claimed> {
 /// still shows the attempt before it.
 const ON_ATTEMPT: &str = "($2::BIGINT IS NULL OR (channel_index = $2 AND (attempts = $3 OR (state = 'sending' AND attempts = $3 - 1))))";
 
-/// What a method not yet written for PostgreSQL answers.
-fn not_ported(what: &str) -> StoreError {
-    StoreError::Invalid(format!("{what} is not yet available on PostgreSQL"))
-}
 
 #[async_trait::async_trait]
 impl Store for PgStore {
