@@ -147,7 +147,6 @@ fn claimed_from(row: &PgRow) -> Result<Claimed> {
 /// still shows the attempt before it.
 const ON_ATTEMPT: &str = "($2::BIGINT IS NULL OR (channel_index = $2 AND (attempts = $3 OR (state = 'sending' AND attempts = $3 - 1))))";
 
-
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn readiness(&self) -> Result<()> {
