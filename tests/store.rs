@@ -950,3 +950,60 @@ async fn postgres_store_opens_and_migrates_when_a_server_is_given() {
     let org = store.get_org(class).await.unwrap();
     assert_eq!(org.path, format!("/{school}/{class}/"));
 }
+
+/// Two instances draining stored webhook events at once each get other events: every event is
+/// processed once. An instance that dies holding some leaves them to the other once its lease lapses.
+#[tokio::test]
+async fn webhook_events_are_claimed_by_one_instance_each() {
+    let (d, a) = new_store().await;
+    let b = loa::store::open(&d.url).await.unwrap();
+    for i in 0..60 {
+        assert!(
+            a.insert_webhook_event("zalo-oa", &format!("digest-{i}"), "{}", T0)
+                .await
+                .unwrap()
+        );
+    }
+    let drain = |s: Arc<dyn Store>| async move {
+        let mut got = Vec::new();
+        loop {
+            let batch = s.claim_webhook_events(7, T0, T0 + 60_000).await.unwrap();
+            if batch.is_empty() {
+                return got;
+            }
+            for e in batch {
+                s.finish_webhook_event(e.id, loa::store::EventOutcome::Applied, T0)
+                    .await
+                    .unwrap();
+                got.push(e.id);
+            }
+        }
+    };
+    let (ga, gb) = tokio::join!(drain(a.clone()), drain(b.clone()));
+    let mut all: Vec<i64> = ga.iter().chain(&gb).copied().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(ga.len() + gb.len(), 60, "no event processed twice");
+    assert_eq!(all.len(), 60, "every event processed");
+
+    // One more, claimed by an instance that then dies: the other gets it only after the lease.
+    a.insert_webhook_event("zalo-oa", "digest-late", "{}", T0)
+        .await
+        .unwrap();
+    let held = a.claim_webhook_events(10, T0, T0 + 60_000).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(
+        b.claim_webhook_events(10, T0 + 1, T0 + 60_001)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = b
+        .claim_webhook_events(10, T0 + 60_000, T0 + 120_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![held[0].id]
+    );
+}

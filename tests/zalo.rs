@@ -134,6 +134,60 @@ async fn an_invalid_token_is_refreshed_once_and_the_new_pair_is_stored() {
     app.stop().await;
 }
 
+/// Two instances on one database whose access token Zalo refuses at the same moment: only one calls
+/// Zalo with the single-use refresh token (the database's refresh lock), the other waits for the
+/// pair it stores, and both go on with the new access token.
+#[tokio::test]
+async fn two_instances_never_spend_one_refresh_token_twice() {
+    use loa::store::TokenPair;
+    use providers::zalo::token::{TokenManager, TokenSettings};
+    use std::sync::Arc;
+
+    let (server, zalo) = ZaloDouble::start("access-live", "refresh-0").await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = test_database_url(dir.path());
+    let a = loa::store::open(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = loa::store::open(&url).await.unwrap();
+    let stale = TokenPair {
+        access_token: "access-stale".into(),
+        refresh_token: "refresh-0".into(),
+        expires_at_ms: 0,
+    };
+    a.seed_zalo_token(APP_ID, &stale, 1).await.unwrap();
+    let settings = TokenSettings {
+        app_id: APP_ID.into(),
+        secret_key: common::zalo_double::SECRET_KEY.into(),
+        oauth_url: format!("{}/v4/oa/access_token", server.uri()),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let manager = |s: Arc<dyn loa::store::Store>| {
+        TokenManager::new(
+            settings.clone(),
+            Arc::new(loa::dispatch::tokens::StoreTokens(s)),
+        )
+        .unwrap()
+    };
+    let (ma, mb) = (manager(a.clone()), manager(b));
+    let (ra, rb) = tokio::join!(
+        ma.refresh_after_rejection("access-stale"),
+        mb.refresh_after_rejection("access-stale")
+    );
+    assert_eq!(ra.unwrap(), "access-1");
+    assert_eq!(
+        rb.unwrap(),
+        "access-1",
+        "the second instance uses the first's pair"
+    );
+    let calls = zalo.0.lock().unwrap().refresh_calls;
+    assert_eq!(
+        calls, 1,
+        "one call to Zalo with the single-use refresh token"
+    );
+    let stored = a.zalo_token(APP_ID).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_token, "refresh-1", "the newest pair is kept");
+}
+
 #[tokio::test]
 async fn zns_templates_are_checked_when_created() {
     let (_server, _zalo, app, t) = zalo_and_loa(("a", "r"), ("a", "r")).await;

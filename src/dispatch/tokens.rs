@@ -27,4 +27,19 @@ impl TokenStore for StoreTokens {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn lock_refresh(&self, app_id: &str, refresh: &str, for_ms: i64) -> Result<bool, String> {
+        let now = now_ms();
+        self.0
+            .lock_zalo_refresh(app_id, refresh, now, now + for_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn unlock_refresh(&self, app_id: &str) -> Result<(), String> {
+        self.0
+            .unlock_zalo_refresh(app_id)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }

@@ -32,7 +32,22 @@ pub trait ReceiptStore: Send + Sync {
     /// Stores the pair for an app, replacing any (an operator's `loa zalo set-token`).
     async fn set_zalo_token(&self, app_id: &str, pair: &TokenPair, now: Millis) -> Result<()>;
 
-    /// Replaces the pair only if the stored refresh token is still `old_refresh`; false otherwise.
+    /// Takes the app's refresh lock until `until` if the stored refresh token is still `refresh` and
+    /// nobody else holds the lock: only then may this process spend that token with Zalo. False if
+    /// another process holds it (or already replaced the pair).
+    async fn lock_zalo_refresh(
+        &self,
+        app_id: &str,
+        refresh: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool>;
+
+    /// Gives the refresh lock back (the refresh failed before Zalo took the token).
+    async fn unlock_zalo_refresh(&self, app_id: &str) -> Result<()>;
+
+    /// Replaces the pair only if the stored refresh token is still `old_refresh` (and releases the
+    /// refresh lock); false otherwise.
     async fn replace_zalo_token(
         &self,
         app_id: &str,
@@ -70,7 +85,15 @@ pub trait ReceiptStore: Send + Sync {
         now: Millis,
     ) -> Result<bool>;
 
-    async fn pending_webhook_events(&self, limit: i64) -> Result<Vec<WebhookEvent>>;
+    /// Leases up to `limit` unprocessed events (oldest first) to this process until `lease_until`:
+    /// those nobody holds, those whose lease lapsed (their holder died mid-event), and this process's
+    /// own. Another instance running the same loop gets other events, so each is processed once.
+    async fn claim_webhook_events(
+        &self,
+        limit: i64,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Vec<WebhookEvent>>;
 
     async fn finish_webhook_event(&self, id: i64, outcome: EventOutcome, now: Millis)
     -> Result<()>;

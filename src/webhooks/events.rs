@@ -38,6 +38,10 @@ pub async fn store(s: &AppState, provider: &str, body: &[u8]) -> (StatusCode, &'
     }
 }
 
+/// How long a claimed batch of events stays this process's: far longer than processing 200 events
+/// takes, short enough that a crashed instance's events are soon processed by another.
+const EVENT_LEASE_MS: i64 = 60_000;
+
 /// Processes everything stored, then waits for more, until shutdown.
 pub async fn run(s: AppState, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
@@ -63,7 +67,13 @@ pub async fn run(s: AppState, shutdown: CancellationToken) {
 
 /// Processes one batch of stored events; returns how many.
 pub async fn drain(s: &AppState) -> Result<usize, crate::store::StoreError> {
-    let events = s.store.pending_webhook_events(200).await?;
+    // Leased to this process: another instance draining at the same time gets other events, and one
+    // that died mid-batch leaves its events to the others once the lease lapses.
+    let now = now_ms();
+    let events = s
+        .store
+        .claim_webhook_events(200, now, now + EVENT_LEASE_MS)
+        .await?;
     for e in &events {
         let outcome = match s.registry.webhooks.get(&e.provider) {
             Some(WebhookAuth::Zalo { .. }) => super::zalo::process(s, &e.body).await?,

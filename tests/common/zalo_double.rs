@@ -19,6 +19,8 @@ pub struct ZaloState {
     pub access_token: String,
     pub refresh_token: String,
     pub refreshes: u32,
+    /// Refresh requests seen with a good secret and app id, honoured or refused (a spent token).
+    pub refresh_calls: u32,
     /// Accepted ZNS bodies.
     pub sent: Vec<Value>,
     /// Phone (84…) -> error code to answer for it.
@@ -215,6 +217,7 @@ impl Respond for OAuth {
                 json!({"error": -14003, "error_name": "Invalid request", "error_description": "grant_type or app_id"}),
             );
         }
+        st.refresh_calls += 1;
         if form.get("refresh_token") != Some(&st.refresh_token) {
             return ResponseTemplate::new(200).set_body_json(
                 json!({"error": -14014, "error_name": "Invalid refresh token", "error_description": "refresh token is used or expired"}),

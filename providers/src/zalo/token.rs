@@ -33,6 +33,23 @@ pub trait TokenStore: Send + Sync {
         old_refresh: &str,
         new: &TokenPair,
     ) -> Result<bool, String>;
+
+    /// Takes the app's refresh lock for `for_ms` if the stored refresh token is still `refresh`:
+    /// only the holder calls Zalo with it (Zalo honours a refresh token once, and a second call
+    /// with it fails). A store used by one process only may keep the default.
+    async fn lock_refresh(
+        &self,
+        _app_id: &str,
+        _refresh: &str,
+        _for_ms: i64,
+    ) -> Result<bool, String> {
+        Ok(true)
+    }
+
+    /// Gives the lock back after a refresh that did not reach Zalo or was refused.
+    async fn unlock_refresh(&self, _app_id: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +138,55 @@ impl TokenManager {
         &self,
         cur: &mut Option<TokenPair>,
         old: TokenPair,
+    ) -> Result<TokenPair, String> {
+        // Across instances, only the holder of the database's refresh lock spends the token; the
+        // others wait for the pair it stores. The lock outlasts one refresh call.
+        let hold = self.settings.timeout + Duration::from_secs(5);
+        if !self
+            .store
+            .lock_refresh(
+                &self.settings.app_id,
+                &old.refresh_token,
+                hold.as_millis() as i64,
+            )
+            .await?
+        {
+            return self.await_other_refresh(cur, &old, hold).await;
+        }
+        let refreshed = self.call_refresh(cur, &old).await;
+        if refreshed.is_err()
+            && let Err(e) = self.store.unlock_refresh(&self.settings.app_id).await
+        {
+            tracing::warn!(app = %self.settings.app_id, error = %e, "Zalo refresh lock not released; it lapses by itself");
+        }
+        refreshed
+    }
+
+    /// Another instance holds the refresh lock: the new pair it stores is ours too. Polls the store
+    /// until the refresh token changes, for as long as the lock can be held.
+    async fn await_other_refresh(
+        &self,
+        cur: &mut Option<TokenPair>,
+        old: &TokenPair,
+        hold: Duration,
+    ) -> Result<TokenPair, String> {
+        let until = tokio::time::Instant::now() + hold;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(p) = self.store.load(&self.settings.app_id).await?
+                && p.refresh_token != old.refresh_token
+            {
+                *cur = Some(p.clone());
+                return Ok(p);
+            }
+        }
+        Err("another instance's Zalo token refresh did not finish; trying again later".into())
+    }
+
+    async fn call_refresh(
+        &self,
+        cur: &mut Option<TokenPair>,
+        old: &TokenPair,
     ) -> Result<TokenPair, String> {
         let form = [
             ("refresh_token", old.refresh_token.as_str()),

@@ -97,6 +97,42 @@ impl ReceiptStore for PgStore {
         self.put_zalo_token(app_id, p, now, true).await
     }
 
+    async fn lock_zalo_refresh(
+        &self,
+        app_id: &str,
+        refresh: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        // One conditional UPDATE: of two instances trying at once, the second waits on the row and
+        // then finds the lock held.
+        let n = sqlx::query(
+            "UPDATE zalo_tokens SET refresh_owner = $1, refresh_until = $2 WHERE app_id = $3 \
+             AND refresh_token = $4 AND (refresh_until IS NULL OR refresh_until <= $5 OR refresh_owner = $1)",
+        )
+        .bind(&self.owner)
+        .bind(until)
+        .bind(app_id)
+        .bind(refresh)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn unlock_zalo_refresh(&self, app_id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE zalo_tokens SET refresh_owner = NULL, refresh_until = NULL \
+             WHERE app_id = $1 AND refresh_owner = $2",
+        )
+        .bind(app_id)
+        .bind(&self.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn replace_zalo_token(
         &self,
         app_id: &str,
@@ -105,8 +141,8 @@ impl ReceiptStore for PgStore {
         now: Millis,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE zalo_tokens SET access_token = $1, refresh_token = $2, expires_at = $3, updated_at = $4 \
-             WHERE app_id = $5 AND refresh_token = $6",
+            "UPDATE zalo_tokens SET access_token = $1, refresh_token = $2, expires_at = $3, updated_at = $4, \
+             refresh_owner = NULL, refresh_until = NULL WHERE app_id = $5 AND refresh_token = $6",
         )
         .bind(&p.access_token)
         .bind(&p.refresh_token)
@@ -198,14 +234,27 @@ impl ReceiptStore for PgStore {
         Ok(n == 1)
     }
 
-    async fn pending_webhook_events(&self, limit: i64) -> Result<Vec<WebhookEvent>> {
+    async fn claim_webhook_events(
+        &self,
+        limit: i64,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Vec<WebhookEvent>> {
         let rows = sqlx::query(
-            "SELECT id, provider, body FROM webhook_events WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+            "UPDATE webhook_events SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
+               SELECT id FROM webhook_events WHERE processed_at IS NULL \
+                 AND (lease_until IS NULL OR lease_until <= $3 OR lease_owner = $1) ORDER BY id LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, provider, body",
         )
+        .bind(&self.owner)
+        .bind(lease_until)
+        .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut events = rows
+            .iter()
             .map(|r| {
                 Ok(WebhookEvent {
                     id: r.try_get("id")?,
@@ -213,7 +262,10 @@ impl ReceiptStore for PgStore {
                     body: r.try_get("body")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING promises no order; events are applied in the order they came.
+        events.sort_by_key(|e| e.id);
+        Ok(events)
     }
 
     async fn finish_webhook_event(

@@ -1,0 +1,7 @@
+-- Several instances on one database (the same change as SQLite's 0008). A stored webhook event is
+-- processed by the one instance that claimed it (a lease, as for deliveries; taken over only once it
+-- lapsed), and a Zalo refresh token is spent by the one instance holding that app's refresh lock.
+ALTER TABLE webhook_events ADD COLUMN lease_owner TEXT;
+ALTER TABLE webhook_events ADD COLUMN lease_until BIGINT;
+ALTER TABLE zalo_tokens ADD COLUMN refresh_owner TEXT;
+ALTER TABLE zalo_tokens ADD COLUMN refresh_until BIGINT;
