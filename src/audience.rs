@@ -23,6 +23,10 @@ pub async fn fan_out(
         if n > 0 {
             inserted += n;
             wake.notify_one();
+            // Other instances' dispatchers too (PostgreSQL's NOTIFY), not only at their next poll.
+            if let Err(e) = store.announce_work().await {
+                tracing::debug!(error = %e, "announcing queued work to other instances failed");
+            }
         }
         step = next;
     }

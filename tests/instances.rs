@@ -115,3 +115,59 @@ async fn two_instances_share_a_campaign_and_the_quota_and_one_survives_the_other
     );
     app.stop().await;
 }
+
+/// An urgent campaign started through one instance is sent at once by another that sits idle: the
+/// fan-out announces the queued work (PostgreSQL's NOTIFY) and the idle dispatcher wakes, long
+/// before its next poll (30 s here). SQLite runs one instance and has no announcements.
+#[tokio::test]
+async fn queued_work_wakes_an_idle_instance_at_once() {
+    if !on_postgres() {
+        return;
+    }
+    let (server, double) = KannelDouble::default().start().await;
+    let app = spawn_app_with(
+        |cfg, _| {
+            common::kannel_double::kannel_provider(cfg, &server.uri(), None, None);
+        },
+        false,
+    )
+    .await;
+    let t = tree(&app).await;
+    parents_with_children(&app, &t, 5).await;
+    let tpl = template(&app, t.school).await;
+    let c = campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    let db = app.cfg.database.url.clone();
+    let mut idle = common::serve::serve_with_env(
+        app.dir.path(),
+        "idle",
+        &db,
+        &server.uri(),
+        8,
+        "",
+        &[("LOA__DISPATCH__POLL_INTERVAL_MS", "30000")],
+    );
+    // Up, past its first (empty) claim, and asleep until its poll or a wake.
+    wait_for(Duration::from_secs(20), || async {
+        std::fs::read_to_string(app.dir.path().join("idle.log"))
+            .is_ok_and(|l| l.contains("loa serving"))
+            .then_some(())
+    })
+    .await
+    .expect("the idle instance starts");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    app.start(c).await;
+    let first = wait_for(Duration::from_secs(20), || async {
+        double.sent().first().map(|s| s.at)
+    })
+    .await;
+    idle.kill().ok();
+    idle.wait().ok();
+    let first = first.expect("the idle instance sends");
+    let after = first.saturating_duration_since(started);
+    assert!(
+        after < Duration::from_secs(10),
+        "sent {after:?} after the start: woken, not at its 30 s poll"
+    );
+    app.stop().await;
+}

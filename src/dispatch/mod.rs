@@ -140,6 +140,11 @@ impl Dispatcher {
         // every SHARE_EVERY), so that together we never exceed the account's rate. The heartbeat
         // keeps us alive meanwhile.
         let joined = self.join_instances(lease).await;
+        // Another instance's fan-out wakes this one at once (PostgreSQL's LISTEN/NOTIFY).
+        let watcher = {
+            let (store, wake) = (self.store.clone(), self.wake.clone());
+            AbortOnDropHandle::new(tokio::spawn(async move { store.watch_work(wake).await }))
+        };
         let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
             self.store.clone(),
             self.registry.clone(),
@@ -409,6 +414,7 @@ impl Dispatcher {
             );
         }
         heartbeat.abort();
+        watcher.abort();
         // Leases of a process that said goodbye lapse at their own end, not a heartbeat later.
         if let Err(e) = self.store.retire().await {
             tracing::warn!(error = %e, "could not retire this process's lease holder row");

@@ -152,6 +152,18 @@ pub trait Store:
     /// How many processes keep a row in `instances` alive at `now` (this one included once it
     /// has beaten): they share each provider's quota.
     async fn live_instances(&self, now: Millis) -> Result<i64>;
+
+    /// Tells the other instances on this database that deliveries were queued, so that an idle
+    /// one claims them at once rather than at its next poll. SQLite runs one instance: nothing.
+    async fn announce_work(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Wakes `wake` each time another instance announces work; runs until dropped. On SQLite it
+    /// returns at once (nobody else announces).
+    async fn watch_work(&self, wake: std::sync::Arc<tokio::sync::Notify>) {
+        let _ = wake;
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct PgStore {
     pool: PgPool,
     /// This process, as the holder of the leases it claims (one store handle per process).
     owner: String,
+    /// The LISTEN/NOTIFY channel instances of this database announce work on: named after the
+    /// schema, as channels are per database and two installations may share one in two schemas.
+    work_channel: String,
 }
 
 impl PgStore {
@@ -47,10 +50,27 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
+        let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await?;
         Ok(PgStore {
             pool,
             owner: super::new_instance_id(),
+            work_channel: format!("loa_work_{schema}"),
         })
+    }
+
+    /// Listens on the work channel and wakes `wake` for each announcement another instance makes
+    /// (its own are ignored: this process woke its dispatcher already). Returns on an error.
+    async fn listen(&self, wake: &tokio::sync::Notify) -> Result<()> {
+        let mut l = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        l.listen(&self.work_channel).await?;
+        loop {
+            let n = l.recv().await?;
+            if n.payload() != self.owner {
+                wake.notify_one();
+            }
+        }
     }
 
     async fn fetch_org(&self, id: i64) -> Result<Org> {
@@ -178,6 +198,27 @@ impl Store for PgStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn announce_work(&self) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.work_channel)
+            .bind(&self.owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn watch_work(&self, wake: std::sync::Arc<tokio::sync::Notify>) {
+        loop {
+            match self.listen(&wake).await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other instances' work failed; polling until it works again")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {

@@ -15,6 +15,19 @@ pub fn serve(
     concurrency: usize,
     provider_extra: &str,
 ) -> Child {
+    serve_with_env(dir, name, db, kannel, concurrency, provider_extra, &[])
+}
+
+/// `serve`, with environment overrides of the config (`LOA__DISPATCH__POLL_INTERVAL_MS`, ...).
+pub fn serve_with_env(
+    dir: &Path,
+    name: &str,
+    db: &str,
+    kannel: &str,
+    concurrency: usize,
+    provider_extra: &str,
+    env: &[(&str, &str)],
+) -> Child {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -48,6 +61,7 @@ timeout_seconds = 1
         .arg("--config")
         .arg(&cfg)
         .arg("serve")
+        .envs(env.iter().copied())
         .env("LOA_LOG", "loa=info,warn")
         .stdout(Stdio::null())
         // Kept beside the config, for a failing test to show.
