@@ -101,6 +101,10 @@ enum Command {
         /// Scratch folder for the benchmark databases (on disk).
         #[arg(long, default_value = "target/bench")]
         dir: PathBuf,
+        /// Measure on this PostgreSQL server (postgres://...; each part in a schema of its own)
+        /// instead of SQLite files.
+        #[arg(long)]
+        database: Option<String>,
         /// Also write the figures as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -320,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             parts,
             dir,
             json,
+            database,
         } => {
             let opts = loa::bench::BenchOptions {
                 people,
@@ -332,6 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 dir,
                 json,
                 parts,
+                database,
             };
             let report = loa::bench::run(opts).await?;
             print!("{}", loa::bench::table(&report));

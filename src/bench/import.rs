@@ -179,8 +179,8 @@ pub async fn import(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
     let dir = opts.dir.join("import");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let db = format!("sqlite://{}", dir.join("loa.db").display());
-    let store: Arc<dyn Store> = Arc::new(crate::store::sqlite::SqliteStore::open(&db).await?);
+    let db = super::database_url(opts, &dir).await?;
+    let store: Arc<dyn Store> = crate::store::open(&db).await?;
     store.migrate().await?;
     let d = super::seed::district(&store, 1, 1, now_ms()).await?;
     let school = store.get_org(d.classes[0].1).await?.code;

@@ -47,6 +47,38 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     pub json: Option<PathBuf>,
     pub parts: Vec<u8>,
+    /// A PostgreSQL server to measure on (each part in a schema of its own), instead of SQLite
+    /// files under `dir`.
+    pub database: Option<String>,
+}
+
+/// Where a part's fresh database lives: a SQLite file in its folder, or a new schema on the
+/// PostgreSQL server `--database` names (schemas of earlier benchmark runs are dropped first).
+pub(crate) async fn database_url(
+    opts: &BenchOptions,
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let Some(base) = &opts.database else {
+        return Ok(format!("sqlite://{}", dir.join("loa.db").display()));
+    };
+    let name = dir
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        })
+        .unwrap_or_default();
+    let schema = format!("loa_bench_{name}");
+    let pool = sqlx::PgPool::connect(base).await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&pool)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options[search_path]={schema}"))
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -129,14 +161,9 @@ pub struct Report {
 
 const SMS: &str = "{{ sender_name }}: PH em {{ student_names }} luu y: khong chia se mat khau, anh rieng tu cua con tren mang.";
 
-fn bench_config(
-    dir: &std::path::Path,
-    double: &Double,
-    rate: Option<u32>,
-    burst: Option<u32>,
-) -> Config {
+fn bench_config(db_url: String, double: &Double, rate: Option<u32>, burst: Option<u32>) -> Config {
     let mut cfg = Config::embedded();
-    cfg.database.url = format!("sqlite://{}", dir.join("loa.db").display());
+    cfg.database.url = db_url;
     cfg.server.listen = "127.0.0.1:0".parse().expect("static address");
     // Measured at any hour: quiet hours would hold every SMS of a night-time run.
     cfg.schedule.quiet_hours = String::new();
@@ -264,7 +291,8 @@ async fn seeded(
     siblings: bool,
 ) -> anyhow::Result<(App, seed::District)> {
     let dir = fresh_dir(&opts.dir, name)?;
-    let app = App::build(&bench_config(&dir, double, limit.0, limit.1)).await?;
+    let url = database_url(opts, &dir).await?;
+    let app = App::build(&bench_config(url, double, limit.0, limit.1)).await?;
     let store = app.state.store.clone();
     let d = seed::district(&store, schools, classes, now_ms()).await?;
     seed::parents(&store, &d, parents, siblings, now_ms()).await?;

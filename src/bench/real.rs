@@ -200,7 +200,7 @@ pub async fn email(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
     drop(provider);
 
     // Loa end to end: n parents with an email address, one campaign, the real daemon.
-    let mut cfg = config(&dir);
+    let mut cfg = config(super::database_url(opts, &dir).await?);
     let (host, port_) = ("127.0.0.1".to_string(), port);
     cfg.providers.insert(
         "smtp".into(),
@@ -259,9 +259,9 @@ pub async fn email(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config(dir: &Path) -> Config {
+fn config(db_url: String) -> Config {
     let mut cfg = Config::embedded();
-    cfg.database.url = format!("sqlite://{}", dir.join("loa.db").display());
+    cfg.database.url = db_url;
     cfg.server.listen = "127.0.0.1:0".parse().expect("static address");
     cfg.schedule.quiet_hours = String::new();
     cfg
@@ -521,7 +521,7 @@ pub async fn sms_kannel(
     r.kannel_bare_idle_pct = bare.idle_pct;
     drop(provider);
 
-    let mut cfg = config(&dir);
+    let mut cfg = config(super::database_url(opts, &dir).await?);
     cfg.dispatch.concurrency = SMS_CONCURRENCY;
     cfg.providers.insert(
         "gateway".into(),
