@@ -36,9 +36,7 @@ pub mod prelude {
 use std::collections::BTreeMap;
 
 use crate::domain::access::{AuditEntry, NewUser, Principal, User};
-use crate::domain::campaign::{
-    Audience, Campaign, CampaignState, NewCampaign, NewTemplate, Template,
-};
+use crate::domain::campaign::{Campaign, CampaignState, NewCampaign, NewTemplate, Template};
 use crate::domain::contact::{Addresses, Contact, NewContact, OptOuts};
 use crate::domain::delivery::DeliveryState;
 use crate::domain::org::{NewOrg, Org};

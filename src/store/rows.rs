@@ -1,7 +1,32 @@
-//! What both dialects read the same way: the column lists of the main tables and the functions that
-//! turn a row of them into a domain type, written once and instantiated per driver's row type.
+//! What both dialects share: the column lists of the main tables, the functions that turn a row of
+//! them into a domain type (written once, instantiated per driver's row type), and the fan-out's plan.
 
 use super::StoreError;
+use crate::domain::campaign::Audience;
+use crate::domain::contact::Role;
+
+/// From this many students in the subtree, parents are found by walking all guardian links in pages
+/// (both dialects take the same steps).
+pub(super) const SCAN_PLAN_FROM_STUDENTS: i64 = 20_000;
+/// Guardian links per page of that walk: each page is one statement of bounded length, between which
+/// the dispatcher's claims and writes get the database.
+pub(super) const SCAN_PAGE_LINKS: i64 = 20_000;
+
+/// Roles reached directly (not through a child), in fan-out order. A class filter reaches students
+/// only: parents and staff belong to schools, not classes.
+pub(super) fn direct_roles(a: &Audience) -> Vec<&'static str> {
+    let mut roles = Vec::new();
+    if a.roles.contains(&Role::Parent) && a.class_ids.is_empty() {
+        roles.push("parent");
+    }
+    if a.roles.contains(&Role::Student) {
+        roles.push("student");
+    }
+    if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
+        roles.push("staff");
+    }
+    roles
+}
 
 pub(super) fn corrupt(what: &str, v: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: {v:?}"))

@@ -26,7 +26,10 @@ use crate::domain::contact::{ContactDetails, Role};
 use crate::domain::delivery::AttemptRef;
 use crate::domain::org::OrgKind;
 
-use super::rows::{CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, corrupt, row_readers};
+use super::rows::{
+    CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, SCAN_PAGE_LINKS, SCAN_PLAN_FROM_STUDENTS, corrupt,
+    direct_roles, row_readers,
+};
 
 row_readers!(SqliteRow);
 
@@ -402,28 +405,6 @@ impl SqliteStore {
             .ok_or(StoreError::NotFound("organisation"))?;
         org_from(&row)
     }
-}
-
-/// From this many students in the subtree, parents are found by walking all guardian links in pages.
-const SCAN_PLAN_FROM_STUDENTS: i64 = 20_000;
-/// Guardian links per page of that walk: each page is one statement of bounded length, between which
-/// the dispatcher's claims and writes get the writer.
-const SCAN_PAGE_LINKS: i64 = 20_000;
-
-/// Roles reached directly (not through a child), in fan-out order. A class filter reaches students
-/// only: parents and staff belong to schools, not classes.
-fn direct_roles(a: &Audience) -> Vec<&'static str> {
-    let mut roles = Vec::new();
-    if a.roles.contains(&Role::Parent) && a.class_ids.is_empty() {
-        roles.push("parent");
-    }
-    if a.roles.contains(&Role::Student) {
-        roles.push("student");
-    }
-    if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
-        roles.push("staff");
-    }
-    roles
 }
 
 #[async_trait::async_trait]

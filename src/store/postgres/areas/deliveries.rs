@@ -9,27 +9,7 @@ use sqlx::PgConnection;
 
 use super::super::*;
 
-/// From this many students in the subtree, parents are found by walking all guardian links in pages
-/// (the SQLite store's threshold, so that both dialects take the same steps).
-const SCAN_PLAN_FROM_STUDENTS: i64 = 20_000;
-/// Guardian links per page of that walk: each page is one statement of bounded length.
-const SCAN_PAGE_LINKS: i64 = 20_000;
-
-/// Roles reached directly (not through a child), in fan-out order. A class filter reaches students
-/// only: parents and staff belong to schools, not classes.
-fn direct_roles(a: &Audience) -> Vec<&'static str> {
-    let mut roles = Vec::new();
-    if a.roles.contains(&Role::Parent) && a.class_ids.is_empty() {
-        roles.push("parent");
-    }
-    if a.roles.contains(&Role::Student) {
-        roles.push("student");
-    }
-    if a.roles.contains(&Role::Staff) && a.class_ids.is_empty() {
-        roles.push("staff");
-    }
-    roles
-}
+use crate::store::rows::{SCAN_PAGE_LINKS, SCAN_PLAN_FROM_STUDENTS, direct_roles};
 
 /// A run whose deliveries may be claimed (`r` is the run): open and not held by staff.
 const CLAIMABLE_RUN: &str = "r.state IN ('pending','running') AND NOT r.paused";
