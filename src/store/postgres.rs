@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row};
 
-use super::rows::{CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, corrupt, row_readers};
+use super::rows::{CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, PackedContact, corrupt, row_readers};
 use super::*;
 use crate::domain::campaign::{Approval, Publication, TemplateBodies};
 use crate::domain::contact::{ContactDetails, Role};
@@ -123,44 +123,6 @@ const CLAIMED_COLUMNS: &str = "id, run_id, campaign_id, contact_id, channel, cha
         c.facebook_psid, c.opt_out)::text FROM contacts c WHERE c.id = deliveries.contact_id), \
      EXISTS (SELECT 1 FROM channel_pauses p WHERE p.campaign_id = deliveries.campaign_id \
        AND p.channel = deliveries.channel AND p.skip)";
-
-/// A person's addresses and opt-outs as `CLAIMED_COLUMNS` packs them.
-type PackedContact = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
-
-fn claimed_from(row: &PgRow) -> Result<Claimed> {
-    let state: String = row.try_get(7)?;
-    let contact: Option<String> = row.try_get(10)?;
-    let (phone, email, zalo_user_id, facebook_psid, opt_out): PackedContact = match contact {
-        Some(j) => serde_json::from_str(&j).map_err(|_| corrupt("claimed contact", &j))?,
-        None => Default::default(),
-    };
-    Ok(Claimed {
-        id: row.try_get(0)?,
-        run_id: row.try_get(1)?,
-        campaign_id: row.try_get(2)?,
-        contact_id: row.try_get(3)?,
-        channel: channel_col(row, 4)?,
-        channel_index: row.try_get(5)?,
-        attempts: row.try_get(6)?,
-        state: DeliveryState::parse(&state).ok_or_else(|| corrupt("delivery state", &state))?,
-        reason: row.try_get(8)?,
-        vars: row.try_get(9)?,
-        addresses: Addresses {
-            phone,
-            email,
-            zalo_user_id,
-            facebook_psid,
-        },
-        opt_out: OptOuts(opt_out.unwrap_or(0)),
-        channel_skipped: row.try_get(11)?,
-    })
-}
 
 /// A delivery still on the attempt a report names ($2 channel index, $3 attempt; both NULL: any).
 /// The attempt counter moves when the outcome is recorded, so while the send is in flight the row

@@ -39,6 +39,15 @@ pub(super) const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience,
      schedule, series, urgent, schedule_ended, schedule_cursor, paused";
 pub(super) const ORG_COLS: &str = "id, parent_id, kind, code, name, path, self_approval";
 
+/// A person's addresses and opt-outs as `CLAIMED_COLUMNS` packs them.
+pub(super) type PackedContact = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
 /// The row readers for one driver's row type (`SqliteRow`, `PgRow`). A column that is INTEGER 0/1
 /// in SQLite is BOOLEAN in PostgreSQL: both decode as `bool`, so one body serves both.
 macro_rules! row_readers {
@@ -182,6 +191,38 @@ macro_rules! row_readers {
                     None => None,
                 },
                 created_at: r.try_get("created_at")?,
+            })
+        }
+
+        /// A claimed delivery as `CLAIMED_COLUMNS` (each dialect's own) lists it, read by position.
+        fn claimed_from(row: &$Row) -> Result<Claimed> {
+            let state: String = row.try_get(7)?;
+            let contact: Option<String> = row.try_get(10)?;
+            let (phone, email, zalo_user_id, facebook_psid, opt_out): PackedContact = match contact
+            {
+                Some(j) => serde_json::from_str(&j).map_err(|_| corrupt("claimed contact", &j))?,
+                None => Default::default(),
+            };
+            Ok(Claimed {
+                id: row.try_get(0)?,
+                run_id: row.try_get(1)?,
+                campaign_id: row.try_get(2)?,
+                contact_id: row.try_get(3)?,
+                channel: channel_col(row, 4)?,
+                channel_index: row.try_get(5)?,
+                attempts: row.try_get(6)?,
+                state: DeliveryState::parse(&state)
+                    .ok_or_else(|| corrupt("delivery state", &state))?,
+                reason: row.try_get(8)?,
+                vars: row.try_get(9)?,
+                addresses: Addresses {
+                    phone,
+                    email,
+                    zalo_user_id,
+                    facebook_psid,
+                },
+                opt_out: OptOuts(opt_out.unwrap_or(0)),
+                channel_skipped: row.try_get(11)?,
             })
         }
     };
