@@ -949,6 +949,35 @@ async fn postgres_store_opens_and_migrates_when_a_server_is_given() {
     let (school, class) = school_with_class(&store, "PG1").await;
     let org = store.get_org(class).await.unwrap();
     assert_eq!(org.path, format!("/{school}/{class}/"));
+
+    // TLS to the server: `sslmode=require` connects encrypted or not at all, and `verify-full`
+    // checks the certificate (the test server's is self-signed: refused without its CA).
+    let url = common::new_postgres_schema(&base);
+    let pool = common::raw_db(&url).await;
+    let ssl: String = sqlx::query_scalar("SELECT current_setting('ssl')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    if ssl != "on" {
+        common::record_skip("the test PostgreSQL has ssl = off: TLS not tried");
+        return;
+    }
+    let tls = loa::store::open(&format!("{url}&sslmode=require"))
+        .await
+        .unwrap();
+    tls.migrate().await.unwrap();
+    tls.readiness().await.unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&common::raw_db(&format!("{url}&sslmode=require")).await)
+            .await
+            .unwrap();
+    assert!(encrypted, "the sslmode=require connection is TLS");
+    let unverified = loa::store::open(&format!("{url}&sslmode=verify-full")).await;
+    assert!(
+        unverified.is_err(),
+        "a certificate no CA vouches for is refused"
+    );
 }
 
 /// Two instances draining stored webhook events at once each get other events: every event is
