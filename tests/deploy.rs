@@ -199,6 +199,10 @@ fn compose_and_kubernetes_run_two_instances_on_postgresql() {
         "service_healthy"
     );
     assert!(c["nginx"].is_object());
+    assert!(
+        c["mailpit"].is_object(),
+        "a local mail server to try it with"
+    );
     migrate_as_deployed(
         std::path::Path::new("deploy/compose/loa.toml"),
         &env_pairs(&c["loa"]["environment"]),
@@ -211,6 +215,8 @@ fn compose_and_kubernetes_run_two_instances_on_postgresql() {
             .find(|d| d["kind"] == k)
             .unwrap_or_else(|| panic!("a {k} in deploy/k8s/loa.yaml"))
     };
+    assert!(kind("Secret")["stringData"]["password"].is_string());
+    assert!(kind("Service")["spec"]["ports"].is_array());
     let dep = kind("Deployment");
     assert_eq!(dep["spec"]["replicas"], 2);
     assert_eq!(kind("PodDisruptionBudget")["spec"]["minAvailable"], 1);
