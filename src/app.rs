@@ -24,6 +24,8 @@ pub struct App {
     pub addr: SocketAddr,
     pub dispatcher: Arc<Dispatcher>,
     pub scheduler: Arc<Scheduler>,
+    /// The database this app opened (`database.url`), for a second instance on the same one.
+    pub database_url: String,
     listener: TcpListener,
 }
 
@@ -94,6 +96,7 @@ impl App {
             addr,
             dispatcher,
             scheduler,
+            database_url: cfg.database.url.clone(),
             listener,
         })
     }

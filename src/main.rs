@@ -95,7 +95,7 @@ enum Command {
         /// each with its 7 title, header, total and signature rows).
         #[arg(long, default_value_t = 50_350)]
         import_rows: usize,
-        /// Only these parts (1-9), comma-separated.
+        /// Only these parts (1-10; 10: two instances on one database), comma-separated.
         #[arg(long, value_delimiter = ',')]
         parts: Vec<u8>,
         /// Scratch folder for the benchmark databases (on disk).

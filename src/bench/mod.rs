@@ -112,6 +112,10 @@ pub struct Report {
     pub rate_max_in_100ms: Option<usize>,
     /// Where the densest window starts, ms after the first arrival.
     pub rate_max_window_at_ms: Option<f64>,
+    /// Part 10: the end-to-end run of part 2 by two instances on one database (two stores, two
+    /// dispatchers, one provider), combined messages per second, and over part 2's one instance.
+    pub two_instances_mps: Option<f64>,
+    pub two_to_one: Option<f64>,
     pub urgent_count: usize,
     pub urgent_p50_ms: Option<f64>,
     pub urgent_p99_ms: Option<f64>,
@@ -441,6 +445,30 @@ async fn end_to_end(opts: &BenchOptions, double: &Double) -> anyhow::Result<Cost
     .await
 }
 
+/// Part 10: part 2's campaign sent by two instances sharing one database (each its own store handle,
+/// heartbeat and dispatcher, as two `loa serve` would be); combined messages per second.
+async fn two_instances(opts: &BenchOptions, double: &Double) -> anyhow::Result<f64> {
+    let (first, d) = seeded(
+        opts,
+        double,
+        "two",
+        (None, None),
+        (20, 10),
+        opts.people,
+        true,
+    )
+    .await?;
+    let c = all_parents_campaign(&first.state.store, &d, "two").await?;
+    let url = first.database_url.clone();
+    let second = App::build(&bench_config(url, double, None, None)).await?;
+    let shutdown = CancellationToken::new();
+    let running_second = second.spawn(shutdown.clone());
+    let took = run_to_done(first, c, Duration::from_secs(1800)).await?;
+    shutdown.cancel();
+    running_second.join().await?;
+    Ok(opts.people as f64 / took.as_secs_f64())
+}
+
 /// Part 3: fan-out of a large audience, then the whole run, with the process's peak memory.
 async fn fanout(opts: &BenchOptions, double: &Double, r: &mut Report) -> anyhow::Result<()> {
     let (app, d) = seeded(
@@ -675,6 +703,16 @@ pub fn table(r: &Report) -> String {
             "-",
         ),
         ("2 ratio by CPU", fmt(r.cpu_ratio, 2), String::new(), "-"),
+        (
+            "10 two instances",
+            format!(
+                "{} msg/s combined ({} of one)",
+                fmt(r.two_instances_mps, 0),
+                fmt(r.two_to_one, 2)
+            ),
+            ">= 1.00 of one".into(),
+            ok(r.two_to_one.map(|x| x >= 1.0)),
+        ),
         (
             "3 fan-out",
             format!(
@@ -945,6 +983,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     if want(9) {
         eprintln!("bench: 9 roster import, {} rows", opts.import_rows);
         import::import(&opts, &mut r).await?;
+    }
+    if want(10) {
+        eprintln!(
+            "bench: 10 two instances on one database, {} people",
+            opts.people
+        );
+        r.two_instances_mps = Some(two_instances(&opts, &double).await?);
+        r.two_to_one = r
+            .two_instances_mps
+            .zip(r.loa_mps)
+            .map(|(two, one)| two / one);
     }
     if let Some(path) = &opts.json {
         std::fs::write(path, serde_json::to_string_pretty(&r)?)?;

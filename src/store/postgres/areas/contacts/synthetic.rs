@@ -103,6 +103,13 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
+        // A million rows at once, and the fan-out follows within seconds: without statistics
+        // (autovacuum's analyze comes up to a minute later) the planner takes these tables for
+        // empty and the fan-out's joins run for minutes. Real rosters arrive in chunks that
+        // autovacuum keeps up with.
+        sqlx::query("ANALYZE contacts, guardian_links, orgs")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
