@@ -9,7 +9,9 @@ use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row};
 
-use super::rows::{CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, PackedContact, corrupt, row_readers};
+use super::rows::{
+    CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, PackedContact, USER_COLS, corrupt, row_readers,
+};
 use super::*;
 use crate::domain::campaign::{Approval, Publication, TemplateBodies};
 use crate::domain::contact::{ContactDetails, Role};

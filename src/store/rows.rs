@@ -37,6 +37,7 @@ pub(super) const CONTACT_COLS: &str = "id, org_id, role, full_name, phone, email
 pub(super) const CAMPAIGN_COLS: &str = "id, org_id, name, template_id, audience, channels, messenger_tag, state, send_at, created_at, updated_at, \
      created_by, submitted_by, approved_by, approved_at, approval, approval_hash, rejection_reason, \
      schedule, series, urgent, schedule_ended, schedule_cursor, paused";
+pub(super) const USER_COLS: &str = "id, org_id, username, full_name, roles, disabled, created_at";
 pub(super) const ORG_COLS: &str = "id, parent_id, kind, code, name, path, self_approval";
 
 /// A person's addresses and opt-outs as `CLAIMED_COLUMNS` packs them.
@@ -191,6 +192,46 @@ macro_rules! row_readers {
                     None => None,
                 },
                 created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn user_from(r: &$Row) -> Result<User> {
+            let roles: String = r.try_get("roles")?;
+            Ok(User {
+                id: r.try_get("id")?,
+                org_id: r.try_get("org_id")?,
+                username: r.try_get("username")?,
+                full_name: r.try_get("full_name")?,
+                roles: crate::domain::access::UserRole::parse_list(&roles)
+                    .ok_or_else(|| corrupt("user roles", &roles))?,
+                disabled: r.try_get("disabled")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        /// An audit row; a detail that no longer parses reads as empty, not as an error.
+        fn audit_from(r: &$Row) -> Result<AuditRow> {
+            let detail: Option<String> = r.try_get("detail")?;
+            Ok(AuditRow {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                user_id: r.try_get("user_id")?,
+                username: r.try_get("username")?,
+                org_id: r.try_get("org_id")?,
+                action: r.try_get("action")?,
+                object: r.try_get("object")?,
+                object_id: r.try_get("object_id")?,
+                detail: detail
+                    .and_then(|d| serde_json::from_str(&d).ok())
+                    .unwrap_or_default(),
+            })
+        }
+
+        fn event_from(r: &$Row) -> Result<WebhookEvent> {
+            Ok(WebhookEvent {
+                id: r.try_get("id")?,
+                provider: r.try_get("provider")?,
+                body: r.try_get("body")?,
             })
         }
 

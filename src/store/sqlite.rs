@@ -28,7 +28,7 @@ use crate::domain::org::OrgKind;
 
 use super::rows::{
     CAMPAIGN_COLS, CONTACT_COLS, ORG_COLS, PackedContact, SCAN_PAGE_LINKS, SCAN_PLAN_FROM_STUDENTS,
-    corrupt, direct_roles, row_readers,
+    USER_COLS, corrupt, direct_roles, row_readers,
 };
 
 row_readers!(SqliteRow);

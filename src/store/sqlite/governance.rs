@@ -3,28 +3,12 @@
 //! acting at once cannot both win).
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, Written, corrupt, template_from};
+use super::{SqliteStore, USER_COLS, Written, audit_from, corrupt, template_from, user_from};
 use crate::domain::Millis;
 use crate::domain::access::{AuditEntry, NewUser, Principal, User, UserRole};
 use crate::domain::campaign::{CampaignState, NewCampaign, Template};
 use crate::store::{AuditRow, Result, StoreError};
-
-const USER_COLS: &str = "id, org_id, username, full_name, roles, disabled, created_at";
-
-fn user_from(r: &SqliteRow) -> Result<User> {
-    let roles: String = r.try_get("roles")?;
-    Ok(User {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        username: r.try_get("username")?,
-        full_name: r.try_get("full_name")?,
-        roles: UserRole::parse_list(&roles).ok_or_else(|| corrupt("user roles", &roles))?,
-        disabled: r.try_get("disabled")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
 
 fn states_json(states: &[CampaignState]) -> String {
     let v: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
@@ -179,24 +163,7 @@ impl SqliteStore {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: Option<String> = r.try_get("detail")?;
-                Ok(AuditRow {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    user_id: r.try_get("user_id")?,
-                    username: r.try_get("username")?,
-                    org_id: r.try_get("org_id")?,
-                    action: r.try_get("action")?,
-                    object: r.try_get("object")?,
-                    object_id: r.try_get("object_id")?,
-                    detail: detail
-                        .and_then(|d| serde_json::from_str(&d).ok())
-                        .unwrap_or_default(),
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from).collect()
     }
 
     pub(super) async fn do_set_self_approval(&self, org_id: i64, allowed: bool) -> Result<()> {

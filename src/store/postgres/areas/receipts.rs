@@ -253,16 +253,7 @@ impl ReceiptStore for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut events = rows
-            .iter()
-            .map(|r| {
-                Ok(WebhookEvent {
-                    id: r.try_get("id")?,
-                    provider: r.try_get("provider")?,
-                    body: r.try_get("body")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut events = rows.iter().map(event_from).collect::<Result<Vec<_>>>()?;
         // RETURNING promises no order; events are applied in the order they came.
         events.sort_by_key(|e| e.id);
         Ok(events)

@@ -3,21 +3,6 @@
 use super::super::*;
 use crate::domain::access::UserRole;
 
-const USER_COLS: &str = "id, org_id, username, full_name, roles, disabled, created_at";
-
-fn user_from(r: &PgRow) -> Result<User> {
-    let roles: String = r.try_get("roles")?;
-    Ok(User {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        username: r.try_get("username")?,
-        full_name: r.try_get("full_name")?,
-        roles: UserRole::parse_list(&roles).ok_or_else(|| corrupt("user roles", &roles))?,
-        disabled: r.try_get("disabled")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
 #[async_trait::async_trait]
 impl UserStore for PgStore {
     async fn create_user(&self, u: &NewUser, now: Millis) -> Result<User> {
@@ -167,23 +152,6 @@ impl UserStore for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: Option<String> = r.try_get("detail")?;
-                Ok(AuditRow {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    user_id: r.try_get("user_id")?,
-                    username: r.try_get("username")?,
-                    org_id: r.try_get("org_id")?,
-                    action: r.try_get("action")?,
-                    object: r.try_get("object")?,
-                    object_id: r.try_get("object_id")?,
-                    detail: detail
-                        .and_then(|d| serde_json::from_str(&d).ok())
-                        .unwrap_or_default(),
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from).collect()
     }
 }
