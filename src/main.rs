@@ -282,6 +282,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: StoreCommand::Copy { from, to },
         } => {
             let started = std::time::Instant::now();
+            // Opening a SQLite path creates the file: a mistyped --from would copy an empty,
+            // freshly made database and report success.
+            let path = from
+                .strip_prefix("sqlite://")
+                .or_else(|| from.strip_prefix("sqlite:"))
+                .or((!from.contains("://")).then_some(from.as_str()));
+            if let Some(p) = path.map(|p| p.split('?').next().unwrap_or(p))
+                && !std::path::Path::new(p).exists()
+            {
+                anyhow::bail!("--from: no database at {p}");
+            }
             for url in [&from, &to] {
                 let store = loa::store::open(url).await?;
                 store.migrate().await?;

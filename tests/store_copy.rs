@@ -143,6 +143,15 @@ async fn a_district_moves_to_postgresql_and_back_unchanged() {
     ok(&set.output().unwrap());
 
     let pg = common::new_postgres_schema(&base);
+    // A mistyped source is refused, not created empty and "copied".
+    let typo = loa(
+        dir.path(),
+        &["store", "copy", "--from", "sqlite://d/lao.db", "--to", &pg],
+        None,
+    );
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("no database at d/lao.db"));
+    assert!(!dir.path().join("d/lao.db").exists());
     let out = ok(&loa(
         dir.path(),
         &["store", "copy", "--from", &source, "--to", &pg],
