@@ -417,7 +417,24 @@ impl DeliveryStore for PgStore {
             for v in rest {
                 q = q.bind(*v);
             }
-            let done = q.bind(now).execute(&self.pool).await?;
+            // Under the run's row lock, and only while it is open: a cancel updates the run row
+            // first and its deliveries next, so it either waits for this insert and then cancels
+            // what it added, or has committed and the run is seen closed here. Inserted without
+            // the lock, a step running beside a cancel left its people queued under a cancelled
+            // run, never sent and never settled.
+            let mut tx = self.pool.begin().await?;
+            let open: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM runs WHERE id = $1 AND state IN ('pending','running') FOR SHARE",
+            )
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if open.is_none() {
+                tx.commit().await?;
+                return Ok::<u64, StoreError>(0);
+            }
+            let done = q.bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok::<u64, StoreError>(done.rows_affected())
         };
         Ok(match step {
@@ -673,6 +690,18 @@ impl DeliveryStore for PgStore {
     }
 
     async fn release(&self, ids: &[i64], at: Millis) -> Result<()> {
+        // The runs' rows first, in a statement of its own: a cancel in flight holds its run's row,
+        // so this waits for it and the UPDATE below (a new snapshot) sees the run cancelled. Read
+        // in the UPDATE's own snapshot, a cancel committing meanwhile was missed, and the given
+        // back deliveries stayed queued under a cancelled run.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "SELECT 1 FROM runs WHERE id IN (SELECT run_id FROM deliveries WHERE id = ANY($1)) \
+             ORDER BY id FOR SHARE",
+        )
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE deliveries SET \
                state = CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.id = deliveries.run_id AND r.state = 'cancelled') \
@@ -684,8 +713,9 @@ impl DeliveryStore for PgStore {
         )
         .bind(at)
         .bind(ids)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
