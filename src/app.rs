@@ -90,6 +90,10 @@ impl App {
             webhook_wake: Arc::new(Notify::new()),
             prices: Arc::new(cfg.prices.clone()),
             readiness: Arc::default(),
+            web: Arc::new(crate::web::session::WebSettings::new(
+                &cfg.web,
+                &cfg.server.public_url(addr),
+            )),
         };
         Ok(App {
             state,
@@ -116,7 +120,11 @@ impl App {
         let server = {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                axum::serve(self.listener, router)
+                // The peer's address is what failed logins are throttled by.
+                axum::serve(
+                    self.listener,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
                     .with_graceful_shutdown(async move { shutdown.cancelled().await })
                     .await
                     .map_err(anyhow::Error::from)

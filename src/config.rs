@@ -41,12 +41,49 @@ pub struct Config {
     #[serde(default)]
     pub schedule: ScheduleConfig,
     #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
     pub prices: Prices,
     /// Channel -> name of the provider that carries it. A channel not listed is not available.
     #[serde(default)]
     pub channels: BTreeMap<Channel, String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// The staff pages' logins.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// A session ends after this long without a request.
+    #[serde(default = "default_idle_minutes")]
+    pub session_idle_minutes: u32,
+    /// A session ends this long after the login, however busy.
+    #[serde(default = "default_session_hours")]
+    pub session_max_hours: u32,
+    /// Behind a reverse proxy the peer is the proxy: take the client's address from the last entry
+    /// of `X-Forwarded-For` (the one the proxy appended) to throttle failed logins per address.
+    /// Only for a proxy that sets it; otherwise a client could name any address.
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+}
+
+fn default_idle_minutes() -> u32 {
+    60
+}
+
+fn default_session_hours() -> u32 {
+    12
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            session_idle_minutes: default_idle_minutes(),
+            session_max_hours: default_session_hours(),
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 /// What a message costs, for the preview before submission (Vietnamese đồng; 0 = free or unknown).
@@ -585,6 +622,9 @@ impl Config {
         if self.dispatch.concurrency == 0 {
             anyhow::bail!("dispatch.concurrency must be at least 1");
         }
+        if self.web.session_idle_minutes == 0 || self.web.session_max_hours == 0 {
+            anyhow::bail!("web.session_idle_minutes and web.session_max_hours must be at least 1");
+        }
         Ok(())
     }
 
@@ -642,6 +682,7 @@ impl Config {
             server: ServerConfig::default(),
             dispatch: DispatchConfig::default(),
             schedule: ScheduleConfig::default(),
+            web: WebConfig::default(),
             prices: Prices::default(),
             channels: BTreeMap::new(),
             providers: BTreeMap::new(),

@@ -398,6 +398,39 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<Dem
             vec![Channel::Email, Channel::Sms],
         ),
     ];
+    // A viewer, and a second week's tip left waiting for the principal's approval, so that whoever
+    // opens the pages finds something to approve.
+    let viewer = approval::tool_user(
+        store,
+        Some(school),
+        "xem.thmp",
+        "Nguyễn Văn Xem",
+        &[UserRole::Viewer],
+    )
+    .await?;
+    for u in [&teacher, &principal, &officer, &head, &viewer] {
+        set_demo_password(store, u.user_id).await?;
+    }
+    let waiting = NewCampaign {
+        org_id: school,
+        name: "Mẹo an toàn trên mạng tuần 2 - phụ huynh Trường TH Mỹ Phú".into(),
+        template_id: tip.id,
+        audience: Audience {
+            org_id: school,
+            roles: vec![Role::Parent],
+            class_ids: vec![],
+        },
+        channels: vec![Channel::Zalo, Channel::Sms, Channel::Email],
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let waiting = store
+        .create_campaign(&waiting, Some(teacher.user_id), now_ms())
+        .await?;
+    approval::submit(store, &teacher, waiting.id)
+        .await
+        .map_err(|e| anyhow::anyhow!("campaign {}: {e}", waiting.id))?;
     let mut out = Vec::new();
     for ((author, approver), org_id, name, template_id, audience_org, roles, channels) in defs {
         let c = NewCampaign {
@@ -427,6 +460,16 @@ async fn campaigns(store: &dyn Store, seeded: &Seeded) -> anyhow::Result<Vec<Dem
         });
     }
     Ok(out)
+}
+
+/// The password of every demo user, printed by the demo: the demo is for trying Loa on one's own
+/// machine, never for real data.
+pub const DEMO_PASSWORD: &str = "loa-demo-2026";
+
+async fn set_demo_password(store: &dyn Store, user_id: i64) -> anyhow::Result<()> {
+    let hash = crate::auth::hash_password(DEMO_PASSWORD)?;
+    store.set_password(user_id, &hash).await?;
+    Ok(())
 }
 
 fn clean(dir: &Path) -> anyhow::Result<()> {
@@ -489,6 +532,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         &UserRole::ALL,
     )
     .await?;
+    set_demo_password(store.as_ref(), ops.user_id).await?;
     let (_, token) = crate::api::users::create_token(store.as_ref(), ops.user_id, "demo").await?;
     let campaign_ids: Vec<i64> = ids.iter().map(|c| c.id).collect();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -533,8 +577,13 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         running.join().await?;
         anyhow::bail!("some deliveries did not reach a final state within 5 minutes");
     }
+    println!(
+        "Web pages: {base}/ — log in with password {DEMO_PASSWORD} as giaovien.thmp (teacher, writes), \
+         hieutruong.thmp (principal, approves: one campaign waits), xem.thmp (viewer), \
+         chuyenvien.pgd / truongphong.pgd (Phòng officer / head) or admin (operator)"
+    );
     if !opts.exit_when_done {
-        println!("Serving the HTTP API until Ctrl-C.");
+        println!("Serving the HTTP API and the web pages until Ctrl-C.");
         crate::app::shutdown_signal().await;
     }
     shutdown.cancel();

@@ -313,11 +313,14 @@ async fn submit(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Campaign>, AppError> {
+    Ok(Json(submit_as(&actor, &s, id).await?))
+}
+
+/// Submitting for approval, as the API and the pages do it.
+pub(crate) async fn submit_as(actor: &Actor, s: &AppState, id: i64) -> Result<Campaign, AppError> {
     actor.require(AUTHOR)?;
-    actor.visible_campaign(&s, id).await?;
-    Ok(Json(
-        approval::submit(s.store.as_ref(), &actor.0, id).await?,
-    ))
+    actor.visible_campaign(s, id).await?;
+    Ok(approval::submit(s.store.as_ref(), &actor.0, id).await?)
 }
 
 /// Approvers of the campaign's node or of a node above it approve; the scope check is the same as
@@ -327,16 +330,18 @@ async fn approve(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Campaign>, AppError> {
+    Ok(Json(approve_as(&actor, &s, id).await?))
+}
+
+pub(crate) async fn approve_as(actor: &Actor, s: &AppState, id: i64) -> Result<Campaign, AppError> {
     actor.require(APPROVER)?;
-    let (c, _) = actor.visible_campaign(&s, id).await?;
+    let (c, _) = actor.visible_campaign(s, id).await?;
     // The approver decides on the same reach and cost figures that are kept with the approval.
-    let figures = compute_preview(&s, &c)
+    let figures = compute_preview(s, &c)
         .await
         .ok()
         .and_then(|p| serde_json::to_value(p).ok());
-    Ok(Json(
-        approval::approve(s.store.as_ref(), &actor.0, id, figures).await?,
-    ))
+    Ok(approval::approve(s.store.as_ref(), &actor.0, id, figures).await?)
 }
 
 #[derive(Deserialize)]
@@ -350,18 +355,25 @@ async fn reject(
     ApiPath(id): ApiPath<i64>,
     ApiJson(r): ApiJson<Rejection>,
 ) -> Result<Json<Campaign>, AppError> {
+    Ok(Json(reject_as(&actor, &s, id, &r.reason).await?))
+}
+
+pub(crate) async fn reject_as(
+    actor: &Actor,
+    s: &AppState,
+    id: i64,
+    reason: &str,
+) -> Result<Campaign, AppError> {
     actor.require(APPROVER)?;
-    actor.visible_campaign(&s, id).await?;
-    let reason = r.reason.trim();
+    actor.visible_campaign(s, id).await?;
+    let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 {
         return Err(AppError::field(
             "reason",
             "cần ghi lý do từ chối (tối đa 1000 ký tự)",
         ));
     }
-    Ok(Json(
-        approval::reject(s.store.as_ref(), &actor.0, id, reason).await?,
-    ))
+    Ok(approval::reject(s.store.as_ref(), &actor.0, id, reason).await?)
 }
 
 #[derive(Deserialize)]
@@ -398,11 +410,13 @@ async fn start(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Campaign>, AppError> {
+    Ok(Json(start_as(&actor, &s, id).await?))
+}
+
+pub(crate) async fn start_as(actor: &Actor, s: &AppState, id: i64) -> Result<Campaign, AppError> {
     actor.require(START)?;
-    actor.visible_campaign(&s, id).await?;
-    Ok(Json(
-        approval::start(s.store.as_ref(), &s.scheduler_wake, &actor.0, id).await?,
-    ))
+    actor.visible_campaign(s, id).await?;
+    Ok(approval::start(s.store.as_ref(), &s.scheduler_wake, &actor.0, id).await?)
 }
 
 async fn cancel(
@@ -410,8 +424,12 @@ async fn cancel(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
+    Ok(Json(cancel_as(&actor, &s, id).await?))
+}
+
+pub(crate) async fn cancel_as(actor: &Actor, s: &AppState, id: i64) -> Result<Value, AppError> {
     actor.require(OPERATE)?;
-    let (c, _) = actor.visible_campaign(&s, id).await?;
+    let (c, _) = actor.visible_campaign(s, id).await?;
     let n = s
         .store
         .cancel_campaign(id, now_ms())
@@ -425,7 +443,7 @@ async fn cancel(
         })?;
     actor
         .audit(
-            &s,
+            s,
             Some(c.org_id),
             "campaign.cancel",
             "campaign",
@@ -433,9 +451,7 @@ async fn cancel(
             json!({"previous_state": c.state, "deliveries_cancelled": n}),
         )
         .await;
-    Ok(Json(
-        json!({"id": id, "state": "cancelled", "deliveries_cancelled": n}),
-    ))
+    Ok(json!({"id": id, "state": "cancelled", "deliveries_cancelled": n}))
 }
 
 async fn progress(
@@ -618,7 +634,8 @@ async fn runs(
     })))
 }
 
-async fn hold(
+/// Pausing or resuming a campaign (or one run), as the API and the pages do it.
+pub(crate) async fn hold(
     actor: &Actor,
     s: &AppState,
     id: i64,
@@ -712,7 +729,7 @@ async fn run_action(
     }
 }
 
-async fn compute_preview(s: &AppState, c: &Campaign) -> Result<crate::preview::Preview, AppError> {
+pub(crate) async fn compute_preview(s: &AppState, c: &Campaign) -> Result<crate::preview::Preview, AppError> {
     let unaccent = s.registry.route(Channel::Sms).is_some_and(|r| r.unaccent);
     crate::preview::preview(s.store.as_ref(), c, unaccent, &s.prices)
         .await

@@ -17,7 +17,7 @@ use crate::domain::Channel;
 use crate::domain::access::UserRole;
 use crate::domain::contact::{Contact, NewContactInput, Role, fold_name};
 use crate::domain::org::OrgKind;
-use crate::store::{ContactFilter, StoreError};
+use crate::store::{ContactFilter, ContactPage, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,19 +67,19 @@ const PAGE_MAX: i64 = 500;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     /// A node of the user's subtree (default: the user's own node); its subtree is listed.
-    org_id: Option<i64>,
+    pub org_id: Option<i64>,
     /// A class: its students and the parents of its students.
-    class_id: Option<i64>,
-    role: Option<String>,
+    pub class_id: Option<i64>,
+    pub role: Option<String>,
     /// Only people with an address for this channel (`email`, `sms`, `zalo`, `zalo_zns`, `messenger`).
-    has: Option<String>,
+    pub has: Option<String>,
     /// Part of the name; case, accents and spacing are ignored.
-    q: Option<String>,
+    pub q: Option<String>,
     /// The `next_after` of the previous page.
-    after: Option<i64>,
-    limit: Option<i64>,
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 /// The contacts of the user's subtree, filtered and paged by id. Reading the first page is recorded
@@ -89,9 +89,22 @@ async fn list(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
+    let page = list_as(&actor, &s, &q).await?;
+    Ok(Json(
+        json!({"contacts": page.contacts, "next_after": page.next_after}),
+    ))
+}
+
+/// A page of the contacts a user may see, masked unless they administer the node; the first page
+/// of a listing is audited. The API and the pages list people through here.
+pub(crate) async fn list_as(
+    actor: &Actor,
+    s: &AppState,
+    q: &ListQuery,
+) -> Result<ContactPage, AppError> {
     actor.require(ANY)?;
     let org = match q.org_id {
-        Some(id) => Some(actor.visible_org(&s, id).await?),
+        Some(id) => Some(actor.visible_org(s, id).await?),
         None => None,
     };
     let org_path = org
@@ -100,7 +113,7 @@ async fn list(
         .unwrap_or_else(|| actor.0.org_path.clone());
     let class_path = match q.class_id {
         None => None,
-        Some(id) => match actor.visible_org(&s, id).await {
+        Some(id) => match actor.visible_org(s, id).await {
             Ok(c) if c.kind == OrgKind::Class && c.path.starts_with(&org_path) => Some(c.path),
             _ => {
                 return Err(AppError::field(
@@ -155,7 +168,7 @@ async fn list(
     if q.after.is_none() {
         actor
             .audit(
-                &s,
+                s,
                 org.as_ref().map(|o| o.id).or(actor.0.org_id),
                 "contact.list",
                 "contact",
@@ -170,9 +183,10 @@ async fn list(
         .into_iter()
         .map(|c| if full { c } else { c.masked() })
         .collect();
-    Ok(Json(
-        json!({"contacts": contacts, "next_after": page.next_after}),
-    ))
+    Ok(ContactPage {
+        contacts,
+        next_after: page.next_after,
+    })
 }
 
 async fn one(

@@ -4,7 +4,7 @@
 mod audit;
 pub mod auth;
 pub mod campaigns;
-mod contacts;
+pub(crate) mod contacts;
 pub mod error;
 pub mod import;
 mod orgs;
@@ -35,6 +35,8 @@ pub struct AppState {
     pub prices: Arc<crate::config::Prices>,
     /// What `/readyz` reports of the dispatcher.
     pub readiness: Arc<crate::health::Readiness>,
+    /// The staff pages' sessions and login throttle.
+    pub web: Arc<crate::web::session::WebSettings>,
 }
 
 pub use auth::Actor;

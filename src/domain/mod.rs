@@ -11,6 +11,7 @@ pub mod phone;
 pub mod roster;
 pub mod run;
 pub mod schedule;
+pub mod session;
 pub mod text;
 pub mod validation;
 pub mod webhook_event;

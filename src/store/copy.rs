@@ -37,6 +37,8 @@ const TABLES: &[(&str, &str)] = &[
     ("webhook_events", "id"),
     ("settings", "key"),
     ("zalo_tokens", "app_id"),
+    ("web_sessions", "id_hash"),
+    ("login_throttle", "key"),
 ];
 
 /// Tables whose `id` is generated: on PostgreSQL their identity continues after the copied ids.

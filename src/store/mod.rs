@@ -11,6 +11,7 @@ pub mod postgres;
 mod receipts;
 mod rows;
 mod schedules;
+mod sessions;
 mod sql_error;
 pub mod sqlite;
 mod tree;
@@ -21,6 +22,7 @@ pub use contacts::ContactStore;
 pub use deliveries::DeliveryStore;
 pub use receipts::ReceiptStore;
 pub use schedules::ScheduleStore;
+pub use sessions::SessionStore;
 pub use tree::OrgStore;
 pub use users::UserStore;
 
@@ -29,7 +31,7 @@ pub use users::UserStore;
 pub mod prelude {
     pub use super::{
         CampaignStore as _, ContactStore as _, DeliveryStore as _, OrgStore as _,
-        ReceiptStore as _, ScheduleStore as _, Store, UserStore as _,
+        ReceiptStore as _, ScheduleStore as _, SessionStore as _, Store, UserStore as _,
     };
 }
 
@@ -133,6 +135,7 @@ pub trait Store:
     + ScheduleStore
     + DeliveryStore
     + ReceiptStore
+    + SessionStore
     + Send
     + Sync
     + 'static

@@ -209,6 +209,19 @@ macro_rules! row_readers {
             })
         }
 
+        /// The user a credential names: `id, username, org_id, roles, path` (path "" for operators).
+        fn principal_from(r: &$Row) -> Result<Principal> {
+            let roles: String = r.try_get("roles")?;
+            Ok(Principal {
+                user_id: r.try_get("id")?,
+                username: r.try_get("username")?,
+                org_id: r.try_get("org_id")?,
+                org_path: r.try_get("path")?,
+                roles: crate::domain::access::UserRole::parse_list(&roles)
+                    .ok_or_else(|| corrupt("user roles", &roles))?,
+            })
+        }
+
         /// An audit row; a detail that no longer parses reads as empty, not as an error.
         fn audit_from(r: &$Row) -> Result<AuditRow> {
             let detail: Option<String> = r.try_get("detail")?;

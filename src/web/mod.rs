@@ -1,15 +1,97 @@
-//! Server-rendered pages for parents and staff (Vietnamese UI) on the same server as the API.
+//! Server-rendered pages on the same server as the API: the parents' unsubscribe page and the staff
+//! pages (Vietnamese). Staff pages act through the API's own service functions and access checks
+//! (`api::Actor`), so a page can do nothing the API would refuse.
 
+mod assets;
+mod campaign;
+mod home;
+mod labels;
+mod login;
+mod people;
+pub mod session;
 pub mod unsubscribe;
+mod view;
+
+use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use minijinja::Value;
 
 use crate::api::AppState;
+use session::Staff;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/u/{token}",
-        get(unsubscribe::page).post(unsubscribe::confirm),
-    )
+    Router::new()
+        .route(
+            "/u/{token}",
+            get(unsubscribe::page).post(unsubscribe::confirm),
+        )
+        .route("/static/{file}", get(assets::serve))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route(
+            "/account/password",
+            get(login::password_form).post(login::change_password),
+        )
+        .route("/", get(home::page))
+        .route("/approvals", get(home::approvals))
+        .route("/people", get(people::page))
+        .route("/campaigns/{id}", get(campaign::page))
+        .route("/campaigns/{id}/progress", get(campaign::progress))
+        .route("/campaigns/{id}/{action}", post(campaign::act))
+}
+
+/// What every staff page's layout needs: who is logged in, and the token its forms carry.
+pub(crate) fn base(staff: &Staff, title: &str) -> Value {
+    let p = &staff.actor.0;
+    let role_names = p
+        .roles
+        .iter()
+        .map(|r| labels::user_role(*r))
+        .collect::<Vec<_>>()
+        .join(", ");
+    minijinja::context! {
+        title,
+        csrf => staff.csrf,
+        me => minijinja::context! {
+            username => p.username,
+            role_names,
+            is_approver => p.has(crate::domain::access::UserRole::Approver),
+            is_admin => p.has(crate::domain::access::UserRole::Admin),
+            is_author => p.has(crate::domain::access::UserRole::Author),
+        },
+    }
+}
+
+/// The address a request comes from, to throttle failed logins per address: the peer, or behind a
+/// trusted proxy the last `X-Forwarded-For` entry (the one that proxy appended).
+pub struct ClientAddr(pub String);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        if s.web.trust_forwarded_for
+            && let Some(last) = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+                .last()
+        {
+            return Ok(ClientAddr(last.to_string()));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientAddr(peer))
+    }
 }

@@ -5,5 +5,6 @@ mod contacts;
 mod deliveries;
 mod receipts;
 mod schedules;
+mod sessions;
 mod tree;
 mod users;

@@ -4,5 +4,6 @@
 mod campaigns;
 mod contacts;
 mod deliveries;
+mod sessions;
 mod tree;
 mod users;

@@ -1,0 +1,72 @@
+//! Web sessions, failed-login counts and passwords set from the pages.
+
+use super::*;
+use crate::domain::session::{Failures, NewSession, SessionRow, WebSession};
+
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, s: &NewSession) -> Result<()>;
+
+    /// The live session with this hash (not revoked, not past `expires_at`, seen after
+    /// `now - idle_ms`, its user enabled), marked seen at `now` when it was last seen more than
+    /// `touch_ms` ago (so a page view is not always a write).
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: Millis,
+        idle_ms: Millis,
+        touch_ms: Millis,
+    ) -> Result<Option<WebSession>>;
+
+    /// Ends one session (log out); false if it was not live.
+    async fn end_session(&self, id_hash: &str, now: Millis) -> Result<bool>;
+
+    /// Ends a user's live sessions but `keep` (the one changing its own password); returns how many.
+    async fn end_user_sessions(&self, user_id: i64, keep: Option<&str>, now: Millis)
+    -> Result<u64>;
+
+    /// A user's live sessions, newest first.
+    async fn list_sessions(&self, user_id: i64, now: Millis) -> Result<Vec<SessionRow>>;
+
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()>;
+
+    /// The failures recorded for each key that has some (keys absent have none).
+    async fn login_failures(&self, keys: &[String]) -> Result<Vec<(String, Failures)>>;
+
+    /// Counts a failure for each key; a window older than `window_ms` starts again at `now`.
+    async fn note_login_failure(&self, keys: &[String], now: Millis, window_ms: Millis)
+    -> Result<()>;
+
+    /// Forgets a key's failures (a successful login of that user).
+    async fn clear_login_failures(&self, key: &str) -> Result<()>;
+}
+
+// The statements are the same text on both dialects (`$n` placeholders, first used in order, which
+// SQLite numbers the same way; `FALSE` is 0 there).
+pub(super) const INSERT_SESSION: &str = "INSERT INTO web_sessions \
+     (id_hash, user_id, csrf, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $4, $5)";
+/// Sessions past their absolute end are of no use to anyone: dropped when a new one opens.
+pub(super) const PRUNE_SESSIONS: &str = "DELETE FROM web_sessions WHERE expires_at < $1";
+pub(super) const SESSION: &str = "SELECT s.csrf, s.last_seen_at, u.id, u.username, u.org_id, u.roles, \
+     COALESCE(o.path, '') AS path FROM web_sessions s JOIN users u ON u.id = s.user_id \
+     LEFT JOIN orgs o ON o.id = u.org_id \
+     WHERE s.id_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_seen_at > $3 \
+     AND u.disabled = FALSE";
+pub(super) const TOUCH_SESSION: &str =
+    "UPDATE web_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND revoked_at IS NULL";
+pub(super) const END_SESSION: &str =
+    "UPDATE web_sessions SET revoked_at = $1 WHERE id_hash = $2 AND revoked_at IS NULL";
+pub(super) const END_USER_SESSIONS: &str = "UPDATE web_sessions SET revoked_at = $1 \
+     WHERE user_id = $2 AND revoked_at IS NULL AND id_hash <> COALESCE($3, '')";
+pub(super) const LIST_SESSIONS: &str = "SELECT user_id, created_at, last_seen_at, expires_at \
+     FROM web_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+     ORDER BY created_at DESC";
+pub(super) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1 WHERE id = $2";
+pub(super) const LOGIN_FAILURES: &str =
+    "SELECT failures, first_at FROM login_throttle WHERE key = $1";
+/// $3 is the start of the current window: an older first failure starts a new window at $2.
+pub(super) const NOTE_LOGIN_FAILURE: &str = "INSERT INTO login_throttle (key, failures, first_at) \
+     VALUES ($1, 1, $2) ON CONFLICT (key) DO UPDATE SET \
+     failures = CASE WHEN login_throttle.first_at <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+     first_at = CASE WHEN login_throttle.first_at <= $3 THEN $2 ELSE login_throttle.first_at END";
+pub(super) const CLEAR_LOGIN_FAILURES: &str = "DELETE FROM login_throttle WHERE key = $1";
