@@ -125,9 +125,9 @@ impl App {
                     self.listener,
                     router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
                 )
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await
-                    .map_err(anyhow::Error::from)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+                .map_err(anyhow::Error::from)
             })
         };
         let scheduler = tokio::spawn(self.scheduler.clone().run(shutdown.clone()));

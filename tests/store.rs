@@ -1036,3 +1036,151 @@ async fn webhook_events_are_claimed_by_one_instance_each() {
         vec![held[0].id]
     );
 }
+
+/// Web sessions end when idle, at their absolute end, when revoked, and with their user's other
+/// sessions; failed logins count per key within a window that restarts after it ends.
+#[tokio::test]
+async fn web_sessions_end_and_failed_logins_count_in_a_window() {
+    use loa::domain::access::{NewUser, UserRole};
+    use loa::domain::session::{NewSession, address_key, user_key};
+    let (_db, store) = new_store().await;
+    let (school, _) = school_with_class(&store, "WS").await;
+    let u = store
+        .create_user(
+            &NewUser {
+                org_id: Some(school),
+                username: "gv.ws".into(),
+                full_name: "Giáo viên".into(),
+                roles: vec![UserRole::Author],
+                password_hash: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let open = |hash: &str, now: i64| NewSession {
+        id_hash: hash.into(),
+        user_id: u.id,
+        csrf: format!("csrf-{hash}"),
+        now,
+        expires_at: now + 10_000,
+    };
+    store.create_session(&open("a", T0)).await.unwrap();
+    store.create_session(&open("b", T0)).await.unwrap();
+    let idle = 1_000;
+    // Live, with its user and token; seen 500 ms later, which (touch 0) extends its idle end.
+    let s = store
+        .session("a", T0 + 500, idle, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.principal.user_id, u.id);
+    assert_eq!(s.principal.username, "gv.ws");
+    assert_eq!(s.csrf, "csrf-a");
+    assert!(
+        store
+            .session("a", T0 + 1_400, idle, 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // b was not seen for longer than the idle time: ended.
+    assert!(
+        store
+            .session("b", T0 + 1_400, idle, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.session("nope", T0, idle, 0).await.unwrap().is_none());
+    // Absolute end, however busy.
+    let mut t = T0 + 1_400;
+    while t < T0 + 10_000 {
+        assert!(
+            store.session("a", t, idle, 0).await.unwrap().is_some(),
+            "{t}"
+        );
+        t += 900;
+    }
+    assert!(
+        store
+            .session("a", T0 + 10_001, idle, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Revoking: one, then all of a user's but the one kept.
+    for h in ["c", "d", "e"] {
+        store.create_session(&open(h, T0 + 20_000)).await.unwrap();
+    }
+    assert!(store.end_session("c", T0 + 20_001).await.unwrap());
+    assert!(!store.end_session("c", T0 + 20_002).await.unwrap());
+    assert!(
+        store
+            .session("c", T0 + 20_003, idle, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.list_sessions(u.id, T0 + 20_003).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        store
+            .end_user_sessions(u.id, Some("e"), T0 + 20_004)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .session("d", T0 + 20_005, idle, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .session("e", T0 + 20_005, idle, 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A password set from the pages is what the login reads.
+    store.set_password(u.id, "$argon2id$x").await.unwrap();
+    assert_eq!(
+        store.password_hash("gv.ws").await.unwrap().as_deref(),
+        Some("$argon2id$x")
+    );
+
+    // Failures: counted per key, a new window after the old one ended, forgotten on success.
+    let keys = vec![user_key("GV.ws"), address_key("10.0.0.1")];
+    let window = 60_000;
+    for i in 0..3 {
+        store
+            .note_login_failure(&keys, T0 + i, window)
+            .await
+            .unwrap();
+    }
+    store
+        .note_login_failure(&keys[1..], T0 + 10, window)
+        .await
+        .unwrap();
+    let f = store.login_failures(&keys).await.unwrap();
+    assert_eq!(f.len(), 2);
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1.failures, f[0].1.first_at),
+        ("user:gv.ws", 3, T0)
+    );
+    assert_eq!(f[1].1.failures, 4);
+    store
+        .note_login_failure(&keys[..1], T0 + window + 1, window)
+        .await
+        .unwrap();
+    let f = store.login_failures(&keys[..1]).await.unwrap();
+    assert_eq!((f[0].1.failures, f[0].1.first_at), (1, T0 + window + 1));
+    store.clear_login_failures(&keys[0]).await.unwrap();
+    assert_eq!(store.login_failures(&keys).await.unwrap().len(), 1);
+}

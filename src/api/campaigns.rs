@@ -729,7 +729,10 @@ async fn run_action(
     }
 }
 
-pub(crate) async fn compute_preview(s: &AppState, c: &Campaign) -> Result<crate::preview::Preview, AppError> {
+pub(crate) async fn compute_preview(
+    s: &AppState,
+    c: &Campaign,
+) -> Result<crate::preview::Preview, AppError> {
     let unaccent = s.registry.route(Channel::Sms).is_some_and(|r| r.unaccent);
     crate::preview::preview(s.store.as_ref(), c, unaccent, &s.prices)
         .await

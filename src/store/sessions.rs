@@ -34,8 +34,12 @@ pub trait SessionStore: Send + Sync {
     async fn login_failures(&self, keys: &[String]) -> Result<Vec<(String, Failures)>>;
 
     /// Counts a failure for each key; a window older than `window_ms` starts again at `now`.
-    async fn note_login_failure(&self, keys: &[String], now: Millis, window_ms: Millis)
-    -> Result<()>;
+    async fn note_login_failure(
+        &self,
+        keys: &[String],
+        now: Millis,
+        window_ms: Millis,
+    ) -> Result<()>;
 
     /// Forgets a key's failures (a successful login of that user).
     async fn clear_login_failures(&self, key: &str) -> Result<()>;

@@ -9,7 +9,11 @@ use axum::response::{IntoResponse, Response};
 use crate::api::error::AppError;
 
 const FILES: &[(&str, &str, &str)] = &[
-    ("loa.css", "text/css; charset=utf-8", include_str!("static/loa.css")),
+    (
+        "loa.css",
+        "text/css; charset=utf-8",
+        include_str!("static/loa.css"),
+    ),
     (
         "loa.js",
         "text/javascript; charset=utf-8",
@@ -20,7 +24,10 @@ const FILES: &[(&str, &str, &str)] = &[
 pub async fn serve(Path(file): Path<String>) -> Response {
     match FILES.iter().find(|(name, _, _)| *name == file) {
         Some((_, kind, body)) => (
-            [(CONTENT_TYPE, *kind), (CACHE_CONTROL, "public, max-age=86400")],
+            [
+                (CONTENT_TYPE, *kind),
+                (CACHE_CONTROL, "public, max-age=86400"),
+            ],
             *body,
         )
             .into_response(),

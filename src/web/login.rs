@@ -192,7 +192,14 @@ pub async fn submit(
     {
         let actor = Actor(ws.principal);
         actor
-            .audit(&s, actor.0.org_id, "user.login", "user", Some(user.id), json!({}))
+            .audit(
+                &s,
+                actor.0.org_id,
+                "user.login",
+                "user",
+                Some(user.id),
+                json!({}),
+            )
             .await;
     }
     Ok(with_cookie(see_other(&next), s.web.cookie(Some(&value))))

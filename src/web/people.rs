@@ -120,7 +120,11 @@ pub async fn page(
     )?)
 }
 
-async fn roots_page(s: &AppState, staff: &Staff, roots: Vec<Org>) -> Result<Html<String>, PageError> {
+async fn roots_page(
+    s: &AppState,
+    staff: &Staff,
+    roots: Vec<Org>,
+) -> Result<Html<String>, PageError> {
     let _ = s;
     let children: Vec<Value> = roots
         .iter()

@@ -234,7 +234,10 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; loa_session=abc ; b=2"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; loa_session=abc ; b=2"),
+        );
         assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
         h.insert(COOKIE, HeaderValue::from_static("loa_session="));
         assert_eq!(session_cookie(&h), None);

@@ -1,0 +1,384 @@
+//! The staff pages over HTTP, as a browser without JavaScript uses them: login with a password and
+//! its throttle, the session cookie's flags, CSRF on every form, roles and scope as in the API,
+//! password changes ending other sessions. (The same in a real browser: tests/browser.rs.)
+
+use loa::domain::access::UserRole;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+mod common;
+use common::{TestApp, spawn_app};
+
+pub const PASSWORD: &str = "mật khẩu thử 2026";
+
+/// A user with a password, at `org`.
+async fn web_user(app: &TestApp, org: Option<i64>, username: &str, roles: &[UserRole]) -> i64 {
+    let p = loa::approval::tool_user(app.state.store.as_ref(), org, username, username, roles)
+        .await
+        .unwrap();
+    let hash = loa::auth::hash_password(PASSWORD).unwrap();
+    app.state
+        .store
+        .set_password(p.user_id, &hash)
+        .await
+        .unwrap();
+    p.user_id
+}
+
+/// A browser without JavaScript: follows no redirect by itself, keeps the session cookie.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            base: app.base.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> (StatusCode, String, String) {
+        let req = match &self.cookie {
+            Some(c) => req.header(COOKIE, c.clone()),
+            None => req,
+        };
+        let r = req.send().await.unwrap();
+        for v in r.headers().get_all(SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let pair = v.split(';').next().unwrap().to_string();
+            self.cookie = if pair.ends_with('=') {
+                None
+            } else {
+                Some(pair)
+            };
+        }
+        let status = r.status();
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, location, r.text().await.unwrap())
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, String, String) {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, String) {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    async fn login(&mut self, username: &str, password: &str) -> (StatusCode, String, String) {
+        self.post(
+            "/login",
+            &[
+                ("username", username),
+                ("password", password),
+                ("next", "/"),
+            ],
+        )
+        .await
+    }
+
+    /// The CSRF token the page at `path` puts in its forms.
+    async fn csrf(&mut self, path: &str) -> String {
+        let (s, _, html) = self.get(path).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {html}");
+        let at = html
+            .find("name=\"_csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        let rest = &html[at + 20..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_safe_cookie_and_failed_logins_are_throttled() {
+    let app =
+        spawn_app(|cfg, _| cfg.server.public_url = Some("https://loa.example.vn".into())).await;
+    let t = common::tree(&app).await;
+    web_user(&app, Some(t.school), "gv.a", &[UserRole::Author]).await;
+    web_user(&app, Some(t.school), "gv.b", &[UserRole::Author]).await;
+    let mut b = Browser::new(&app);
+    // Not logged in: to the login page, then back where they were.
+    let (s, to, _) = b.get("/campaigns/1").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/login?next=%2Fcampaigns%2F1");
+    let (s, _, html) = b.get("/login?next=%2Fcampaigns%2F1").await;
+    assert_eq!(s, StatusCode::OK);
+    // minijinja escapes "/" in attributes as &#x2f;.
+    assert!(
+        html.contains("Đăng nhập") && html.contains("value=\"&#x2f;campaigns&#x2f;1\""),
+        "{html}"
+    );
+
+    // Five wrong passwords, then the right one is refused too, with a time to come back.
+    for _ in 0..5 {
+        let (s, _, html) = b.login("gv.a", "sai mật khẩu").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert!(html.contains("Tên đăng nhập hoặc mật khẩu không đúng"));
+    }
+    let (s, _, html) = b.login("gv.a", PASSWORD).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{html}");
+    assert!(html.contains("Đăng nhập sai quá nhiều lần"), "{html}");
+    assert!(b.cookie.is_none());
+    // An unknown user is answered like a wrong password (and counted the same).
+    let (s, _, _) = b.login("khong.co", PASSWORD).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Another account from the same address still logs in; the cookie is HttpOnly, SameSite and,
+    // behind https, Secure.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("username", "gv.b"),
+            ("password", PASSWORD),
+            ("next", "//evil.example/x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Never sent off to another site after logging in.
+    assert_eq!(r.headers()[LOCATION], "/");
+    let cookie = r.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    for flag in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    app.stop().await;
+}
+
+async fn campaign_state(app: &TestApp, c: i64) -> String {
+    let (_, v) = app.get(&format!("/api/v1/campaigns/{c}")).await;
+    v["state"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn forms_need_their_csrf_token_and_roles_and_scope_are_the_apis() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    common::parents_with_children(&app, &t, 3).await;
+    let other = app
+        .org(Some(t.district), "school", "TH2", "Trường khác")
+        .await;
+    web_user(&app, Some(t.school), "gv", &[UserRole::Author]).await;
+    web_user(&app, Some(t.school), "ht", &[UserRole::Approver]).await;
+    web_user(&app, Some(t.school), "xem", &[UserRole::Viewer]).await;
+    web_user(&app, Some(other), "ht.khac", &[UserRole::Approver]).await;
+    let tpl = common::template(&app, t.school).await;
+    let c = common::campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+
+    // The author submits from the campaign's page.
+    let mut author = Browser::new(&app);
+    assert_eq!(author.login("gv", PASSWORD).await.0, StatusCode::SEE_OTHER);
+    let (s, _, home) = author.get("/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        home.contains("Trường Tiểu học Mỹ Phú") && home.contains("Tuần 1"),
+        "{home}"
+    );
+    let token = author.csrf(&format!("/campaigns/{c}")).await;
+    // Without its token, or with another's, nothing happens.
+    let (s, _, html) = author.post(&format!("/campaigns/{c}/submit"), &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(html.contains("mã chống giả mạo"), "{html}");
+    let (s, _, _) = author
+        .post(
+            &format!("/campaigns/{c}/submit"),
+            &[("_csrf", "loa_forged")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(campaign_state(&app, c).await, "draft");
+    let (s, to, _) = author
+        .post(&format!("/campaigns/{c}/submit"), &[("_csrf", &token)])
+        .await;
+    assert_eq!(
+        (s, to.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            &*format!("/campaigns/{c}?done=submit")
+        )
+    );
+    assert_eq!(campaign_state(&app, c).await, "submitted");
+    // An author cannot approve, even with a valid token: the API's 403, as a page.
+    let (s, _, html) = author
+        .post(&format!("/campaigns/{c}/approve"), &[("_csrf", &token)])
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(html.contains("Không có quyền"), "{html}");
+
+    // A viewer reads the campaign but has no approval queue and cannot act.
+    let mut viewer = Browser::new(&app);
+    viewer.login("xem", PASSWORD).await;
+    assert_eq!(viewer.get("/approvals").await.0, StatusCode::FORBIDDEN);
+    let vt = viewer.csrf(&format!("/campaigns/{c}")).await;
+    for action in ["approve", "start", "cancel", "pause"] {
+        let (s, _, _) = viewer
+            .post(&format!("/campaigns/{c}/{action}"), &[("_csrf", &vt)])
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{action}");
+    }
+    // An approver of another school does not even see it.
+    let mut stranger = Browser::new(&app);
+    stranger.login("ht.khac", PASSWORD).await;
+    assert_eq!(
+        stranger.get(&format!("/campaigns/{c}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, _, queue) = stranger.get("/approvals").await;
+    assert!(!queue.contains(&format!("/campaigns/{c}\"")));
+    assert_eq!(
+        stranger.get(&format!("/people?org={}", t.school)).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // The principal finds it in the queue, sees the reach, rejects with a reason the author reads.
+    let mut principal = Browser::new(&app);
+    principal.login("ht", PASSWORD).await;
+    let (_, _, queue) = principal.get("/approvals").await;
+    assert!(queue.contains(&format!("/campaigns/{c}\"")), "{queue}");
+    let (_, _, page) = principal.get(&format!("/campaigns/{c}")).await;
+    assert!(
+        page.contains("Xem trước phạm vi gửi") && page.contains("<b>3</b> người nhận"),
+        "{page}"
+    );
+    let pt = principal.csrf(&format!("/campaigns/{c}")).await;
+    let (s, _, _) = principal
+        .post(
+            &format!("/campaigns/{c}/reject"),
+            &[("_csrf", &pt), ("reason", "")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _, _) = principal
+        .post(
+            &format!("/campaigns/{c}/reject"),
+            &[("_csrf", &pt), ("reason", "Sửa lại lời chào")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, _, page) = author.get(&format!("/campaigns/{c}")).await;
+    assert!(page.contains("Sửa lại lời chào"), "{page}");
+
+    // Submitted again, approved and started from the pages, it runs to the end and shows it.
+    author
+        .post(&format!("/campaigns/{c}/submit"), &[("_csrf", &token)])
+        .await;
+    let (s, _, _) = principal
+        .post(&format!("/campaigns/{c}/approve"), &[("_csrf", &pt)])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _, _) = principal
+        .post(&format!("/campaigns/{c}/start"), &[("_csrf", &pt)])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    app.wait_done(c).await;
+    let (_, _, progress) = viewer.get(&format!("/campaigns/{c}/progress")).await;
+    assert!(
+        progress.contains("<b>3</b> người trong đợt gửi"),
+        "{progress}"
+    );
+    assert!(progress.contains("Đã nhận: 3"), "{progress}");
+
+    // People: the class's contacts, masked for a non-admin.
+    let (s, _, people) = viewer.get(&format!("/people?org={}", t.class_a)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(people.contains("Phụ huynh"), "{people}");
+    assert!(
+        !people.contains("0912000000") && !people.contains("+84912000000"),
+        "{people}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_the_other_sessions_and_logout_ends_this_one() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    web_user(&app, Some(t.school), "gv", &[UserRole::Author]).await;
+    let mut here = Browser::new(&app);
+    let mut there = Browser::new(&app);
+    here.login("gv", PASSWORD).await;
+    there.login("gv", PASSWORD).await;
+    assert_eq!(there.get("/").await.0, StatusCode::OK);
+    let token = here.csrf("/account/password").await;
+    let new = "mật khẩu mới dài hơn";
+    let (s, _, html) = here
+        .post(
+            "/account/password",
+            &[
+                ("_csrf", &token),
+                ("current", "sai"),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{html}");
+    let (s, _, _) = here
+        .post(
+            "/account/password",
+            &[
+                ("_csrf", &token),
+                ("current", PASSWORD),
+                ("new", "ngắn"),
+                ("confirm", "ngắn"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _, html) = here
+        .post(
+            "/account/password",
+            &[
+                ("_csrf", &token),
+                ("current", PASSWORD),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("Đã đổi mật khẩu"));
+    assert_eq!(here.get("/").await.0, StatusCode::OK);
+    assert_eq!(there.get("/").await.0, StatusCode::SEE_OTHER);
+    let mut again = Browser::new(&app);
+    assert_eq!(
+        again.login("gv", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(again.login("gv", new).await.0, StatusCode::SEE_OTHER);
+    // Logging out ends the session in the store, not only the cookie.
+    let kept = here.cookie.clone();
+    let (s, to, _) = here.post("/logout", &[("_csrf", &token)]).await;
+    assert_eq!((s, to.as_str()), (StatusCode::SEE_OTHER, "/login?bye=1"));
+    here.cookie = kept;
+    assert_eq!(here.get("/").await.0, StatusCode::SEE_OTHER);
+    // Both audited.
+    let (_, audit) = app.get("/api/v1/audit").await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        actions.contains(&"user.login") && actions.contains(&"user.password_change"),
+        "{audit}"
+    );
+    let _ = json!({});
+    app.stop().await;
+}
