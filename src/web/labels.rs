@@ -54,6 +54,9 @@ pub fn channel(c: Channel) -> &'static str {
 }
 
 pub fn channel_code(code: &str) -> String {
+    if code == "none" {
+        return "Không có kênh nào".into();
+    }
     Channel::parse(code)
         .map(|c| channel(c).to_string())
         .unwrap_or_else(|| code.to_string())

@@ -302,3 +302,26 @@ catch-all = true
         fakesmsc_log,
     }
 }
+
+/// Debian's chromium and chromium-driver, for the browser tests.
+pub fn have_chromium() -> bool {
+    available(
+        "Chromium and its WebDriver",
+        Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists(),
+        "apt-get install chromium chromium-driver",
+    )
+}
+
+/// A chromedriver on a free port of the loopback: (process, WebDriver URL).
+pub fn chromedriver() -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let p = Proc(child);
+    wait_port(port, "chromedriver");
+    (p, format!("http://127.0.0.1:{port}"))
+}

@@ -1,0 +1,259 @@
+//! The staff pages in a real headless Chromium (Debian's chromium and chromium-driver through
+//! WebDriver): a teacher submits, the principal reviews the reach and approves, the campaign runs to
+//! the end on the local sinks and its page shows it; a viewer meets the 403 page; a forged form is
+//! refused; a Phòng officer sees progress per school. Every step leaves screenshots, desktop and
+//! phone-sized, under target/screenshots/ for a person to look at.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use loa::domain::access::UserRole;
+use serde_json::json;
+
+mod common;
+use common::{TestApp, peers, spawn_app};
+
+const PASSWORD: &str = "mật khẩu thử 2026";
+
+async fn web_user(app: &TestApp, org: Option<i64>, username: &str, roles: &[UserRole]) {
+    let p = loa::approval::tool_user(app.state.store.as_ref(), org, username, username, roles)
+        .await
+        .unwrap();
+    let hash = loa::auth::hash_password(PASSWORD).unwrap();
+    app.state
+        .store
+        .set_password(p.user_id, &hash)
+        .await
+        .unwrap();
+}
+
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fresh browser (its own cookies) on the WebDriver at `driver`.
+async fn browser(driver: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium",
+               "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--window-size=1280,900", "--lang=vi"]}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Saves what the page looks like on a desktop and on a phone (390 x 844, a common Android size).
+async fn shoot(b: &Client, name: &str) {
+    let dir = screenshots();
+    b.set_window_size(1280, 900).await.unwrap();
+    std::fs::write(
+        dir.join(format!("{name}-desktop.png")),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    b.set_window_size(390, 844).await.unwrap();
+    std::fs::write(
+        dir.join(format!("{name}-phone.png")),
+        b.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    b.set_window_size(1280, 900).await.unwrap();
+}
+
+async fn login(b: &Client, base: &str, path: &str, username: &str) {
+    b.goto(&format!("{base}{path}")).await.unwrap();
+    // Sent to the login page first, then back to `path`.
+    assert!(b.current_url().await.unwrap().path().starts_with("/login"));
+    b.find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .send_keys(username)
+        .await
+        .unwrap();
+    b.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    b.find(Locator::Css("form[action='/login'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(b.current_url().await.unwrap().path(), path);
+}
+
+async fn click_button(b: &Client, label: &str) {
+    b.find(Locator::XPath(&format!(
+        "//button[normalize-space()='{label}']"
+    )))
+    .await
+    .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
+    .click()
+    .await
+    .unwrap();
+}
+
+async fn text(b: &Client) -> String {
+    b.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn staff_work_through_the_pages_in_a_real_browser() {
+    if !peers::have_chromium() {
+        return;
+    }
+    let (_driver, driver) = peers::chromedriver();
+    let app = spawn_app(|_, _| {}).await;
+    let base = app.base.clone();
+    let t = common::tree(&app).await;
+    common::parents_with_children(&app, &t, 6).await;
+    let tpl = common::template(&app, t.school).await;
+    let c = common::campaign(&app, t.school, tpl, &["parent"], &["zalo", "sms"]).await;
+    web_user(&app, Some(t.school), "gv.lan", &[UserRole::Author]).await;
+    web_user(&app, Some(t.school), "ht.minh", &[UserRole::Approver]).await;
+    web_user(&app, Some(t.school), "xem.hoa", &[UserRole::Viewer]).await;
+    web_user(&app, Some(t.district), "cv.pgd", &[UserRole::Viewer]).await;
+
+    // The teacher opens the campaign (after logging in) and submits it.
+    let teacher = browser(&driver).await;
+    login(&teacher, &base, &format!("/campaigns/{c}"), "gv.lan").await;
+    shoot(&teacher, "1-teacher-campaign-draft").await;
+    click_button(&teacher, "Trình duyệt").await;
+    assert!(text(&teacher).await.contains("Đã trình duyệt"));
+    teacher.close().await.unwrap();
+
+    // The principal finds it in the queue, sees the reach, approves and starts it.
+    let principal = browser(&driver).await;
+    login(&principal, &base, "/approvals", "ht.minh").await;
+    shoot(&principal, "2-principal-approval-queue").await;
+    principal
+        .find(Locator::LinkText("Tuần 1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let page = text(&principal).await;
+    assert!(
+        page.contains("Xem trước phạm vi gửi") && page.contains("6 người nhận"),
+        "{page}"
+    );
+    shoot(&principal, "3-principal-preview").await;
+
+    // A forged form (its CSRF token replaced) is refused and changes nothing.
+    principal
+        .execute(
+            "document.querySelectorAll('input[name=_csrf]').forEach(function (i) { i.value = 'loa_forged'; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click_button(&principal, "Phê duyệt").await;
+    let refused = text(&principal).await;
+    assert!(refused.contains("mã chống giả mạo"), "{refused}");
+    shoot(&principal, "4-forged-form-refused").await;
+    let (_, v) = app.get(&format!("/api/v1/campaigns/{c}")).await;
+    assert_eq!(v["state"], "submitted");
+
+    principal
+        .goto(&format!("{base}/campaigns/{c}"))
+        .await
+        .unwrap();
+    click_button(&principal, "Phê duyệt").await;
+    assert!(text(&principal).await.contains("Đã phê duyệt"));
+    click_button(&principal, "Bắt đầu gửi").await;
+    app.wait_done(c).await;
+    principal
+        .goto(&format!("{base}/campaigns/{c}"))
+        .await
+        .unwrap();
+    let done = text(&principal).await;
+    assert!(done.contains("đã gửi xong"), "{done}");
+    assert!(done.contains("6 người trong đợt gửi"), "{done}");
+    shoot(&principal, "5-campaign-done").await;
+    principal.close().await.unwrap();
+
+    // A viewer cannot reach the approvers' queue, nor act.
+    let viewer = browser(&driver).await;
+    login(&viewer, &base, "/", "xem.hoa").await;
+    let home = text(&viewer).await;
+    assert!(
+        !home.contains("Chờ duyệt\n") && home.contains("Trường Tiểu học Mỹ Phú"),
+        "{home}"
+    );
+    viewer.goto(&format!("{base}/approvals")).await.unwrap();
+    let denied = text(&viewer).await;
+    assert!(denied.contains("Không có quyền truy cập"), "{denied}");
+    shoot(&viewer, "6-viewer-403").await;
+    viewer.goto(&format!("{base}/campaigns/{c}")).await.unwrap();
+    assert!(
+        viewer
+            .find(Locator::XPath(
+                "//button[normalize-space()='Huỷ chiến dịch']"
+            ))
+            .await
+            .is_err(),
+        "a viewer is offered no action"
+    );
+    viewer.close().await.unwrap();
+
+    // The Phòng officer: a directive to the staff of two schools, progress per school.
+    let other = app
+        .org(
+            Some(t.district),
+            "school",
+            "TH2",
+            "Trường Tiểu học Bình Thạnh",
+        )
+        .await;
+    for (i, school) in [t.school, other].into_iter().enumerate() {
+        app.contact(
+            json!({"org_id": school, "role": "staff", "full_name": format!("Cô giáo {i}"),
+                           "phone": format!("09130000{i:02}")}),
+        )
+        .await;
+    }
+    let dtpl = common::template(&app, t.district).await;
+    let d = common::campaign(&app, t.district, dtpl, &["staff"], &["sms"]).await;
+    app.start(d).await;
+    app.wait_done(d).await;
+    let officer = browser(&driver).await;
+    login(&officer, &base, &format!("/campaigns/{d}"), "cv.pgd").await;
+    let page = text(&officer).await;
+    assert!(
+        page.contains("Theo trường")
+            && page.contains("Trường Tiểu học Mỹ Phú")
+            && page.contains("Trường Tiểu học Bình Thạnh"),
+        "{page}"
+    );
+    shoot(&officer, "7-phong-per-school").await;
+    // People: the tree down to the class.
+    officer
+        .goto(&format!("{base}/people?org={}", t.class_a))
+        .await
+        .unwrap();
+    assert!(text(&officer).await.contains("Phụ huynh"));
+    shoot(&officer, "8-people-class").await;
+    officer.close().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    app.stop().await;
+}
