@@ -673,3 +673,190 @@ async fn lists_show_only_the_subtree_and_operator_routes_refuse_school_users() {
     assert_eq!(s, StatusCode::OK, "operators read provider stats: {v}");
     app.stop().await;
 }
+
+/// The staff pages, like the API's routes: every page and form x every role of a school's user x
+/// an object in scope, beside and above, with the statuses the API gives (a done form answers 303).
+/// A refusal is a page that shows none of the object's data.
+#[tokio::test]
+async fn every_page_and_form_checks_role_and_scope() {
+    #[derive(Clone, Copy, Debug)]
+    enum Page {
+        Campaign,
+        Progress,
+        People,
+        Submit,
+        Approve,
+        Reject,
+        Start,
+        Cancel,
+        Pause,
+    }
+    use Page::*;
+    let rules: &[(Page, &[&str], u16, u16)] = &[
+        (Campaign, ANY, 200, 404),
+        (Progress, ANY, 200, 404),
+        (People, ANY, 200, 404),
+        (Submit, &["author"], 303, 404),
+        (Approve, &["approver"], 303, 404),
+        (Reject, &["approver"], 303, 404),
+        (Start, &["author", "approver"], 303, 404),
+        (Cancel, &["admin", "author", "approver"], 303, 404),
+        // Allowed through; a draft has nothing to pause: the API's 409, as a page.
+        (Pause, &["admin", "author", "approver"], 409, 404),
+    ];
+    let app = spawn_app_with(|_, _| {}, false).await;
+    let w = world(&app).await;
+    let fx = Fixtures {
+        app: &app,
+        n: 0.into(),
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A logged-in session per role: (role, cookie, CSRF token).
+    let mut sessions = Vec::new();
+    for role in ANY {
+        let name = format!("web.{role}");
+        let p = loa::approval::tool_user(
+            app.state.store.as_ref(),
+            Some(w.in_.org),
+            &name,
+            &name,
+            &[loa::domain::access::UserRole::parse(role).unwrap()],
+        )
+        .await
+        .unwrap();
+        let hash = loa::auth::hash_password("mật khẩu ma trận").unwrap();
+        app.state
+            .store
+            .set_password(p.user_id, &hash)
+            .await
+            .unwrap();
+        let r = http
+            .post(format!("{}/login", app.base))
+            .form(&[
+                ("username", name.as_str()),
+                ("password", "mật khẩu ma trận"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{role}");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let html = http
+            .get(format!("{}/account/password", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
+        let csrf = html[at..at + html[at..].find('"').unwrap()].to_string();
+        sessions.push((*role, cookie, csrf));
+    }
+    for &(page, allowed, ok, out) in rules {
+        for (role, cookie, csrf) in &sessions {
+            for scope in [&w.in_, &w.beside, &w.above] {
+                let expected = if !allowed.contains(role) {
+                    403
+                } else if scope.at == Where::In {
+                    ok
+                } else {
+                    out
+                };
+                let org = scope.org;
+                let (method, path) = match page {
+                    Campaign => (
+                        Method::GET,
+                        format!("/campaigns/{}", fx.campaign(org).await),
+                    ),
+                    Progress => (
+                        Method::GET,
+                        format!("/campaigns/{}/progress", fx.campaign(org).await),
+                    ),
+                    People => (Method::GET, format!("/people?org={org}")),
+                    Submit => (
+                        Method::POST,
+                        format!("/campaigns/{}/submit", fx.campaign(org).await),
+                    ),
+                    Approve => (
+                        Method::POST,
+                        format!("/campaigns/{}/approve", fx.submitted(org).await),
+                    ),
+                    Reject => (
+                        Method::POST,
+                        format!("/campaigns/{}/reject", fx.submitted(org).await),
+                    ),
+                    Start => (
+                        Method::POST,
+                        format!("/campaigns/{}/start", fx.approved(org).await),
+                    ),
+                    Cancel => (
+                        Method::POST,
+                        format!("/campaigns/{}/cancel", fx.campaign(org).await),
+                    ),
+                    Pause => (
+                        Method::POST,
+                        format!("/campaigns/{}/pause", fx.campaign(org).await),
+                    ),
+                };
+                let mut b = http
+                    .request(method.clone(), format!("{}{path}", app.base))
+                    .header("cookie", cookie);
+                if method == Method::POST {
+                    b = b.form(&[("_csrf", csrf.as_str()), ("reason", "Chưa phù hợp")]);
+                }
+                let r = b.send().await.unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap();
+                let what = format!("{page:?} as {role} {:?} ({method} {path})", scope.at);
+                assert_eq!(status, expected, "{what}: {body}");
+                if status >= 400 {
+                    assert!(body.contains("<html"), "{what}: not a page: {body}");
+                    assert!(
+                        !body.contains(MARK),
+                        "{what}: the refusal leaks data: {body}"
+                    );
+                }
+            }
+        }
+    }
+    // Without a session every page sends the browser to the login page, and every form too.
+    for path in [
+        "/",
+        "/approvals",
+        "/people",
+        "/campaigns/1",
+        "/account/password",
+    ] {
+        let r = http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?next=")
+        );
+    }
+    let r = http
+        .post(format!("{}/campaigns/1/approve", app.base))
+        .form(&[("_csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
