@@ -79,6 +79,18 @@ impl Browser {
         self.send(req).await
     }
 
+    async fn upload(
+        &mut self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> (StatusCode, String, String) {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .multipart(form);
+        self.send(req).await
+    }
+
     async fn login(&mut self, username: &str, password: &str) -> (StatusCode, String, String) {
         self.post(
             "/login",
@@ -380,5 +392,120 @@ async fn changing_the_password_ends_the_other_sessions_and_logout_ends_this_one(
         "{audit}"
     );
     let _ = json!({});
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_roster_is_dry_run_on_the_import_page_then_confirmed_and_bad_cells_are_named() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    web_user(&app, Some(t.school), "admin.th", &[UserRole::Admin]).await;
+    web_user(&app, Some(t.school), "gv", &[UserRole::Author]).await;
+    let csv = "full_name,student_code,class,parent_name,parent_phone,parent_email\n\
+               An,HS1,1A,Ba An,0912000001,\n\
+               Binh,HS2,1A,Me Binh,09-12,\n\
+               ,HS3,1A,Ba Chi,0912000003,\n";
+    let form = |csrf: &str| {
+        reqwest::multipart::Form::new()
+            .text("_csrf", csrf.to_string())
+            .text("org_id", t.school.to_string())
+            .text("kind", "roster")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("lop-1a.csv"),
+            )
+    };
+    // An author is not an admin: no import page, no upload.
+    let mut author = Browser::new(&app);
+    author.login("gv", PASSWORD).await;
+    assert_eq!(author.get("/import").await.0, StatusCode::FORBIDDEN);
+    let author_token = author.csrf("/account/password").await;
+    assert_eq!(
+        author.upload("/import", form(&author_token)).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let mut b = Browser::new(&app);
+    b.login("admin.th", PASSWORD).await;
+    let token = b.csrf("/import").await;
+    // Without the form's token: refused, nothing read.
+    assert_eq!(
+        b.upload("/import", form("forged")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (s, _, html) = b.upload("/import", form(&token)).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("Kết quả chạy thử"), "{html}");
+    // The bad cells, each named by line, column and cell.
+    assert!(html.contains("<td data-label=\"Dòng\">4</td><td data-label=\"Cột\">full_name</td><td data-label=\"Ô\">A4</td>"), "{html}");
+    assert!(
+        html.contains("<td data-label=\"Dòng\">3</td><td data-label=\"Cột\">parent_phone</td>"),
+        "{html}"
+    );
+    // A dry run writes nothing.
+    let (_, v) = app
+        .get(&format!("/api/v1/contacts?org_id={}", t.school))
+        .await;
+    assert_eq!(v["contacts"].as_array().unwrap().len(), 0, "{v}");
+    let at = html.find("action=\"/import/").expect("a confirm form") + 16;
+    let stash = html[at..at + html[at..].find("/confirm").unwrap()].to_string();
+    // The error workbook of the upload.
+    let r = reqwest::Client::new()
+        .get(format!("{}/import/{stash}/errors.xlsx", app.base))
+        .header(COOKIE, b.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("spreadsheetml")
+    );
+    assert!(r.bytes().await.unwrap().starts_with(b"PK"));
+    // Somebody else's session cannot confirm it.
+    assert_eq!(
+        author
+            .post(
+                &format!("/import/{stash}/confirm"),
+                &[("_csrf", &author_token)]
+            )
+            .await
+            .0,
+        StatusCode::GONE
+    );
+    let (s, _, html) = b
+        .post(&format!("/import/{stash}/confirm"), &[("_csrf", &token)])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("Đã nhập xong") && html.contains("đã nhập <b>2</b>"),
+        "{html}"
+    );
+    let (_, v) = app
+        .get(&format!("/api/v1/contacts?org_id={}", t.school))
+        .await;
+    assert_eq!(
+        v["contacts"].as_array().unwrap().len(),
+        4,
+        "two students and two parents: {v}"
+    );
+    // Once imported, the stash is gone: a second confirmation imports nothing twice.
+    let (s, _, _) = b
+        .post(&format!("/import/{stash}/confirm"), &[("_csrf", &token)])
+        .await;
+    assert_eq!(s, StatusCode::GONE);
+    // A file that is no roster is answered on the form, in Vietnamese.
+    let junk = reqwest::multipart::Form::new()
+        .text("_csrf", token.clone())
+        .text("org_id", t.school.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"\x00\x01garbage".to_vec()).file_name("x.xlsx"),
+        );
+    let (s, _, html) = b.upload("/import", junk).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("Không nhập được tệp này"), "{html}");
     app.stop().await;
 }

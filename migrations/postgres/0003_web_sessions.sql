@@ -21,3 +21,15 @@ CREATE TABLE login_throttle (
     failures   BIGINT NOT NULL,
     first_at BIGINT NOT NULL
 );
+
+-- A roster uploaded on the import page waits here between its dry run and the confirmation (so the
+-- confirmation may reach any instance); dropped once imported, or an hour later.
+CREATE TABLE upload_stash (
+    id_hash     TEXT PRIMARY KEY,
+    user_id     BIGINT NOT NULL REFERENCES users(id),
+    org_id      BIGINT NOT NULL REFERENCES orgs(id),
+    kind        TEXT,
+    file_name   TEXT NOT NULL,
+    bytes       BYTEA NOT NULL,
+    created_at  BIGINT NOT NULL
+);

@@ -119,7 +119,46 @@ async fn import(
         kind,
         dry_run: p.dry_run,
     };
-    let report = import_file(s.store.as_ref(), p.org_id, &bytes, &opts, |_, _| {})
+    let report = import_as(&actor, &s, p.org_id, &bytes, &opts).await?;
+    if !xlsx {
+        return Ok(Json(report).into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, XLSX),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"loi-can-sua.xlsx\"",
+            ),
+        ],
+        errors_workbook(bytes, report).await?,
+    )
+        .into_response())
+}
+
+/// The upload with its error column, built off the async workers (CPU work on the upload).
+pub(crate) async fn errors_workbook(
+    bytes: Bytes,
+    report: crate::import::ImportReport,
+) -> Result<Vec<u8>, AppError> {
+    tokio::task::spawn_blocking(move || error_workbook(&bytes, &report))
+        .await
+        .map_err(|e| AppError::internal(e.to_string()))?
+        .map_err(AppError::internal)
+}
+
+/// An import (or its dry run) into a node, as the API and the import page do it: admins of the
+/// node or above; a real import is audited.
+pub(crate) async fn import_as(
+    actor: &Actor,
+    s: &AppState,
+    org_id: i64,
+    bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<crate::import::ImportReport, AppError> {
+    actor.require(ADMIN)?;
+    actor.target_org(s, org_id, "org_id").await?;
+    let report = import_file(s.store.as_ref(), org_id, bytes, opts, |_, _| {})
         .await
         .map_err(|e| match e {
             ImportError::Table(e) => AppError::field("file", e.to_string()),
@@ -135,35 +174,17 @@ async fn import(
             }
             ImportError::Store(e) => e.into(),
         })?;
-    if !p.dry_run {
+    if !opts.dry_run {
         actor
             .audit(
-                &s,
-                Some(p.org_id),
+                s,
+                Some(org_id),
                 "contacts.import",
                 "org",
-                Some(p.org_id),
+                Some(org_id),
                 serde_json::json!({"rows": report.rows, "imported": report.imported, "rejected": report.rejected.len(), "cell_errors": report.cell_errors.len()}),
             )
             .await;
     }
-    if !xlsx {
-        return Ok(Json(report).into_response());
-    }
-    // Building the copy is CPU work on the upload, like reading it.
-    let book = tokio::task::spawn_blocking(move || error_workbook(&bytes, &report))
-        .await
-        .map_err(|e| AppError::internal(e.to_string()))?
-        .map_err(AppError::internal)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, XLSX),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"loi-can-sua.xlsx\"",
-            ),
-        ],
-        book,
-    )
-        .into_response())
+    Ok(report)
 }

@@ -30,6 +30,18 @@ pub struct SessionRow {
     pub expires_at: Millis,
 }
 
+/// A file uploaded on a page, kept between its dry run and the confirmation.
+#[derive(Clone, Debug)]
+pub struct StashedUpload {
+    pub id_hash: String,
+    pub user_id: i64,
+    pub org_id: i64,
+    pub kind: Option<String>,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+    pub created_at: Millis,
+}
+
 /// Failed logins recorded for one key (a username or an address) since `first_at`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Failures {

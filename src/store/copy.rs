@@ -17,7 +17,9 @@ use super::{Result, StoreError};
 
 /// Every table that holds a district's data, parents before children (each table's rows in key
 /// order, so a node comes after its parent). `instances` is left out: it names live processes of
-/// the source, not data. The migrations' own table is the target's, written by its migrate.
+/// the source, not data. The migrations' own table is the target's, written by its migrate. So is
+/// `upload_stash`: files uploaded on the import page wait there under an hour for their
+/// confirmation; a copy is made with the daemon stopped, and staff upload again.
 const TABLES: &[(&str, &str)] = &[
     ("orgs", "id"),
     ("contacts", "id"),

@@ -1,7 +1,7 @@
 //! Web sessions, failed-login counts and passwords set from the pages.
 
 use super::*;
-use crate::domain::session::{Failures, NewSession, SessionRow, WebSession};
+use crate::domain::session::{Failures, NewSession, SessionRow, StashedUpload, WebSession};
 
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
@@ -43,6 +43,19 @@ pub trait SessionStore: Send + Sync {
 
     /// Forgets a key's failures (a successful login of that user).
     async fn clear_login_failures(&self, key: &str) -> Result<()>;
+
+    /// Keeps an uploaded file until its import is confirmed; drops stashes older than `prune_before`.
+    async fn stash_upload(&self, u: &StashedUpload, prune_before: Millis) -> Result<()>;
+
+    /// The file `user_id` stashed under this hash, if still there and newer than `since`.
+    async fn stashed_upload(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        since: Millis,
+    ) -> Result<Option<StashedUpload>>;
+
+    async fn drop_upload(&self, id_hash: &str) -> Result<()>;
 }
 
 // The statements are the same text on both dialects (`$n` placeholders, first used in order, which
@@ -74,3 +87,9 @@ pub(super) const NOTE_LOGIN_FAILURE: &str = "INSERT INTO login_throttle (key, fa
      failures = CASE WHEN login_throttle.first_at <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
      first_at = CASE WHEN login_throttle.first_at <= $3 THEN $2 ELSE login_throttle.first_at END";
 pub(super) const CLEAR_LOGIN_FAILURES: &str = "DELETE FROM login_throttle WHERE key = $1";
+pub(super) const PRUNE_UPLOADS: &str = "DELETE FROM upload_stash WHERE created_at < $1";
+pub(super) const STASH_UPLOAD: &str = "INSERT INTO upload_stash \
+     (id_hash, user_id, org_id, kind, file_name, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(super) const STASHED_UPLOAD: &str = "SELECT id_hash, user_id, org_id, kind, file_name, bytes, created_at \
+     FROM upload_stash WHERE id_hash = $1 AND user_id = $2 AND created_at >= $3";
+pub(super) const DROP_UPLOAD: &str = "DELETE FROM upload_stash WHERE id_hash = $1";

@@ -5,6 +5,7 @@
 mod assets;
 mod campaign;
 mod home;
+mod import;
 mod labels;
 mod login;
 mod people;
@@ -39,6 +40,16 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home::page))
         .route("/approvals", get(home::approvals))
         .route("/people", get(people::page))
+        .route(
+            "/import",
+            get(import::form)
+                .post(import::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::api::import::MAX_FILE,
+                )),
+        )
+        .route("/import/{stash}/confirm", post(import::confirm))
+        .route("/import/{stash}/errors.xlsx", get(import::errors))
         .route("/campaigns/{id}", get(campaign::page))
         .route("/campaigns/{id}/progress", get(campaign::progress))
         .route("/campaigns/{id}/{action}", post(campaign::act))

@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("progress.html", include_str!("templates/progress.html")),
     ("approvals.html", include_str!("templates/approvals.html")),
     ("people.html", include_str!("templates/people.html")),
+    ("import.html", include_str!("templates/import.html")),
 ];
 
 fn env() -> &'static Environment<'static> {

@@ -1,7 +1,7 @@
 //! PostgreSQL side of web sessions and failed-login counts (the statements are in `store/sessions.rs`).
 
 use super::super::*;
-use crate::domain::session::{Failures, NewSession, SessionRow, WebSession};
+use crate::domain::session::{Failures, NewSession, SessionRow, StashedUpload, WebSession};
 use crate::store::sessions::*;
 
 #[async_trait::async_trait]
@@ -153,6 +153,60 @@ impl SessionStore for PgStore {
     async fn clear_login_failures(&self, key: &str) -> Result<()> {
         sqlx::query(CLEAR_LOGIN_FAILURES)
             .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn stash_upload(&self, u: &StashedUpload, prune_before: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(PRUNE_UPLOADS)
+            .bind(prune_before)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(STASH_UPLOAD)
+            .bind(&u.id_hash)
+            .bind(u.user_id)
+            .bind(u.org_id)
+            .bind(&u.kind)
+            .bind(&u.file_name)
+            .bind(&u.bytes)
+            .bind(u.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stashed_upload(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        since: Millis,
+    ) -> Result<Option<StashedUpload>> {
+        let Some(r) = sqlx::query(STASHED_UPLOAD)
+            .bind(id_hash)
+            .bind(user_id)
+            .bind(since)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(StashedUpload {
+            id_hash: r.try_get("id_hash")?,
+            user_id: r.try_get("user_id")?,
+            org_id: r.try_get("org_id")?,
+            kind: r.try_get("kind")?,
+            file_name: r.try_get("file_name")?,
+            bytes: r.try_get("bytes")?,
+            created_at: r.try_get("created_at")?,
+        }))
+    }
+
+    async fn drop_upload(&self, id_hash: &str) -> Result<()> {
+        sqlx::query(DROP_UPLOAD)
+            .bind(id_hash)
             .execute(&self.pool)
             .await?;
         Ok(())
