@@ -96,15 +96,32 @@ async fn login(b: &Client, base: &str, path: &str, username: &str) {
     assert_eq!(b.current_url().await.unwrap().path(), path);
 }
 
+/// Clicks a button that submits a form and waits for the page the form leads to (a new document,
+/// fully loaded), so that what is read next is that page, not the one being left.
 async fn click_button(b: &Client, label: &str) {
-    b.find(Locator::XPath(&format!(
-        "//button[normalize-space()='{label}']"
-    )))
-    .await
-    .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
-    .click()
-    .await
-    .unwrap();
+    b.execute("window.__loaOld = true;", vec![]).await.unwrap();
+    b.find(Locator::XPath(&format!("//button[normalize-space()='{label}']")))
+        .await
+        .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let loaded = b
+            .execute(
+                "return window.__loaOld !== true && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .map(|v| v == serde_json::Value::Bool(true))
+            .unwrap_or(false);
+        if loaded {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{label:?} led to no new page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn text(b: &Client) -> String {
@@ -125,13 +142,43 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     let app = spawn_app(|_, _| {}).await;
     let base = app.base.clone();
     let t = common::tree(&app).await;
-    common::parents_with_children(&app, &t, 6).await;
+    common::parents_with_children(&app, &t, 4).await;
     let tpl = common::template(&app, t.school).await;
     let c = common::campaign(&app, t.school, tpl, &["parent"], &["zalo", "sms"]).await;
     web_user(&app, Some(t.school), "gv.lan", &[UserRole::Author]).await;
     web_user(&app, Some(t.school), "ht.minh", &[UserRole::Approver]).await;
     web_user(&app, Some(t.school), "xem.hoa", &[UserRole::Viewer]).await;
     web_user(&app, Some(t.district), "cv.pgd", &[UserRole::Viewer]).await;
+
+    // The school's secretary (its admin) imports a class list with two bad rows: the dry run names
+    // each bad cell, the confirmation imports the rest.
+    web_user(&app, Some(t.school), "vt.thu", &[UserRole::Admin]).await;
+    let roster = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    std::fs::write(
+        roster.path(),
+        "full_name,student_code,class,parent_name,parent_phone,parent_email\n\
+         Nguyễn Văn An,HS101,1A,Nguyễn Văn Ba,0912000101,\n\
+         Trần Thị Bình,HS102,1A,Trần Văn Bốn,09-12,\n\
+         ,HS103,1A,Lê Văn Chín,0912000103,\n",
+    )
+    .unwrap();
+    let secretary = browser(&driver).await;
+    login(&secretary, &base, "/import", "vt.thu").await;
+    secretary
+        .find(Locator::Css("#file"))
+        .await
+        .unwrap()
+        .send_keys(roster.path().to_str().unwrap())
+        .await
+        .unwrap();
+    click_button(&secretary, "Chạy thử").await;
+    let dry = text(&secretary).await;
+    assert!(dry.contains("Kết quả chạy thử") && dry.contains("A4") && dry.contains("parent_phone"), "{dry}");
+    shoot(&secretary, "0-import-dry-run").await;
+    click_button(&secretary, "Nhập chính thức 2 dòng").await;
+    let done = text(&secretary).await;
+    assert!(done.contains("Đã nhập xong"), "{done}");
+    secretary.close().await.unwrap();
 
     // The teacher opens the campaign (after logging in) and submits it.
     let teacher = browser(&driver).await;
