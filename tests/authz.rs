@@ -690,6 +690,8 @@ async fn every_page_and_form_checks_role_and_scope() {
         Start,
         Cancel,
         Pause,
+        NewTemplate,
+        NewCampaign,
     }
     use Page::*;
     let rules: &[(Page, &[&str], u16, u16)] = &[
@@ -703,6 +705,9 @@ async fn every_page_and_form_checks_role_and_scope() {
         (Cancel, &["admin", "author", "approver"], 303, 404),
         // Allowed through; a draft has nothing to pause: the API's 409, as a page.
         (Pause, &["admin", "author", "approver"], 409, 404),
+        // Nodes named in the form: the API's 403 out of scope.
+        (NewTemplate, &["author"], 303, 403),
+        (NewCampaign, &["author"], 303, 403),
     ];
     let app = spawn_app_with(|_, _| {}, false).await;
     let w = world(&app).await;
@@ -808,11 +813,25 @@ async fn every_page_and_form_checks_role_and_scope() {
                         Method::POST,
                         format!("/campaigns/{}/pause", fx.campaign(org).await),
                     ),
+                    NewTemplate => (Method::POST, "/templates/new".to_string()),
+                    NewCampaign => (Method::POST, "/campaigns/new".to_string()),
                 };
                 let mut b = http
                     .request(method.clone(), format!("{}{path}", app.base))
                     .header("cookie", cookie);
-                if method == Method::POST {
+                if matches!(page, NewTemplate | NewCampaign) {
+                    let template = fx.template(org).await.to_string();
+                    let org = org.to_string();
+                    b = b.form(&[
+                        ("_csrf", csrf.as_str()),
+                        ("org_id", &org),
+                        ("name", "Mẫu"),
+                        ("sms_text", "Nội dung"),
+                        ("template_id", &template),
+                        ("role_staff", "1"),
+                        ("channel_1", "sms"),
+                    ]);
+                } else if method == Method::POST {
                     b = b.form(&[("_csrf", csrf.as_str()), ("reason", "Chưa phù hợp")]);
                 }
                 let r = b.send().await.unwrap();

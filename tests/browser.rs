@@ -100,12 +100,14 @@ async fn login(b: &Client, base: &str, path: &str, username: &str) {
 /// fully loaded), so that what is read next is that page, not the one being left.
 async fn click_button(b: &Client, label: &str) {
     b.execute("window.__loaOld = true;", vec![]).await.unwrap();
-    b.find(Locator::XPath(&format!("//button[normalize-space()='{label}']")))
-        .await
-        .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    b.find(Locator::XPath(&format!(
+        "//button[normalize-space()='{label}']"
+    )))
+    .await
+    .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
+    .click()
+    .await
+    .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let loaded = b
@@ -119,7 +121,10 @@ async fn click_button(b: &Client, label: &str) {
         if loaded {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{label:?} led to no new page");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{label:?} led to no new page"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -143,8 +148,6 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     let base = app.base.clone();
     let t = common::tree(&app).await;
     common::parents_with_children(&app, &t, 4).await;
-    let tpl = common::template(&app, t.school).await;
-    let c = common::campaign(&app, t.school, tpl, &["parent"], &["zalo", "sms"]).await;
     web_user(&app, Some(t.school), "gv.lan", &[UserRole::Author]).await;
     web_user(&app, Some(t.school), "ht.minh", &[UserRole::Approver]).await;
     web_user(&app, Some(t.school), "xem.hoa", &[UserRole::Viewer]).await;
@@ -173,17 +176,93 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
         .unwrap();
     click_button(&secretary, "Chạy thử").await;
     let dry = text(&secretary).await;
-    assert!(dry.contains("Kết quả chạy thử") && dry.contains("A4") && dry.contains("parent_phone"), "{dry}");
+    assert!(
+        dry.contains("Kết quả chạy thử") && dry.contains("A4") && dry.contains("parent_phone"),
+        "{dry}"
+    );
     shoot(&secretary, "0-import-dry-run").await;
     click_button(&secretary, "Nhập chính thức 2 dòng").await;
     let done = text(&secretary).await;
     assert!(done.contains("Đã nhập xong"), "{done}");
     secretary.close().await.unwrap();
 
-    // The teacher opens the campaign (after logging in) and submits it.
+    // The teacher writes a template (the SMS counter shows parts and encoding as she types), builds
+    // the campaign, reads the preview and submits.
     let teacher = browser(&driver).await;
-    login(&teacher, &base, &format!("/campaigns/{c}"), "gv.lan").await;
-    shoot(&teacher, "1-teacher-campaign-draft").await;
+    login(&teacher, &base, "/templates/new", "gv.lan").await;
+    let fill = |id: &'static str, v: &'static str| {
+        let teacher = &teacher;
+        async move {
+            teacher
+                .find(Locator::Css(id))
+                .await
+                .unwrap()
+                .send_keys(v)
+                .await
+                .unwrap();
+        }
+    };
+    fill("#name", "Mẹo an toàn tuần 2").await;
+    fill(
+        "#zalo_text",
+        "Kính gửi phụ huynh em {{ student_names }}: không chia sẻ mật khẩu của con.",
+    )
+    .await;
+    fill(
+        "#sms_text",
+        "PH em {{ student_names }}: khong chia se mat khau cua con.",
+    )
+    .await;
+    let counter = teacher
+        .find(Locator::Css("#sms_info"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        counter.contains("1 tin") && counter.contains("GSM-7"),
+        "{counter}"
+    );
+    shoot(&teacher, "1-teacher-template").await;
+    click_button(&teacher, "Lưu mẫu tin").await;
+    assert_eq!(
+        teacher.current_url().await.unwrap().path(),
+        "/campaigns/new"
+    );
+    fill("#name", "Tuần 2 - phụ huynh lớp 1A").await;
+    teacher
+        .find(Locator::XPath(
+            "//select[@id='template_id']/option[normalize-space()='Mẹo an toàn tuần 2']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    teacher
+        .find(Locator::XPath(
+            "//select[@id='channel_3']/option[@value='']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shoot(&teacher, "2-teacher-campaign-form").await;
+    click_button(&teacher, "Tạo bản nháp và xem trước").await;
+    let url = teacher.current_url().await.unwrap();
+    let c: i64 = url
+        .path()
+        .trim_start_matches("/campaigns/")
+        .parse()
+        .expect("the new campaign's page");
+    let page = text(&teacher).await;
+    assert!(
+        page.contains("Xem trước phạm vi gửi") && page.contains("Zalo OA → SMS"),
+        "{page}"
+    );
+    shoot(&teacher, "3-teacher-campaign-draft").await;
     click_button(&teacher, "Trình duyệt").await;
     assert!(text(&teacher).await.contains("Đã trình duyệt"));
     teacher.close().await.unwrap();
@@ -191,9 +270,9 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     // The principal finds it in the queue, sees the reach, approves and starts it.
     let principal = browser(&driver).await;
     login(&principal, &base, "/approvals", "ht.minh").await;
-    shoot(&principal, "2-principal-approval-queue").await;
+    shoot(&principal, "4-principal-approval-queue").await;
     principal
-        .find(Locator::LinkText("Tuần 1"))
+        .find(Locator::LinkText("Tuần 2 - phụ huynh lớp 1A"))
         .await
         .unwrap()
         .click()
@@ -204,7 +283,7 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
         page.contains("Xem trước phạm vi gửi") && page.contains("6 người nhận"),
         "{page}"
     );
-    shoot(&principal, "3-principal-preview").await;
+    shoot(&principal, "5-principal-preview").await;
 
     // A forged form (its CSRF token replaced) is refused and changes nothing.
     principal
@@ -217,7 +296,7 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     click_button(&principal, "Phê duyệt").await;
     let refused = text(&principal).await;
     assert!(refused.contains("mã chống giả mạo"), "{refused}");
-    shoot(&principal, "4-forged-form-refused").await;
+    shoot(&principal, "6-forged-form-refused").await;
     let (_, v) = app.get(&format!("/api/v1/campaigns/{c}")).await;
     assert_eq!(v["state"], "submitted");
 
@@ -236,7 +315,7 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     let done = text(&principal).await;
     assert!(done.contains("đã gửi xong"), "{done}");
     assert!(done.contains("6 người trong đợt gửi"), "{done}");
-    shoot(&principal, "5-campaign-done").await;
+    shoot(&principal, "7-campaign-done").await;
     principal.close().await.unwrap();
 
     // A viewer cannot reach the approvers' queue, nor act.
@@ -250,7 +329,7 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     viewer.goto(&format!("{base}/approvals")).await.unwrap();
     let denied = text(&viewer).await;
     assert!(denied.contains("Không có quyền truy cập"), "{denied}");
-    shoot(&viewer, "6-viewer-403").await;
+    shoot(&viewer, "8-viewer-403").await;
     viewer.goto(&format!("{base}/campaigns/{c}")).await.unwrap();
     assert!(
         viewer
@@ -292,14 +371,14 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
             && page.contains("Trường Tiểu học Bình Thạnh"),
         "{page}"
     );
-    shoot(&officer, "7-phong-per-school").await;
+    shoot(&officer, "9-phong-per-school").await;
     // People: the tree down to the class.
     officer
         .goto(&format!("{base}/people?org={}", t.class_a))
         .await
         .unwrap();
     assert!(text(&officer).await.contains("Phụ huynh"));
-    shoot(&officer, "8-people-class").await;
+    shoot(&officer, "10-people-class").await;
     officer.close().await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     app.stop().await;

@@ -509,3 +509,128 @@ async fn a_roster_is_dry_run_on_the_import_page_then_confirmed_and_bad_cells_are
     assert!(html.contains("Không nhập được tệp này"), "{html}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_template_or_campaign_comes_back_on_its_form_with_what_was_typed() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    web_user(&app, Some(t.school), "gv", &[UserRole::Author]).await;
+    let mut b = Browser::new(&app);
+    b.login("gv", PASSWORD).await;
+    let token = b.csrf("/templates/new").await;
+    let school = t.school.to_string();
+    // A template that does not compile: refused with the API's reason, the text kept.
+    let (s, _, html) = b
+        .post(
+            "/templates/new",
+            &[
+                ("_csrf", &token),
+                ("org_id", &school),
+                ("name", "Mẫu hỏng"),
+                ("sms_text", "PH em {{ student_names"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains("sms_text") && html.contains("PH em {{ student_names"),
+        "{html}"
+    );
+    let (s, to, _) = b
+        .post(
+            "/templates/new",
+            &[
+                ("_csrf", &token),
+                ("org_id", &school),
+                ("name", "Mẫu tốt"),
+                ("sms_text", "PH em {{ student_names }}"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (s, to.as_str()),
+        (StatusCode::SEE_OTHER, "/campaigns/new?template=created")
+    );
+    let (_, _, form) = b.get("/campaigns/new").await;
+    assert!(form.contains("Mẫu tốt"), "{form}");
+    let at = form.find(">Mẫu tốt<").unwrap();
+    let value = &form[form[..at].rfind("value=\"").unwrap() + 7..];
+    let tpl = value[..value.find('"').unwrap()].to_string();
+    // Nobody to send to: refused, the name kept.
+    let (s, _, html) = b
+        .post(
+            "/campaigns/new",
+            &[
+                ("_csrf", &token),
+                ("org_id", &school),
+                ("name", "Tuần 3 của lớp"),
+                ("template_id", &tpl),
+                ("channel_1", "sms"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("value=\"Tuần 3 của lớp\""), "{html}");
+    let (s, to, _) = b
+        .post(
+            "/campaigns/new",
+            &[
+                ("_csrf", &token),
+                ("org_id", &school),
+                ("name", "Tuần 3 của lớp"),
+                ("template_id", &tpl),
+                ("role_parent", "1"),
+                ("channel_1", "sms"),
+                ("send_date", "2027-01-04"),
+                ("send_time", "07:30"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let id: i64 = to.trim_start_matches("/campaigns/").parse().unwrap();
+    let (_, c) = app.get(&format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(c["state"], "draft");
+    // 07:30 on 4 January 2027 in Hà Nội is 00:30 UTC.
+    assert_eq!(c["send_at"], 1_799_022_600_000i64, "{c}");
+    assert_eq!(c["channels"], serde_json::json!(["sms"]));
+    app.stop().await;
+}
+
+/// Behind a trusted proxy failed logins count against the client's address (the proxy's last
+/// X-Forwarded-For entry), not the proxy's; without the setting the header is ignored.
+#[tokio::test]
+async fn failed_logins_count_against_the_forwarded_address_only_behind_a_trusted_proxy() {
+    use loa::domain::session::address_key;
+    for trusted in [true, false] {
+        let app = spawn_app(|cfg, _| cfg.web.trust_forwarded_for = trusted).await;
+        let r = reqwest::Client::new()
+            .post(format!("{}/login", app.base))
+            .header("x-forwarded-for", "203.0.113.9, 198.51.100.7")
+            .form(&[("username", "ai.do"), ("password", "sai")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let keys = vec![
+            address_key("198.51.100.7"),
+            address_key("127.0.0.1"),
+            address_key("203.0.113.9"),
+        ];
+        let counted: Vec<String> = app
+            .state
+            .store
+            .login_failures(&keys)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let expected = if trusted {
+            "addr:198.51.100.7"
+        } else {
+            "addr:127.0.0.1"
+        };
+        assert_eq!(counted, vec![expected.to_string()], "trusted: {trusted}");
+        app.stop().await;
+    }
+}

@@ -186,18 +186,27 @@ async fn create(
     State(s): State<AppState>,
     ApiJson(c): ApiJson<NewCampaign>,
 ) -> Result<(StatusCode, Json<Campaign>), AppError> {
+    Ok((StatusCode::CREATED, Json(create_as(&actor, &s, c).await?)))
+}
+
+/// Creating a campaign (a draft), as the API and the pages do it.
+pub(crate) async fn create_as(
+    actor: &Actor,
+    s: &AppState,
+    c: NewCampaign,
+) -> Result<Campaign, AppError> {
     actor.require(AUTHOR)?;
-    actor.target_org(&s, c.org_id, "org_id").await?;
-    urgent_allowed(&actor, c.urgent)?;
+    actor.target_org(s, c.org_id, "org_id").await?;
+    urgent_allowed(actor, c.urgent)?;
     let c = c.validate()?;
-    check(&s, &c).await?;
+    check(s, &c).await?;
     let created = s
         .store
         .create_campaign(&c, Some(actor.0.user_id), now_ms())
         .await?;
     actor
         .audit(
-            &s,
+            s,
             Some(c.org_id),
             "campaign.create",
             "campaign",
@@ -205,7 +214,7 @@ async fn create(
             json!({"template_id": c.template_id, "audience_org_id": c.audience.org_id}),
         )
         .await;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok(created)
 }
 
 /// A partial edit: the fields given replace the stored ones. Any edit of an approved (or scheduled,

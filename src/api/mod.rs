@@ -8,7 +8,7 @@ pub(crate) mod contacts;
 pub mod error;
 pub mod import;
 mod orgs;
-mod templates;
+pub(crate) mod templates;
 pub mod users;
 mod webhooks;
 

@@ -26,6 +26,9 @@ pub trait CampaignStore: Send + Sync {
     /// ("" = every published template), optionally with a topic.
     async fn library(&self, user_path: &str, topic: Option<&str>) -> Result<Vec<Template>>;
 
+    /// The newest `limit` templates of the nodes whose path starts with `org_path`.
+    async fn list_templates(&self, org_path: &str, limit: i64) -> Result<Vec<Template>>;
+
     async fn create_campaign(
         &self,
         c: &NewCampaign,
@@ -90,3 +93,7 @@ pub trait CampaignStore: Send + Sync {
     /// Marks the campaign cancelled, its open runs cancelled and every unsent delivery cancelled.
     async fn cancel_campaign(&self, id: i64, now: Millis) -> Result<u64>;
 }
+
+/// The same text on both dialects (`$n` placeholders; `||` concatenates on both).
+pub(super) const LIST_TEMPLATES: &str = "SELECT t.* FROM templates t JOIN orgs o ON o.id = t.org_id \
+     WHERE o.path LIKE $1 || '%' ORDER BY t.id DESC LIMIT $2";

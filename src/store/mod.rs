@@ -3,7 +3,7 @@
 //! each area's trait sits in its own file and each dialect implements it in a file of the same name.
 //! SQLite is the embedded default; the types the store takes and returns are `domain` types.
 
-mod campaigns;
+pub(super) mod campaigns;
 mod contacts;
 pub mod copy;
 mod deliveries;

@@ -29,7 +29,7 @@ const STASH_MS: i64 = 3_600_000;
 const SHOWN: usize = 200;
 
 /// The nodes the form offers: the user's own and those right below it (not classes).
-async fn targets(s: &AppState, staff: &Staff) -> Result<Vec<Value>, PageError> {
+pub(super) async fn targets(s: &AppState, staff: &Staff) -> Result<Vec<Value>, PageError> {
     let mut out = Vec::new();
     let own = match staff.actor.0.org_id {
         Some(id) => vec![s.store.get_org(id).await?],

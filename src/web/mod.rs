@@ -4,6 +4,7 @@
 
 mod assets;
 mod campaign;
+mod compose;
 mod home;
 mod import;
 mod labels;
@@ -50,6 +51,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/import/{stash}/confirm", post(import::confirm))
         .route("/import/{stash}/errors.xlsx", get(import::errors))
+        .route(
+            "/templates/new",
+            get(compose::template_form).post(compose::create_template),
+        )
+        .route(
+            "/campaigns/new",
+            get(compose::campaign_form).post(compose::create_campaign),
+        )
         .route("/campaigns/{id}", get(campaign::page))
         .route("/campaigns/{id}/progress", get(campaign::progress))
         .route("/campaigns/{id}/{action}", post(campaign::act))
@@ -93,8 +102,7 @@ impl FromRequestParts<AppState> for ClientAddr {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .map(str::trim)
-                .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-                .last()
+                .rfind(|v| v.parse::<std::net::IpAddr>().is_ok())
         {
             return Ok(ClientAddr(last.to_string()));
         }

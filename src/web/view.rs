@@ -21,6 +21,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("approvals.html", include_str!("templates/approvals.html")),
     ("people.html", include_str!("templates/people.html")),
     ("import.html", include_str!("templates/import.html")),
+    (
+        "template_form.html",
+        include_str!("templates/template_form.html"),
+    ),
+    (
+        "campaign_form.html",
+        include_str!("templates/campaign_form.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {

@@ -14,6 +14,15 @@ impl CampaignStore for SqliteStore {
         self.do_publish_template(id, by, topics, now).await
     }
 
+    async fn list_templates(&self, org_path: &str, limit: i64) -> Result<Vec<Template>> {
+        let rows = sqlx::query(crate::store::campaigns::LIST_TEMPLATES)
+            .bind(org_path)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(template_from).collect()
+    }
+
     async fn library(&self, user_path: &str, topic: Option<&str>) -> Result<Vec<Template>> {
         self.do_library(user_path, topic).await
     }
