@@ -634,3 +634,93 @@ async fn failed_logins_count_against_the_forwarded_address_only_behind_a_trusted
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_admin_resets_a_password_ends_sessions_and_makes_a_token_within_the_subtree() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    let other = app
+        .org(Some(t.district), "school", "TH2", "Trường khác")
+        .await;
+    web_user(&app, Some(t.school), "admin.th", &[UserRole::Admin]).await;
+    let gv = web_user(&app, Some(t.school), "gv", &[UserRole::Author]).await;
+    let far = web_user(&app, Some(other), "gv.khac", &[UserRole::Author]).await;
+    let mut teacher = Browser::new(&app);
+    teacher.login("gv", PASSWORD).await;
+    let mut admin = Browser::new(&app);
+    admin.login("admin.th", PASSWORD).await;
+    let (s, _, list) = admin.get("/users").await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(list.contains(">gv<") && !list.contains("gv.khac"), "{list}");
+    let token = admin.csrf(&format!("/users/{gv}")).await;
+    // Out of the subtree: as if it did not exist.
+    assert_eq!(
+        admin.get(&format!("/users/{far}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let new = "mật khẩu do quản trị đặt";
+    assert_eq!(
+        admin
+            .post(
+                &format!("/users/{far}/password"),
+                &[("_csrf", &token), ("new", new), ("confirm", new)]
+            )
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, to, _) = admin
+        .post(
+            &format!("/users/{gv}/password"),
+            &[("_csrf", &token), ("new", new), ("confirm", new)],
+        )
+        .await;
+    assert_eq!(
+        (s, to),
+        (StatusCode::SEE_OTHER, format!("/users/{gv}?done=password"))
+    );
+    // The teacher's session ended; the new password is the one that works.
+    assert_eq!(teacher.get("/").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        teacher.login("gv", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(teacher.login("gv", new).await.0, StatusCode::SEE_OTHER);
+    // A teacher manages nobody else.
+    let tt = teacher.csrf("/account/password").await;
+    assert_eq!(teacher.get("/users").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        teacher
+            .post(&format!("/users/{far}/sessions"), &[("_csrf", &tt)])
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // Logging out every session of the teacher.
+    let (s, _, _) = admin
+        .post(&format!("/users/{gv}/sessions"), &[("_csrf", &token)])
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(teacher.get("/").await.0, StatusCode::SEE_OTHER);
+    // An API token, shown once, that works on the API.
+    let (s, _, html) = admin
+        .post(
+            &format!("/users/{gv}/tokens"),
+            &[("_csrf", &token), ("name", "phần mềm trường")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{html}");
+    let at = html.find("<code>loa_").expect("the token") + 6;
+    let api_token = &html[at..at + 68];
+    let (s, me) = app
+        .call_as(api_token, reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["username"], "gv");
+    let (_, again, html) = admin.get(&format!("/users/{gv}")).await;
+    assert!(
+        again.is_empty() && !html.contains(api_token),
+        "shown once only"
+    );
+    app.stop().await;
+}

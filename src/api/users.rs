@@ -160,9 +160,9 @@ struct TokenInput {
     name: String,
 }
 
-/// The user whose tokens are managed: the acting user themself, or a user of an admin's subtree
-/// (404 for anyone else, as if they did not exist).
-async fn token_owner(actor: &Actor, s: &AppState, id: i64) -> Result<User, AppError> {
+/// The user whose tokens (and, from the pages, password and sessions) are managed: the acting user
+/// themself, or a user of an admin's subtree (404 for anyone else, as if they did not exist).
+pub(crate) async fn token_owner(actor: &Actor, s: &AppState, id: i64) -> Result<User, AppError> {
     actor.require(ANY)?;
     let user = match s.store.get_user(id).await {
         Ok(u) => u,
@@ -189,8 +189,23 @@ async fn token(
     ApiPath(id): ApiPath<i64>,
     ApiJson(t): ApiJson<TokenInput>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let user = token_owner(&actor, &s, id).await?;
-    let name = t.name.trim();
+    let (token_id, name, token) = token_as(&actor, &s, id, &t.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": token_id, "user_id": id, "name": name, "token": token})),
+    ))
+}
+
+/// A new API token for a user (themself, or a user of an admin's subtree), as the API and the
+/// pages make it: (id, name, the token, shown once).
+pub(crate) async fn token_as(
+    actor: &Actor,
+    s: &AppState,
+    id: i64,
+    name: &str,
+) -> Result<(i64, String, String), AppError> {
+    let user = token_owner(actor, s, id).await?;
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::field(
             "name",
@@ -205,7 +220,7 @@ async fn token(
         .map_err(AppError::internal)?;
     actor
         .audit(
-            &s,
+            s,
             user.org_id,
             "token.create",
             "user",
@@ -213,10 +228,7 @@ async fn token(
             json!({"token_id": token_id}),
         )
         .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": token_id, "user_id": id, "name": name, "token": token})),
-    ))
+    Ok((token_id, name.to_string(), token))
 }
 
 /// Revokes a token at once: the next request with it gets 401.

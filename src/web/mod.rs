@@ -12,6 +12,7 @@ mod login;
 mod people;
 pub mod session;
 pub mod unsubscribe;
+mod users;
 mod view;
 
 use std::net::SocketAddr;
@@ -59,6 +60,11 @@ pub fn router() -> Router<AppState> {
             "/campaigns/new",
             get(compose::campaign_form).post(compose::create_campaign),
         )
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::one))
+        .route("/users/{id}/password", post(users::set_password))
+        .route("/users/{id}/sessions", post(users::end_sessions))
+        .route("/users/{id}/tokens", post(users::create_token))
         .route("/campaigns/{id}", get(campaign::page))
         .route("/campaigns/{id}/progress", get(campaign::progress))
         .route("/campaigns/{id}/{action}", post(campaign::act))

@@ -29,6 +29,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         "campaign_form.html",
         include_str!("templates/campaign_form.html"),
     ),
+    ("users.html", include_str!("templates/users.html")),
+    ("user.html", include_str!("templates/user.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
