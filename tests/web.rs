@@ -724,3 +724,69 @@ async fn an_admin_resets_a_password_ends_sessions_and_makes_a_token_within_the_s
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_people_not_reached_are_listed_with_their_reason_and_downloadable_as_text_cells() {
+    use calamine::Reader;
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    common::parents_with_children(&app, &t, 2).await;
+    // A name that Excel would run as a formula if it were written as one.
+    let s = app
+        .contact(json!({"org_id": t.class_a, "role": "student", "full_name": "Em Ba", "student_code": "HS9"}))
+        .await;
+    let p = app
+        .contact(json!({"org_id": t.school, "role": "parent", "full_name": "=HYPERLINK(\"http://x\")", "phone": "0912999999"}))
+        .await;
+    app.link(p, s).await;
+    web_user(&app, Some(t.school), "xem", &[UserRole::Viewer]).await;
+    let tpl = common::template(&app, t.school).await;
+    // Nobody has a Zalo id: every parent fails with no address.
+    let c = common::campaign(&app, t.school, tpl, &["parent"], &["zalo"]).await;
+    app.start(c).await;
+    app.wait_done(c).await;
+    let mut b = Browser::new(&app);
+    b.login("xem", PASSWORD).await;
+    let (s, _, html) = b.get(&format!("/campaigns/{c}/failures")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        html.matches("không có địa chỉ liên lạc cho kênh nào")
+            .count(),
+        3,
+        "{html}"
+    );
+    assert!(
+        html.contains("Phụ Huynh 1") && html.contains("=HYPERLINK(&quot;"),
+        "{html}"
+    );
+    let (_, _, skipped) = b
+        .get(&format!("/campaigns/{c}/failures?state=skipped"))
+        .await;
+    assert!(skipped.contains("Không có ai"), "{skipped}");
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/campaigns/{c}/failures.xlsx?state=failed",
+            app.base
+        ))
+        .header(COOKIE, b.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range("Chưa nhận được tin").unwrap();
+    let names: Vec<String> = sheet.rows().skip(3).map(|r| r[0].to_string()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.contains(&"=HYPERLINK(\"http://x\")".to_string()),
+        "{names:?}"
+    );
+    let formulas = book.worksheet_formula("Chưa nhận được tin").unwrap();
+    assert!(
+        formulas.used_cells().all(|(_, _, f)| f.is_empty()),
+        "no cell is a formula"
+    );
+    app.stop().await;
+}

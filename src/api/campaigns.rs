@@ -535,6 +535,31 @@ struct DeliveriesQuery {
 
 /// Who was reached, person by person (names and addresses): reading its first page is recorded in
 /// the audit log as an export of personal data.
+/// A page of a campaign's deliveries for someone who may read the campaign (checked by the caller);
+/// the first page of a listing is audited (an export of personal data). The API, the failures page
+/// and its .xlsx read them through here.
+pub(crate) async fn deliveries_as(
+    actor: &Actor,
+    s: &AppState,
+    c: &Campaign,
+    filter: &DeliveryFilter,
+) -> Result<Vec<crate::store::DeliveryRow>, AppError> {
+    let rows = s.store.list_deliveries(c.id, filter).await?;
+    if filter.after_id.is_none() {
+        actor
+            .audit(
+                s,
+                Some(c.org_id),
+                "campaign.export_deliveries",
+                "campaign",
+                Some(c.id),
+                json!({"rows": rows.len(), "state": filter.state}),
+            )
+            .await;
+    }
+    Ok(rows)
+}
+
 async fn deliveries(
     actor: Actor,
     State(s): State<AppState>,
@@ -558,30 +583,13 @@ async fn deliveries(
         ),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = s
-        .store
-        .list_deliveries(
-            id,
-            &DeliveryFilter {
-                state,
-                channel,
-                after_id: q.after,
-                limit,
-            },
-        )
-        .await?;
-    if q.after.is_none() {
-        actor
-            .audit(
-                &s,
-                Some(c.org_id),
-                "campaign.export_deliveries",
-                "campaign",
-                Some(id),
-                json!({"rows": rows.len()}),
-            )
-            .await;
-    }
+    let filter = DeliveryFilter {
+        state,
+        channel,
+        after_id: q.after,
+        limit,
+    };
+    let rows = deliveries_as(&actor, &s, &c, &filter).await?;
     let next = if rows.len() as i64 == limit {
         rows.last().map(|r| r.id)
     } else {

@@ -5,6 +5,7 @@
 mod assets;
 mod campaign;
 mod compose;
+mod failures;
 mod home;
 mod import;
 mod labels;
@@ -67,6 +68,8 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/tokens", post(users::create_token))
         .route("/campaigns/{id}", get(campaign::page))
         .route("/campaigns/{id}/progress", get(campaign::progress))
+        .route("/campaigns/{id}/failures", get(failures::page))
+        .route("/campaigns/{id}/failures.xlsx", get(failures::xlsx))
         .route("/campaigns/{id}/{action}", post(campaign::act))
 }
 

@@ -31,6 +31,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("users.html", include_str!("templates/users.html")),
     ("user.html", include_str!("templates/user.html")),
+    ("failures.html", include_str!("templates/failures.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
