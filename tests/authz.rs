@@ -855,7 +855,14 @@ async fn every_page_and_form_checks_role_and_scope() {
         "/approvals",
         "/people",
         "/campaigns/1",
+        "/campaigns/1/failures",
         "/account/password",
+        "/import",
+        "/templates/new",
+        "/campaigns/new",
+        "/users",
+        "/users/1",
+        "/audit",
     ] {
         let r = http
             .get(format!("{}{path}", app.base))

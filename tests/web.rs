@@ -722,6 +722,20 @@ async fn an_admin_resets_a_password_ends_sessions_and_makes_a_token_within_the_s
         again.is_empty() && !html.contains(api_token),
         "shown once only"
     );
+    // What the admin did is in the audit log, filtered by the action's start; not for a teacher.
+    let (s, _, log) = admin.get("/audit?action=user.password").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        log.contains("user.password_set") && !log.contains("token.create"),
+        "{log}"
+    );
+    let (_, _, log) = admin.get("/audit?user=admin.th").await;
+    assert!(
+        log.contains("token.create") && log.contains("user.sessions_end"),
+        "{log}"
+    );
+    teacher.login("gv", new).await;
+    assert_eq!(teacher.get("/audit").await.0, StatusCode::FORBIDDEN);
     app.stop().await;
 }
 

@@ -3,6 +3,7 @@
 //! (`api::Actor`), so a page can do nothing the API would refuse.
 
 mod assets;
+mod audit;
 mod campaign;
 mod compose;
 mod failures;
@@ -61,6 +62,7 @@ pub fn router() -> Router<AppState> {
             "/campaigns/new",
             get(compose::campaign_form).post(compose::create_campaign),
         )
+        .route("/audit", get(audit::page))
         .route("/users", get(users::list))
         .route("/users/{id}", get(users::one))
         .route("/users/{id}/password", post(users::set_password))

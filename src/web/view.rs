@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("users.html", include_str!("templates/users.html")),
     ("user.html", include_str!("templates/user.html")),
     ("failures.html", include_str!("templates/failures.html")),
+    ("audit.html", include_str!("templates/audit.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
