@@ -205,15 +205,22 @@ async fn erase(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
+    erase_as(&actor, &s, id).await?;
+    Ok(Json(json!({"id": id, "erased": true})))
+}
+
+/// Erasing a person (every address, name and message text of theirs), as the API and the pages
+/// do it: admins of their node or above; audited.
+pub(crate) async fn erase_as(actor: &Actor, s: &AppState, id: i64) -> Result<(), AppError> {
     actor.require(ADMIN)?;
-    let c = actor.visible_contact(&s, id).await?;
+    let c = actor.visible_contact(s, id).await?;
     if !s.store.erase_contact(id, now_ms()).await? {
         return Err(AppError::not_found("contact"));
     }
     tracing::info!(contact = id, "contact erased");
     actor
         .audit(
-            &s,
+            s,
             Some(c.org_id),
             "contact.erase",
             "contact",
@@ -221,7 +228,7 @@ async fn erase(
             json!({}),
         )
         .await;
-    Ok(Json(json!({"id": id, "erased": true})))
+    Ok(())
 }
 
 #[derive(Deserialize)]

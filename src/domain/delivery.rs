@@ -257,6 +257,17 @@ pub struct DeliveryRow {
     pub updated_at: Millis,
 }
 
+/// One message of a person's history, for their page: which campaign, on which channel, how it ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContactMessage {
+    pub campaign_id: i64,
+    pub campaign_name: String,
+    pub channel: Option<String>,
+    pub state: String,
+    pub reason_code: Option<String>,
+    pub updated_at: Millis,
+}
+
 /// A receipt from a provider moving a delivery forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receipt {

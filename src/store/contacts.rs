@@ -8,6 +8,16 @@ pub trait ContactStore: Send + Sync {
 
     async fn get_contact(&self, id: i64) -> Result<Contact>;
 
+    /// A student's parents, or a parent's children (at most 50).
+    async fn relatives(&self, id: i64) -> Result<Vec<Contact>>;
+
+    /// The newest `limit` messages sent (or tried) to a person, with their campaign.
+    async fn contact_messages(
+        &self,
+        id: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::domain::delivery::ContactMessage>>;
+
     /// One page of the contacts of a subtree, in id order, with the filters of `f`.
     async fn list_contacts(&self, f: &ContactFilter) -> Result<ContactPage>;
 
@@ -73,3 +83,15 @@ pub trait ContactStore: Send + Sync {
     /// Generates a synthetic audience (benchmarks): see `SyntheticAudience`.
     async fn seed_synthetic(&self, s: &SyntheticAudience, now: Millis) -> Result<()>;
 }
+
+/// The same text on both dialects. A person's relatives through the guardian links, either way.
+pub(super) fn relatives_sql(cols: &str) -> String {
+    format!(
+        "SELECT {cols} FROM contacts WHERE id IN (SELECT parent_id FROM guardian_links WHERE student_id = $1) \
+         OR id IN (SELECT student_id FROM guardian_links WHERE parent_id = $1) ORDER BY id LIMIT 50"
+    )
+}
+
+pub(super) const CONTACT_MESSAGES: &str = "SELECT d.campaign_id, c.name AS campaign_name, d.channel, d.state, \
+     d.reason_code, d.updated_at FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id \
+     WHERE d.contact_id = $1 ORDER BY d.id DESC LIMIT $2";

@@ -4,7 +4,7 @@
 //! SQLite is the embedded default; the types the store takes and returns are `domain` types.
 
 pub(super) mod campaigns;
-mod contacts;
+pub(super) mod contacts;
 pub mod copy;
 mod deliveries;
 pub mod postgres;

@@ -222,6 +222,17 @@ macro_rules! row_readers {
             })
         }
 
+        fn contact_message_from(r: &$Row) -> Result<crate::domain::delivery::ContactMessage> {
+            Ok(crate::domain::delivery::ContactMessage {
+                campaign_id: r.try_get("campaign_id")?,
+                campaign_name: r.try_get("campaign_name")?,
+                channel: r.try_get("channel")?,
+                state: r.try_get("state")?,
+                reason_code: r.try_get("reason_code")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
         /// An audit row; a detail that no longer parses reads as empty, not as an error.
         fn audit_from(r: &$Row) -> Result<AuditRow> {
             let detail: Option<String> = r.try_get("detail")?;

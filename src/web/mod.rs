@@ -44,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home::page))
         .route("/approvals", get(home::approvals))
         .route("/people", get(people::page))
+        .route("/people/{id}", get(people::person))
+        .route("/people/{id}/erase", post(people::erase))
         .route(
             "/import",
             get(import::form)

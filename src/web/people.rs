@@ -142,3 +142,90 @@ async fn roots_page(
         },
     )?)
 }
+
+/// One person, for admins (the API shows a contact in full to admins only): addresses, opt-outs,
+/// consent, children or parents, the messages Loa sent them; and erasure, with a confirmation.
+pub async fn person(
+    State(s): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Query(q): Query<PersonFlash>,
+) -> Result<Html<String>, PageError> {
+    staff.actor.require(crate::api::auth::ADMIN)?;
+    let c = staff.actor.visible_contact(&s, id).await?;
+    let org = s.store.get_org(c.org_id).await?;
+    let relatives: Vec<Value> = s
+        .store
+        .relatives(c.id)
+        .await?
+        .iter()
+        .map(|r| minijinja::context! { id => r.id, full_name => r.full_name, role => labels::contact_role(r.role) })
+        .collect();
+    let messages: Vec<Value> = s
+        .store
+        .contact_messages(c.id, 50)
+        .await?
+        .iter()
+        .map(|m| {
+            minijinja::context! {
+                campaign_id => m.campaign_id, campaign_name => m.campaign_name,
+                channel => m.channel.as_deref().map(labels::channel_code),
+                state => labels::delivery_state(&m.state),
+                reason => m.reason_code.as_deref().map(crate::domain::delivery::Reason::label_vi),
+                at => m.updated_at,
+            }
+        })
+        .collect();
+    let opted_out = c
+        .opted_out
+        .iter()
+        .map(|ch| labels::channel(*ch))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let relatives_title = match c.role {
+        Role::Student => "Phụ huynh",
+        _ => "Con",
+    };
+    let ctx = base(&staff, &c.full_name);
+    Ok(view::render(
+        "person.html",
+        minijinja::context! {
+            p => Value::from_serialize(&c), role_vi => labels::contact_role(c.role), org_name => org.name,
+            relatives, relatives_title, messages, opted_out,
+            flash => q.done.is_some().then_some("Đã lưu."),
+            ..ctx
+        },
+    )?)
+}
+
+#[derive(Deserialize)]
+pub struct PersonFlash {
+    done: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Erase {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn erase(
+    State(s): State<AppState>,
+    staff: Staff,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    super::login::WebForm(f): super::login::WebForm<Erase>,
+) -> Result<axum::response::Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    if f.confirm != "yes" {
+        return Err(crate::api::error::AppError::field(
+            "confirm",
+            "cần đánh dấu ô xác nhận trước khi xoá",
+        )
+        .into());
+    }
+    let c = staff.actor.visible_contact(&s, id).await?;
+    crate::api::contacts::erase_as(&staff.actor, &s, id).await?;
+    Ok(super::session::see_other(&format!("/people?org={}&erased=1", c.org_id)))
+}

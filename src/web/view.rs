@@ -33,6 +33,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("user.html", include_str!("templates/user.html")),
     ("failures.html", include_str!("templates/failures.html")),
     ("audit.html", include_str!("templates/audit.html")),
+    ("person.html", include_str!("templates/person.html")),
 ];
 
 fn env() -> &'static Environment<'static> {

@@ -63,6 +63,27 @@ impl ContactStore for PgStore {
         contact_from(&row)
     }
 
+    async fn relatives(&self, id: i64) -> Result<Vec<Contact>> {
+        let rows = sqlx::query(&crate::store::contacts::relatives_sql(CONTACT_COLS))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(contact_from).collect()
+    }
+
+    async fn contact_messages(
+        &self,
+        id: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::domain::delivery::ContactMessage>> {
+        let rows = sqlx::query(crate::store::contacts::CONTACT_MESSAGES)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(contact_message_from).collect()
+    }
+
     async fn list_contacts(&self, f: &ContactFilter) -> Result<ContactPage> {
         self.do_list_contacts(f).await
     }
