@@ -87,6 +87,12 @@ pub trait DeliveryStore: Send + Sync {
     /// Applies outcomes in one transaction; returns how many applied.
     async fn record(&self, updates: &[DeliveryUpdate], now: Millis) -> Result<u64>;
 
+    /// How many `record` batches the dispatcher may have committing at once. One on a store with a
+    /// single writer (SQLite: a second batch would only queue behind the first, and be smaller).
+    fn record_writers(&self) -> usize {
+        1
+    }
+
     /// When the next queued/retrying delivery falls due.
     async fn next_due_at(&self) -> Result<Option<Millis>>;
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{PgPool, Postgres, Row};
 
 use super::rows::{
@@ -44,6 +44,9 @@ impl PgStore {
         let mut opts = PgConnectOptions::from_str(url)?
             .application_name("loa")
             .statement_cache_capacity(256);
+        if plaintext_by_default(url, &opts) {
+            opts = opts.ssl_mode(PgSslMode::Disable);
+        }
         if let Some(p) = password {
             opts = opts.password(p);
         }
@@ -83,6 +86,33 @@ impl PgStore {
             .ok_or(StoreError::NotFound("organisation"))?;
         org_from(&row)
     }
+}
+
+/// Whether to connect without TLS although the URL did not ask for that: only when it names no
+/// `sslmode` (nor does `PGSSLMODE`) and the server is on this machine (a loopback address,
+/// `localhost` or a Unix socket). Without an `sslmode` sqlx prefers TLS, and on loopback that only
+/// cost CPU on both ends of every round trip (the traffic never leaves the host, and `prefer`
+/// checks no certificate anyway). Any other host keeps sqlx's default, and an explicit `sslmode`
+/// (`require`, `verify-full`, even `prefer`) is always obeyed.
+fn plaintext_by_default(url: &str, opts: &PgConnectOptions) -> bool {
+    let named = reqwest::Url::parse(url).is_ok_and(|u| {
+        u.query_pairs()
+            .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+    });
+    if named || std::env::var_os("PGSSLMODE").is_some() {
+        return false;
+    }
+    if opts.get_socket().is_some() {
+        return true;
+    }
+    let host = opts
+        .get_host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A write's `RETURNING` rows, read to the statement's end (`fetch_all`): `fetch_one` and
@@ -202,3 +232,30 @@ impl Store for PgStore {
 }
 
 mod areas;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(url: &str) -> bool {
+        let opts = PgConnectOptions::from_str(url).expect("a valid URL");
+        plaintext_by_default(url, &opts)
+    }
+
+    #[test]
+    fn only_a_local_server_without_sslmode_is_reached_in_plain_text() {
+        // Anything named explicitly, and any remote host, keeps sqlx's choice.
+        assert!(!plain("postgres://loa@db.sgd.example.vn:5432/loa"));
+        assert!(!plain("postgres://loa@10.0.0.5/loa"));
+        assert!(!plain("postgres://loa@127.0.0.1/loa?sslmode=require"));
+        assert!(!plain("postgres://loa@localhost/loa?sslmode=prefer"));
+        assert!(!plain("postgres://loa@[::1]/loa?ssl-mode=verify-full"));
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return;
+        }
+        assert!(plain("postgres://loa@127.0.0.1:5432/loa"));
+        assert!(plain("postgres://loa@127.0.0.2/loa?options[search_path]=x"));
+        assert!(plain("postgres://loa@localhost/loa"));
+        assert!(plain("postgres://loa@[::1]:5432/loa"));
+    }
+}
