@@ -804,3 +804,58 @@ async fn the_people_not_reached_are_listed_with_their_reason_and_downloadable_as
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_sees_a_persons_page_and_erases_them_only_after_confirming() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    let parents = common::parents_with_children(&app, &t, 2).await;
+    web_user(&app, Some(t.school), "admin.th", &[UserRole::Admin]).await;
+    web_user(&app, Some(t.school), "xem", &[UserRole::Viewer]).await;
+    let tpl = common::template(&app, t.school).await;
+    let c = common::campaign(&app, t.school, tpl, &["parent"], &["sms"]).await;
+    app.start(c).await;
+    app.wait_done(c).await;
+    let p = parents[0];
+    let mut viewer = Browser::new(&app);
+    viewer.login("xem", PASSWORD).await;
+    assert_eq!(
+        viewer.get(&format!("/people/{p}")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let mut b = Browser::new(&app);
+    b.login("admin.th", PASSWORD).await;
+    let (s, _, html) = b.get(&format!("/people/{p}")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    // In full for an admin; the child; the campaign's message and how it ended.
+    assert!(
+        html.contains("+84912000000") && html.contains("Học Sinh 0"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("/campaigns/{c}\"")) && html.contains("Đã nhận"),
+        "{html}"
+    );
+    let token = b.csrf(&format!("/people/{p}")).await;
+    let (s, _, _) = b
+        .post(&format!("/people/{p}/erase"), &[("_csrf", &token)])
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, v) = app.get(&format!("/api/v1/contacts/{p}")).await;
+    assert_eq!(
+        v["full_name"], "Phụ Huynh 0",
+        "not erased without the confirmation"
+    );
+    let (s, to, _) = b
+        .post(
+            &format!("/people/{p}/erase"),
+            &[("_csrf", &token), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(to.starts_with("/people?org="), "{to}");
+    let (_, v) = app.get(&format!("/api/v1/contacts/{p}")).await;
+    assert_ne!(v["full_name"], "Phụ Huynh 0", "{v}");
+    assert!(v["phone"].is_null(), "{v}");
+    app.stop().await;
+}

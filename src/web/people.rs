@@ -227,5 +227,8 @@ pub async fn erase(
     }
     let c = staff.actor.visible_contact(&s, id).await?;
     crate::api::contacts::erase_as(&staff.actor, &s, id).await?;
-    Ok(super::session::see_other(&format!("/people?org={}&erased=1", c.org_id)))
+    Ok(super::session::see_other(&format!(
+        "/people?org={}&erased=1",
+        c.org_id
+    )))
 }
