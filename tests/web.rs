@@ -149,6 +149,29 @@ async fn login_sets_a_safe_cookie_and_failed_logins_are_throttled() {
     let (s, _, _) = b.login("khong.co", PASSWORD).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
+    // A login posted from another site is refused (no session yet, so no CSRF token: the Origin).
+    let r = reqwest::Client::new()
+        .post(format!("{}/login", app.base))
+        .header("origin", "https://evil.example")
+        .form(&[("username", "gv.b"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Pages are not cached, not framed, and run only Loa's own scripts.
+    let r = reqwest::Client::new()
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     // Another account from the same address still logs in; the cookie is HttpOnly, SameSite and,
     // behind https, Secure.
     let r = reqwest::Client::builder()

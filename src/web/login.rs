@@ -125,11 +125,33 @@ fn throttled_message(until: i64) -> String {
     )
 }
 
+/// The login form has no session, hence no CSRF token: a login posted from another site (to log a
+/// victim into the attacker's account) is refused by its `Origin`, which browsers send with every
+/// cross-site POST.
+fn foreign_origin(headers: &axum::http::HeaderMap) -> bool {
+    let (Some(origin), Some(host)) = (
+        headers.get("origin").and_then(|v| v.to_str().ok()),
+        headers.get("host").and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+    origin != "null" && origin_host != host
+}
+
 pub async fn submit(
     State(s): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    headers: axum::http::HeaderMap,
     WebForm(f): WebForm<LoginForm>,
 ) -> Result<Response, PageError> {
+    if foreign_origin(&headers) {
+        return Err(PageError::App(AppError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "Biểu mẫu đăng nhập phải được gửi từ chính trang của Loa.",
+        )));
+    }
     let next = safe_next(&f.next).to_string();
     let username = f.username.trim().to_string();
     if username.is_empty()

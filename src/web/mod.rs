@@ -35,6 +35,32 @@ pub fn router() -> Router<AppState> {
             get(unsubscribe::page).post(unsubscribe::confirm),
         )
         .route("/static/{file}", get(assets::serve))
+        .merge(staff_pages().layer(axum::middleware::map_response(page_headers)))
+}
+
+/// Staff pages show personal data and act on it: never cached, never framed by another site, and
+/// scripts only from Loa itself.
+async fn page_headers(mut r: axum::response::Response) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let h = r.headers_mut();
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+fn staff_pages() -> Router<AppState> {
+    Router::new()
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route(
