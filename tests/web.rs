@@ -882,3 +882,58 @@ async fn an_admin_sees_a_persons_page_and_erases_them_only_after_confirming() {
     assert!(v["phone"].is_null(), "{v}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_paused_channel_is_shown_and_skipped_from_the_campaign_page() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    web_user(&app, Some(t.school), "ht", &[UserRole::Approver]).await;
+    web_user(&app, Some(t.school), "xem", &[UserRole::Viewer]).await;
+    let tpl = common::template(&app, t.school).await;
+    let c = common::campaign(&app, t.school, tpl, &["parent"], &["sms", "email"]).await;
+    // What a provider's "no balance" does (tests/channels.rs drives it through the eSMS double).
+    assert!(
+        app.state
+            .store
+            .pause_channel(c, loa::domain::Channel::Sms, "no_balance", 1)
+            .await
+            .unwrap()
+    );
+    let mut viewer = Browser::new(&app);
+    viewer.login("xem", PASSWORD).await;
+    let (_, _, page) = viewer.get(&format!("/campaigns/{c}")).await;
+    assert!(page.contains("Tạm dừng:"), "{page}");
+    assert!(
+        !page.contains("Bỏ qua, chuyển kênh sau"),
+        "a viewer gets no button: {page}"
+    );
+    let mut b = Browser::new(&app);
+    b.login("ht", PASSWORD).await;
+    let (_, _, page) = b.get(&format!("/campaigns/{c}")).await;
+    assert!(page.contains("Bỏ qua, chuyển kênh sau"), "{page}");
+    let token = b.csrf(&format!("/campaigns/{c}")).await;
+    let (s, to, _) = b
+        .post(
+            &format!("/campaigns/{c}/channels/sms/skip"),
+            &[("_csrf", &token)],
+        )
+        .await;
+    assert_eq!(
+        (s, to),
+        (
+            StatusCode::SEE_OTHER,
+            format!("/campaigns/{c}?done=channel_skip")
+        )
+    );
+    let (_, p) = app.get(&format!("/api/v1/campaigns/{c}/progress")).await;
+    assert_eq!(p["progress"]["paused"][0]["skipped"], true, "{p}");
+    // Twice is the API's 409, as a page.
+    let (s, _, _) = b
+        .post(
+            &format!("/campaigns/{c}/channels/sms/skip"),
+            &[("_csrf", &token)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    app.stop().await;
+}

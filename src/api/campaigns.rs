@@ -491,10 +491,21 @@ async fn channel_action(
     State(s): State<AppState>,
     ApiPath((id, channel, action)): ApiPath<(i64, String, String)>,
 ) -> Result<Json<Value>, AppError> {
+    Ok(Json(channel_as(&actor, &s, id, &channel, &action).await?))
+}
+
+/// `resume` or `skip` a channel paused for a campaign, as the API and the pages do it.
+pub(crate) async fn channel_as(
+    actor: &Actor,
+    s: &AppState,
+    id: i64,
+    channel: &str,
+    action: &str,
+) -> Result<Value, AppError> {
     actor.require(OPERATE)?;
-    let (c, _) = actor.visible_campaign(&s, id).await?;
-    let channel = channel_param(&channel)?;
-    let done = match action.as_str() {
+    let (c, _) = actor.visible_campaign(s, id).await?;
+    let channel = channel_param(channel)?;
+    let done = match action {
         "resume" => s.store.resume_channel(id, channel).await?,
         "skip" => s.store.skip_channel(id, channel).await?,
         _ => return Err(AppError::not_found("channel action")),
@@ -512,7 +523,7 @@ async fn channel_action(
     };
     actor
         .audit(
-            &s,
+            s,
             Some(c.org_id),
             audit_action,
             "campaign",
@@ -520,9 +531,7 @@ async fn channel_action(
             json!({"channel": channel}),
         )
         .await;
-    Ok(Json(
-        json!({"campaign_id": id, "channel": channel, "done": action}),
-    ))
+    Ok(json!({"campaign_id": id, "channel": channel, "done": action}))
 }
 
 #[derive(Deserialize)]

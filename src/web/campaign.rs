@@ -20,6 +20,17 @@ use crate::domain::campaign::{Campaign, CampaignState};
 use crate::domain::delivery::Reason;
 use crate::domain::org::OrgKind;
 
+fn run_state(code: &str) -> &'static str {
+    match code {
+        "pending" => "chờ gửi",
+        "running" => "đang gửi",
+        "done" => "đã xong",
+        "cancelled" => "đã huỷ",
+        "skipped" => "bỏ qua",
+        _ => "khác",
+    }
+}
+
 fn action(action: &str, label: &str, class: &str, confirm: Option<&str>) -> Value {
     minijinja::context! { action, label, class, confirm }
 }
@@ -65,7 +76,12 @@ fn actions(actor: &Actor, c: &Campaign) -> Vec<Value> {
 
 /// The progress table's data: per channel (funnel and reasons in Vietnamese), final states, and
 /// per school for a campaign above the school.
-async fn progress_ctx(s: &AppState, c: &Campaign, org_kind: OrgKind) -> Result<Value, PageError> {
+async fn progress_ctx(
+    s: &AppState,
+    staff: &Staff,
+    c: &Campaign,
+    org_kind: OrgKind,
+) -> Result<Value, PageError> {
     let p = s.store.progress(c.id).await?;
     let by_channel = crate::report::by_channel(&p);
     let channels: Vec<Value> = by_channel
@@ -77,7 +93,7 @@ async fn progress_ctx(s: &AppState, c: &Campaign, org_kind: OrgKind) -> Result<V
                 .map(|(r, n)| minijinja::context! { label => Reason::label_vi(r), n => *n })
                 .collect();
             minijinja::context! {
-                label => labels::channel_code(code),
+                code, label => labels::channel_code(code),
                 s => Value::from_serialize(sum),
                 paused_vi => sum.paused.as_deref().map(Reason::label_vi),
                 reasons,
@@ -95,9 +111,23 @@ async fn progress_ctx(s: &AppState, c: &Campaign, org_kind: OrgKind) -> Result<V
     } else {
         crate::report::by_org(&s.store.summary_by_org(&[c.id]).await?)
     };
+    let mut runs = s.store.list_runs(c.id).await?;
+    // The newest 20 runs of a recurring campaign, newest first.
+    runs.reverse();
+    runs.truncate(20);
+    let runs: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            minijinja::context! {
+                slot => r.slot, state => run_state(&r.state), paused => r.paused, reason => r.reason,
+                created_at => r.created_at, finished_at => r.finished_at,
+            }
+        })
+        .collect();
     Ok(minijinja::context! {
         progress => Value::from_serialize(&p), channels, pending, states,
-        schools => Value::from_serialize(&schools),
+        schools => Value::from_serialize(&schools), runs, campaign_id => c.id,
+        csrf => staff.csrf, can_operate => staff.actor.0.has_any(OPERATE),
     })
 }
 
@@ -115,6 +145,8 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "pause" => "Đã tạm dừng.",
         "resume" => "Đã tiếp tục gửi.",
         "cancel" => "Đã huỷ chiến dịch.",
+        "channel_resume" => "Đã cho gửi lại trên kênh này.",
+        "channel_skip" => "Những người đang chờ kênh này được chuyển sang kênh sau.",
         _ => return None,
     })
 }
@@ -150,7 +182,7 @@ pub async fn page(
         .map(|ch: &Channel| labels::channel(*ch))
         .collect::<Vec<_>>()
         .join(" → ");
-    let progress = progress_ctx(&s, &c, org.kind).await?;
+    let progress = progress_ctx(&s, &staff, &c, org.kind).await?;
     let ctx = base(&staff, &c.name);
     Ok(view::render(
         "campaign.html",
@@ -175,7 +207,7 @@ pub async fn progress(
     let (c, org) = staff.actor.visible_campaign(&s, id).await?;
     Ok(view::render(
         "progress.html",
-        progress_ctx(&s, &c, org.kind).await?,
+        progress_ctx(&s, &staff, &c, org.kind).await?,
     )?)
 }
 
@@ -206,4 +238,22 @@ pub async fn act(
         _ => return Err(AppError::not_found("channel action").into()),
     }
     Ok(see_other(&format!("/campaigns/{id}?done={action}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+/// Resume or skip a channel paused for the campaign.
+pub async fn channel(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path((id, channel, action)): Path<(i64, String, String)>,
+    WebForm(f): WebForm<CsrfOnly>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    service::channel_as(&staff.actor, &s, id, &channel, &action).await?;
+    Ok(see_other(&format!("/campaigns/{id}?done=channel_{action}")).into_response())
 }

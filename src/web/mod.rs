@@ -101,6 +101,10 @@ fn staff_pages() -> Router<AppState> {
         .route("/campaigns/{id}/failures", get(failures::page))
         .route("/campaigns/{id}/failures.xlsx", get(failures::xlsx))
         .route("/campaigns/{id}/{action}", post(campaign::act))
+        .route(
+            "/campaigns/{id}/channels/{channel}/{action}",
+            post(campaign::channel),
+        )
 }
 
 /// What every staff page's layout needs: who is logged in, and the token its forms carry.
