@@ -692,6 +692,7 @@ async fn every_page_and_form_checks_role_and_scope() {
         Pause,
         NewTemplate,
         NewCampaign,
+        Publish,
     }
     use Page::*;
     let rules: &[(Page, &[&str], u16, u16)] = &[
@@ -708,6 +709,7 @@ async fn every_page_and_form_checks_role_and_scope() {
         // Nodes named in the form: the API's 403 out of scope.
         (NewTemplate, &["author"], 303, 403),
         (NewCampaign, &["author"], 303, 403),
+        (Publish, &["approver"], 303, 404),
     ];
     let app = spawn_app_with(|_, _| {}, false).await;
     let w = world(&app).await;
@@ -815,6 +817,10 @@ async fn every_page_and_form_checks_role_and_scope() {
                     ),
                     NewTemplate => (Method::POST, "/templates/new".to_string()),
                     NewCampaign => (Method::POST, "/campaigns/new".to_string()),
+                    Publish => (
+                        Method::POST,
+                        format!("/library/{}/publish", fx.template(org).await),
+                    ),
                 };
                 let mut b = http
                     .request(method.clone(), format!("{}{path}", app.base))
@@ -863,6 +869,7 @@ async fn every_page_and_form_checks_role_and_scope() {
         "/users",
         "/users/1",
         "/audit",
+        "/library",
     ] {
         let r = http
             .get(format!("{}{path}", app.base))

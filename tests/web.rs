@@ -937,3 +937,62 @@ async fn a_paused_channel_is_shown_and_skipped_from_the_campaign_page() {
     assert_eq!(s, StatusCode::CONFLICT);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn library_content_published_above_is_found_by_topic_and_copied_into_a_campaign() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    web_user(&app, Some(t.district), "pgd.duyet", &[UserRole::Approver]).await;
+    web_user(&app, Some(t.school), "gv", &[UserRole::Author]).await;
+    let tpl = common::template(&app, t.district).await;
+    let mut officer = Browser::new(&app);
+    officer.login("pgd.duyet", PASSWORD).await;
+    let (_, _, page) = officer.get("/library").await;
+    assert!(page.contains("Đưa vào thư viện dùng chung"), "{page}");
+    let token = officer.csrf("/library").await;
+    let (s, to, _) = officer
+        .post(
+            &format!("/library/{tpl}/publish"),
+            &[
+                ("_csrf", &token),
+                ("topics", "An toàn trên mạng, phụ huynh"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (s, to.as_str()),
+        (StatusCode::SEE_OTHER, "/library?done=published")
+    );
+    let mut teacher = Browser::new(&app);
+    teacher.login("gv", PASSWORD).await;
+    let (_, _, page) = teacher
+        .get("/library?topic=an+to%C3%A0n+tr%C3%AAn+m%E1%BA%A1ng")
+        .await;
+    assert!(
+        page.contains(&format!("/campaigns/new?template_id={tpl}")),
+        "{page}"
+    );
+    let (_, _, other) = teacher.get("/library?topic=kh%C3%A1c").await;
+    assert!(!other.contains(&format!("template_id={tpl}\"")), "{other}");
+    // Read from above, never republished (nor by an author).
+    let tt = teacher.csrf("/library").await;
+    assert_eq!(
+        teacher
+            .post(
+                &format!("/library/{tpl}/publish"),
+                &[("_csrf", &tt), ("topics", "x")]
+            )
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, _, form) = teacher
+        .get(&format!("/campaigns/new?template_id={tpl}"))
+        .await;
+    assert!(
+        form.contains(&format!("<option value=\"{tpl}\" selected>")),
+        "{form}"
+    );
+    assert!(form.contains("(thư viện)"), "{form}");
+    app.stop().await;
+}

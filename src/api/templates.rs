@@ -102,15 +102,25 @@ async fn publish(
     ApiPath(id): ApiPath<i64>,
     ApiJson(p): ApiJson<Publish>,
 ) -> Result<Json<Template>, AppError> {
+    Ok(Json(publish_as(&actor, &s, id, &p.topics).await?))
+}
+
+/// Publishing a template of the user's subtree to the shared library, as the API and the pages do
+/// it: approvers only; content from above may be read, not republished.
+pub(crate) async fn publish_as(
+    actor: &Actor,
+    s: &AppState,
+    id: i64,
+    topics: &[String],
+) -> Result<Template, AppError> {
     actor.require(APPROVER)?;
-    let t = actor.visible_template(&s, id).await?;
+    let t = actor.visible_template(s, id).await?;
     let org = s.store.get_org(t.org_id).await?;
     if !actor.0.covers(&org.path) {
         // Library content from above may be read, not republished.
         return Err(AppError::not_found("template"));
     }
-    let mut topics: Vec<String> = p
-        .topics
+    let mut topics: Vec<String> = topics
         .iter()
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty())
@@ -134,7 +144,7 @@ async fn publish(
     }
     actor
         .audit(
-            &s,
+            s,
             Some(t.org_id),
             "template.publish",
             "template",
@@ -142,7 +152,7 @@ async fn publish(
             json!({"topics": topics}),
         )
         .await;
-    Ok(Json(s.store.get_template(id).await?))
+    Ok(s.store.get_template(id).await?)
 }
 
 #[derive(Deserialize)]

@@ -164,9 +164,19 @@ async fn campaign_ctx(s: &AppState, staff: &Staff, f: &CampaignForm) -> Result<V
     })
 }
 
-pub async fn campaign_form(State(s): State<AppState>, staff: Staff) -> Result<Response, PageError> {
+#[derive(Deserialize)]
+pub struct Preselect {
+    template_id: Option<i64>,
+}
+
+pub async fn campaign_form(
+    State(s): State<AppState>,
+    staff: Staff,
+    axum::extract::Query(q): axum::extract::Query<Preselect>,
+) -> Result<Response, PageError> {
     staff.actor.require(AUTHOR)?;
     let f = CampaignForm {
+        template_id: q.template_id.unwrap_or_default(),
         role_parent: "1".into(),
         channel_1: "zalo".into(),
         channel_2: "sms".into(),

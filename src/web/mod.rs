@@ -10,6 +10,7 @@ mod failures;
 mod home;
 mod import;
 mod labels;
+mod library;
 mod login;
 mod people;
 pub mod session;
@@ -91,6 +92,8 @@ fn staff_pages() -> Router<AppState> {
             get(compose::campaign_form).post(compose::create_campaign),
         )
         .route("/audit", get(audit::page))
+        .route("/library", get(library::page))
+        .route("/library/{id}/publish", post(library::publish))
         .route("/users", get(users::list))
         .route("/users/{id}", get(users::one))
         .route("/users/{id}/password", post(users::set_password))

@@ -34,6 +34,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("failures.html", include_str!("templates/failures.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("person.html", include_str!("templates/person.html")),
+    ("library.html", include_str!("templates/library.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
