@@ -745,6 +745,26 @@ async fn an_admin_resets_a_password_ends_sessions_and_makes_a_token_within_the_s
         again.is_empty() && !html.contains(api_token),
         "shown once only"
     );
+    // Listed by name (never the token), and revoked from the page: the API refuses it at once.
+    assert!(html.contains("phần mềm trường"), "{html}");
+    let at = html.find("/tokens/").expect("a revoke form") + 8;
+    let token_id = html[at..at + html[at..].find('/').unwrap()].to_string();
+    let (s, to, _) = admin
+        .post(
+            &format!("/users/{gv}/tokens/{token_id}/revoke"),
+            &[("_csrf", &token)],
+        )
+        .await;
+    assert_eq!(
+        (s, to),
+        (StatusCode::SEE_OTHER, format!("/users/{gv}?done=revoked"))
+    );
+    let (s, _) = app
+        .call_as(api_token, reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (_, _, html) = admin.get(&format!("/users/{gv}")).await;
+    assert!(!html.contains("phần mềm trường"), "{html}");
     // What the admin did is in the audit log, filtered by the action's start; not for a teacher.
     let (s, _, log) = admin.get("/audit?action=user.password").await;
     assert_eq!(s, StatusCode::OK);

@@ -237,13 +237,26 @@ async fn revoke(
     State(s): State<AppState>,
     ApiPath((id, token_id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Value>, AppError> {
-    let user = token_owner(&actor, &s, id).await?;
+    revoke_as(&actor, &s, id, token_id).await?;
+    Ok(Json(
+        json!({"id": token_id, "user_id": id, "revoked": true}),
+    ))
+}
+
+/// Revoking a user's token, as the API and the pages do it (the owner, or an admin above them).
+pub(crate) async fn revoke_as(
+    actor: &Actor,
+    s: &AppState,
+    id: i64,
+    token_id: i64,
+) -> Result<(), AppError> {
+    let user = token_owner(actor, s, id).await?;
     if !s.store.revoke_api_token(id, token_id, now_ms()).await? {
         return Err(AppError::not_found("token"));
     }
     actor
         .audit(
-            &s,
+            s,
             user.org_id,
             "token.revoke",
             "user",
@@ -251,9 +264,7 @@ async fn revoke(
             json!({"token_id": token_id}),
         )
         .await;
-    Ok(Json(
-        json!({"id": token_id, "user_id": id, "revoked": true}),
-    ))
+    Ok(())
 }
 
 async fn me(actor: Actor) -> Json<Principal> {

@@ -261,6 +261,14 @@ mod tests {
     }
 }
 
+/// An API token as its owner's page lists it (never the token: only its hash is kept).
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: Millis,
+}
+
 /// One audit log entry as read back.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditRow {

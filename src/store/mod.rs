@@ -15,7 +15,7 @@ mod sessions;
 mod sql_error;
 pub mod sqlite;
 mod tree;
-mod users;
+pub(super) mod users;
 
 pub use campaigns::CampaignStore;
 pub use contacts::ContactStore;

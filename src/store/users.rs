@@ -25,6 +25,9 @@ pub trait UserStore: Send + Sync {
         now: Millis,
     ) -> Result<i64>;
 
+    /// A user's live tokens, newest first.
+    async fn list_api_tokens(&self, user_id: i64) -> Result<Vec<crate::domain::access::TokenRow>>;
+
     /// Revokes a user's token; false if there was no such live token.
     async fn revoke_api_token(&self, user_id: i64, token_id: i64, now: Millis) -> Result<bool>;
 
@@ -42,3 +45,7 @@ pub trait UserStore: Send + Sync {
         limit: i64,
     ) -> Result<Vec<AuditRow>>;
 }
+
+/// The same text on both dialects.
+pub(super) const LIST_API_TOKENS: &str = "SELECT id, name, created_at FROM api_tokens \
+     WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id DESC LIMIT 100";

@@ -99,6 +99,10 @@ fn staff_pages() -> Router<AppState> {
         .route("/users/{id}/password", post(users::set_password))
         .route("/users/{id}/sessions", post(users::end_sessions))
         .route("/users/{id}/tokens", post(users::create_token))
+        .route(
+            "/users/{id}/tokens/{token_id}/revoke",
+            post(users::revoke_token),
+        )
         .route("/campaigns/{id}", get(campaign::page))
         .route("/campaigns/{id}/progress", get(campaign::progress))
         .route("/campaigns/{id}/failures", get(failures::page))

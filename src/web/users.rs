@@ -66,6 +66,7 @@ async fn user_page(
 ) -> Result<Response, PageError> {
     let u = token_owner(&staff.actor, s, id).await?;
     let sessions = s.store.list_sessions(u.id, now_ms()).await?;
+    let tokens = s.store.list_api_tokens(u.id).await?;
     let ctx = base(staff, &u.full_name);
     let html = view::render(
         "user.html",
@@ -73,6 +74,7 @@ async fn user_page(
             u => minijinja::Value::from_serialize(&u), roles => roles_vi(&u),
             org => org_name(s, u.org_id).await?, own => u.id == staff.actor.0.user_id,
             sessions => minijinja::Value::from_serialize(&sessions), flash, error, token,
+            tokens => minijinja::Value::from_serialize(&tokens),
             ..ctx
         },
     )?;
@@ -90,6 +92,7 @@ pub async fn one(
             Some("Đã đặt mật khẩu mới; các phiên đăng nhập của người dùng đã kết thúc.")
         }
         Some("sessions") => Some("Đã đăng xuất mọi phiên của người dùng."),
+        Some("revoked") => Some("Đã thu hồi mã truy cập."),
         _ => None,
     };
     user_page(&s, &staff, id, StatusCode::OK, flash, None, None).await
@@ -216,4 +219,15 @@ pub async fn create_token(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path((id, token_id)): Path<(i64, i64)>,
+    WebForm(f): WebForm<CsrfOnly>,
+) -> Result<Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    crate::api::users::revoke_as(&staff.actor, &s, id, token_id).await?;
+    Ok(see_other(&format!("/users/{id}?done=revoked")))
 }

@@ -35,6 +35,22 @@ impl UserStore for SqliteStore {
             .await
     }
 
+    async fn list_api_tokens(&self, user_id: i64) -> Result<Vec<crate::domain::access::TokenRow>> {
+        let rows = sqlx::query(crate::store::users::LIST_API_TOKENS)
+            .bind(user_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::domain::access::TokenRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn revoke_api_token(&self, user_id: i64, token_id: i64, now: Millis) -> Result<bool> {
         self.do_revoke_api_token(user_id, token_id, now).await
     }
