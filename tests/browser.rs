@@ -87,27 +87,21 @@ async fn login(b: &Client, base: &str, path: &str, username: &str) {
         .send_keys(PASSWORD)
         .await
         .unwrap();
-    b.find(Locator::Css("form[action='/login'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_button(b, "Đăng nhập").await;
     assert_eq!(b.current_url().await.unwrap().path(), path);
 }
 
-/// Clicks a button that submits a form and waits for the page the form leads to (a new document,
-/// fully loaded), so that what is read next is that page, not the one being left.
-async fn click_button(b: &Client, label: &str) {
+/// Clicks what the locator finds (a button that submits a form, a link) and waits for the page it
+/// leads to (a new document, fully loaded), so that what is read next is that page, not the one
+/// being left.
+async fn click_and_wait(b: &Client, what: Locator<'_>, label: &str) {
     b.execute("window.__loaOld = true;", vec![]).await.unwrap();
-    b.find(Locator::XPath(&format!(
-        "//button[normalize-space()='{label}']"
-    )))
-    .await
-    .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
-    .click()
-    .await
-    .unwrap();
+    b.find(what)
+        .await
+        .unwrap_or_else(|e| panic!("nothing to click for {label:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let loaded = b
@@ -127,6 +121,11 @@ async fn click_button(b: &Client, label: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn click_button(b: &Client, label: &str) {
+    let xpath = format!("//button[normalize-space()='{label}']");
+    click_and_wait(b, Locator::XPath(&xpath), label).await;
 }
 
 async fn text(b: &Client) -> String {
@@ -271,13 +270,12 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     let principal = browser(&driver).await;
     login(&principal, &base, "/approvals", "ht.minh").await;
     shoot(&principal, "4-principal-approval-queue").await;
-    principal
-        .find(Locator::LinkText("Tuần 2 - phụ huynh lớp 1A"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_wait(
+        &principal,
+        Locator::LinkText("Tuần 2 - phụ huynh lớp 1A"),
+        "the campaign in the queue",
+    )
+    .await;
     let page = text(&principal).await;
     assert!(
         page.contains("Xem trước phạm vi gửi") && page.contains("6 người nhận"),
