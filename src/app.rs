@@ -214,13 +214,19 @@ pub fn router(state: AppState) -> Router {
 
 /// What the request log shows of a URL: the path without its query (webhook tokens, Facebook's
 /// verify token, report signatures and unsubscribe channels travel there), and with the token of
-/// a link that acts for a person (`/u/<token>`, the unsubscribe link) replaced by `…`. Nothing
+/// a link that acts for a person (`/u/<token>`, the unsubscribe link) or names an upload
+/// (`/import/<token>/...`) replaced by `…`. Nothing
 /// else is logged of a request: no headers (the API token), no body.
 pub fn logged_path(path: &str) -> String {
-    match path.strip_prefix("/u/") {
-        Some(_) => "/u/…".to_string(),
-        None => path.chars().take(200).collect(),
+    if path.starts_with("/u/") {
+        return "/u/…".to_string();
     }
+    // An upload waiting on the import page is named by a random token in its path.
+    if let Some(rest) = path.strip_prefix("/import/") {
+        let tail = rest.split_once('/').map(|(_, t)| t).unwrap_or("");
+        return format!("/import/…/{tail}").chars().take(200).collect();
+    }
+    path.chars().take(200).collect()
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -253,6 +259,8 @@ mod tests {
     #[test]
     fn the_request_log_keeps_no_token_of_a_path() {
         assert_eq!(logged_path("/u/8-c0ffee"), "/u/…");
+        assert_eq!(logged_path("/import/loa_c0ffee/confirm"), "/import/…/confirm");
+        assert_eq!(logged_path("/import"), "/import");
         assert_eq!(logged_path("/webhooks/speedsms"), "/webhooks/speedsms");
         assert_eq!(logged_path("/api/v1/contacts/7"), "/api/v1/contacts/7");
     }
