@@ -1183,4 +1183,10 @@ async fn web_sessions_end_and_failed_logins_count_in_a_window() {
     assert_eq!((f[0].1.failures, f[0].1.first_at), (1, T0 + window + 1));
     store.clear_login_failures(&keys[0]).await.unwrap();
     assert_eq!(store.login_failures(&keys).await.unwrap().len(), 1);
+    // Long after its window, a key is dropped when another failure is noted.
+    store
+        .note_login_failure(&[user_key("other")], T0 + 10 * window, window)
+        .await
+        .unwrap();
+    assert!(store.login_failures(&keys).await.unwrap().is_empty());
 }

@@ -86,6 +86,7 @@ pub(super) const NOTE_LOGIN_FAILURE: &str = "INSERT INTO login_throttle (key, fa
      VALUES ($1, 1, $2) ON CONFLICT (key) DO UPDATE SET \
      failures = CASE WHEN login_throttle.first_at <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
      first_at = CASE WHEN login_throttle.first_at <= $3 THEN $2 ELSE login_throttle.first_at END";
+pub(super) const PRUNE_LOGIN_FAILURES: &str = "DELETE FROM login_throttle WHERE first_at < $1";
 pub(super) const CLEAR_LOGIN_FAILURES: &str = "DELETE FROM login_throttle WHERE key = $1";
 pub(super) const PRUNE_UPLOADS: &str = "DELETE FROM upload_stash WHERE created_at < $1";
 pub(super) const STASH_UPLOAD: &str = "INSERT INTO upload_stash \
@@ -234,6 +235,12 @@ macro_rules! session_store {
                 window_ms: Millis,
             ) -> Result<()> {
                 let mut tx = self.$writer.begin().await?;
+                // Keys whose window ended long ago count nothing: dropped, so that guessing
+                // many usernames does not grow the table without end.
+                sqlx::query(PRUNE_LOGIN_FAILURES)
+                    .bind(now.saturating_sub(2 * window_ms))
+                    .execute(&mut *tx)
+                    .await?;
                 for key in keys {
                     sqlx::query(NOTE_LOGIN_FAILURE)
                         .bind(key)
