@@ -259,7 +259,10 @@ mod tests {
     #[test]
     fn the_request_log_keeps_no_token_of_a_path() {
         assert_eq!(logged_path("/u/8-c0ffee"), "/u/…");
-        assert_eq!(logged_path("/import/loa_c0ffee/confirm"), "/import/…/confirm");
+        assert_eq!(
+            logged_path("/import/loa_c0ffee/confirm"),
+            "/import/…/confirm"
+        );
         assert_eq!(logged_path("/import"), "/import");
         assert_eq!(logged_path("/webhooks/speedsms"), "/webhooks/speedsms");
         assert_eq!(logged_path("/api/v1/contacts/7"), "/api/v1/contacts/7");
