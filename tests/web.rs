@@ -1016,3 +1016,48 @@ async fn library_content_published_above_is_found_by_topic_and_copied_into_a_cam
     assert!(form.contains("(thư viện)"), "{form}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_adds_a_person_and_a_bad_number_comes_back_on_the_form() {
+    let app = spawn_app(|_, _| {}).await;
+    let t = common::tree(&app).await;
+    web_user(&app, Some(t.school), "admin.th", &[UserRole::Admin]).await;
+    web_user(&app, Some(t.school), "xem", &[UserRole::Viewer]).await;
+    let mut viewer = Browser::new(&app);
+    viewer.login("xem", PASSWORD).await;
+    assert_eq!(
+        viewer.get(&format!("/people/new?org={}", t.school)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let mut b = Browser::new(&app);
+    b.login("admin.th", PASSWORD).await;
+    let token = b.csrf(&format!("/people/new?org={}", t.school)).await;
+    let school = t.school.to_string();
+    let form = |phone: &'static str| {
+        vec![
+            ("_csrf", token.clone()),
+            ("org_id", school.clone()),
+            ("role", "parent".to_string()),
+            ("full_name", "Nguyễn Thị Mới".to_string()),
+            ("phone", phone.to_string()),
+        ]
+    };
+    let bad = form("09-12");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, _, html) = b.post("/people/new", &bad).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains("value=\"Nguyễn Thị Mới\"") && html.contains("value=\"09-12\""),
+        "{html}"
+    );
+    let good = form("0912 345 678");
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, to, _) = b.post("/people/new", &good).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, _, page) = b.get(&to).await;
+    assert!(
+        page.contains("Nguyễn Thị Mới") && page.contains("+84912345678"),
+        "{page}"
+    );
+    app.stop().await;
+}

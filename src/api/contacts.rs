@@ -33,9 +33,21 @@ async fn create(
     State(s): State<AppState>,
     ApiJson(input): ApiJson<NewContactInput>,
 ) -> Result<(StatusCode, Json<Contact>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_as(&actor, &s, input).await?),
+    ))
+}
+
+/// Adding one person, as the API and the pages do it: admins of the node or above; audited.
+pub(crate) async fn create_as(
+    actor: &Actor,
+    s: &AppState,
+    input: NewContactInput,
+) -> Result<Contact, AppError> {
     actor.require(ADMIN)?;
     let c = input.validate()?;
-    actor.target_org(&s, c.org_id, "org_id").await?;
+    actor.target_org(s, c.org_id, "org_id").await?;
     let contact = s
         .store
         .create_contact(&c, now_ms())
@@ -50,7 +62,7 @@ async fn create(
         })?;
     actor
         .audit(
-            &s,
+            s,
             Some(contact.org_id),
             "contact.create",
             "contact",
@@ -58,7 +70,7 @@ async fn create(
             json!({"role": contact.role}),
         )
         .await;
-    Ok((StatusCode::CREATED, Json(contact)))
+    Ok(contact)
 }
 
 /// Contacts per page: the default and the most one request may ask for.

@@ -71,6 +71,7 @@ fn staff_pages() -> Router<AppState> {
         .route("/", get(home::page))
         .route("/approvals", get(home::approvals))
         .route("/people", get(people::page))
+        .route("/people/new", get(people::new_form).post(people::create))
         .route("/people/{id}", get(people::person))
         .route("/people/{id}/erase", post(people::erase))
         .route(

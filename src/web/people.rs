@@ -232,3 +232,127 @@ pub async fn erase(
         c.org_id
     )))
 }
+
+#[derive(Default, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct PersonForm {
+    #[serde(rename = "_csrf", skip_serializing)]
+    csrf: String,
+    org_id: i64,
+    role: String,
+    full_name: String,
+    student_code: String,
+    phone: String,
+    email: String,
+}
+
+#[derive(Deserialize)]
+pub struct NewIn {
+    org: i64,
+}
+
+fn person_form_page(
+    staff: &Staff,
+    org: &Org,
+    f: &PersonForm,
+    status: axum::http::StatusCode,
+    error: Option<(String, Vec<String>)>,
+) -> Result<axum::response::Response, PageError> {
+    use axum::response::IntoResponse;
+    let roles: Vec<(&str, &str)> = [Role::Parent, Role::Student, Role::Staff]
+        .iter()
+        .map(|r| (r.as_str(), labels::contact_role(*r)))
+        .collect();
+    let (error, details) = match error {
+        Some((e, d)) => (Some(e), d),
+        None => (None, Vec::new()),
+    };
+    let ctx = base(staff, "Thêm người");
+    Ok((
+        status,
+        view::render(
+            "person_form.html",
+            minijinja::context! {
+                org => Value::from_serialize(org), roles, f => Value::from_serialize(f), error, details,
+                ..ctx
+            },
+        )?,
+    )
+        .into_response())
+}
+
+pub async fn new_form(
+    State(s): State<AppState>,
+    staff: Staff,
+    Query(q): Query<NewIn>,
+) -> Result<axum::response::Response, PageError> {
+    staff.actor.require(crate::api::auth::ADMIN)?;
+    let org = staff.actor.visible_org(&s, q.org).await?;
+    let f = PersonForm {
+        org_id: org.id,
+        role: if org.kind == OrgKind::Class {
+            "student"
+        } else {
+            "parent"
+        }
+        .into(),
+        ..Default::default()
+    };
+    person_form_page(&staff, &org, &f, axum::http::StatusCode::OK, None)
+}
+
+/// Adds one person through the API's own function; a refusal comes back on the form.
+pub async fn create(
+    State(s): State<AppState>,
+    staff: Staff,
+    super::login::WebForm(f): super::login::WebForm<PersonForm>,
+) -> Result<axum::response::Response, PageError> {
+    staff.check_csrf(&f.csrf)?;
+    staff.actor.require(crate::api::auth::ADMIN)?;
+    let org = staff.actor.visible_org(&s, f.org_id).await?;
+    let blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
+    let Some(role) = Role::parse(f.role.trim()) else {
+        return person_form_page(
+            &staff,
+            &org,
+            &f,
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            Some((
+                "Cần chọn vai trò: phụ huynh, học sinh hoặc cán bộ.".into(),
+                Vec::new(),
+            )),
+        );
+    };
+    let input = crate::domain::contact::NewContactInput {
+        org_id: org.id,
+        role,
+        full_name: f.full_name.clone(),
+        phone: blank(&f.phone),
+        email: blank(&f.email),
+        zalo_user_id: None,
+        facebook_psid: None,
+        student_code: blank(&f.student_code),
+    };
+    match crate::api::contacts::create_as(&staff.actor, &s, input).await {
+        Ok(c) => Ok(super::session::see_other(&format!("/people/{}", c.id))),
+        Err(e) if e.status.is_client_error() && e.status != axum::http::StatusCode::FORBIDDEN => {
+            let details = e
+                .details
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.get("message").and_then(|m| m.as_str()).map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            person_form_page(
+                &staff,
+                &org,
+                &f,
+                e.status,
+                Some((e.message.clone(), details)),
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}

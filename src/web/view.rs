@@ -35,6 +35,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("audit.html", include_str!("templates/audit.html")),
     ("person.html", include_str!("templates/person.html")),
     ("library.html", include_str!("templates/library.html")),
+    (
+        "person_form.html",
+        include_str!("templates/person_form.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {
