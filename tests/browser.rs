@@ -12,21 +12,9 @@ use loa::domain::access::UserRole;
 use serde_json::json;
 
 mod common;
-use common::{TestApp, peers, spawn_app};
+use common::{peers, spawn_app, web_user};
 
-const PASSWORD: &str = "mật khẩu thử 2026";
-
-async fn web_user(app: &TestApp, org: Option<i64>, username: &str, roles: &[UserRole]) {
-    let p = loa::approval::tool_user(app.state.store.as_ref(), org, username, username, roles)
-        .await
-        .unwrap();
-    let hash = loa::auth::hash_password(PASSWORD).unwrap();
-    app.state
-        .store
-        .set_password(p.user_id, &hash)
-        .await
-        .unwrap();
-}
+const PASSWORD: &str = common::WEB_PASSWORD;
 
 fn screenshots() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -320,9 +308,13 @@ async fn staff_work_through_the_pages_in_a_real_browser() {
     let viewer = browser(&driver).await;
     login(&viewer, &base, "/", "xem.hoa").await;
     let home = text(&viewer).await;
+    assert!(home.contains("Trường Tiểu học Mỹ Phú"), "{home}");
     assert!(
-        !home.contains("Chờ duyệt\n") && home.contains("Trường Tiểu học Mỹ Phú"),
-        "{home}"
+        viewer
+            .find(Locator::Css("a[href='/approvals']"))
+            .await
+            .is_err(),
+        "a viewer's menu has no approval queue"
     );
     viewer.goto(&format!("{base}/approvals")).await.unwrap();
     let denied = text(&viewer).await;

@@ -8,23 +8,9 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
 mod common;
-use common::{TestApp, spawn_app};
+use common::{TestApp, spawn_app, web_user};
 
-pub const PASSWORD: &str = "mật khẩu thử 2026";
-
-/// A user with a password, at `org`.
-async fn web_user(app: &TestApp, org: Option<i64>, username: &str, roles: &[UserRole]) -> i64 {
-    let p = loa::approval::tool_user(app.state.store.as_ref(), org, username, username, roles)
-        .await
-        .unwrap();
-    let hash = loa::auth::hash_password(PASSWORD).unwrap();
-    app.state
-        .store
-        .set_password(p.user_id, &hash)
-        .await
-        .unwrap();
-    p.user_id
-}
+const PASSWORD: &str = common::WEB_PASSWORD;
 
 /// A browser without JavaScript: follows no redirect by itself, keeps the session cookie.
 struct Browser {

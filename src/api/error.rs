@@ -74,6 +74,23 @@ impl AppError {
         self.details = json!({"reason": reason.into()});
         self
     }
+    /// The field errors a validation failure carries, as `field: message` lines (empty for any
+    /// other error), for pages that show them beside the form.
+    pub fn field_messages(&self) -> Vec<String> {
+        self.details
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| {
+                        let field = d.get("field").and_then(|f| f.as_str()).unwrap_or("");
+                        let msg = d.get("message").and_then(|m| m.as_str()).unwrap_or("");
+                        format!("{field}: {msg}")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A failure of ours: logged in full, answered without its details.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal failure");

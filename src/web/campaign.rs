@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::labels;
 use super::login::WebForm;
-use super::session::{PageError, Staff, see_other};
+use super::session::{CsrfOnly, PageError, Staff, see_other};
 use super::{base, view};
 use crate::api::auth::{ANY, APPROVER, AUTHOR, OPERATE, START};
 use crate::api::campaigns as service;
@@ -238,12 +238,6 @@ pub async fn act(
         _ => return Err(AppError::not_found("channel action").into()),
     }
     Ok(see_other(&format!("/campaigns/{id}?done={action}")).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 /// Resume or skip a channel paused for the campaign.

@@ -30,20 +30,7 @@ fn opt(s: &str) -> Option<String> {
 
 /// A refusal shown on the form: its message and, for field errors, each field's message.
 fn refusal(e: &AppError) -> (String, Vec<String>) {
-    let details = e
-        .details
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|d| {
-                    let field = d.get("field").and_then(|f| f.as_str()).unwrap_or("");
-                    let msg = d.get("message").and_then(|m| m.as_str()).unwrap_or("");
-                    format!("{field}: {msg}")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    (e.message.clone(), details)
+    (e.message.clone(), e.field_messages())
 }
 
 fn form_page(

@@ -115,6 +115,7 @@ pub async fn approvals(State(s): State<AppState>, staff: Staff) -> Result<Html<S
     staff.actor.require(APPROVER)?;
     let p = &staff.actor.0;
     let mut rows = Vec::new();
+    let mut names: std::collections::HashMap<i64, String> = Default::default();
     for c in s
         .store
         .list_campaigns(&p.org_path, None)
@@ -122,9 +123,11 @@ pub async fn approvals(State(s): State<AppState>, staff: Staff) -> Result<Html<S
         .into_iter()
         .filter(|c| c.state == CampaignState::Submitted)
     {
-        let org = s.store.get_org(c.org_id).await?;
+        if let std::collections::hash_map::Entry::Vacant(v) = names.entry(c.org_id) {
+            v.insert(s.store.get_org(c.org_id).await?.name);
+        }
         rows.push(minijinja::context! {
-            id => c.id, name => c.name, org_name => org.name, send_at => c.send_at, updated_at => c.updated_at,
+            id => c.id, name => c.name, org_name => names.get(&c.org_id), send_at => c.send_at, updated_at => c.updated_at,
         });
     }
     let ctx = base(&staff, "Chờ duyệt");

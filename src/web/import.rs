@@ -84,15 +84,7 @@ async fn refused(s: &AppState, staff: &Staff, e: AppError) -> Result<Response, P
     if e.status != StatusCode::UNPROCESSABLE_ENTITY {
         return Err(e.into());
     }
-    let details: Vec<String> = e
-        .details
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.get("message").and_then(|m| m.as_str()).map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let details = e.field_messages();
     let orgs = targets(s, staff).await?;
     page(
         staff,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::session::{PageError, Staff, safe_next, see_other, with_cookie};
+use super::session::{CsrfOnly, PageError, Staff, safe_next, see_other, with_cookie};
 use super::{ClientAddr, base, view};
 use crate::api::error::AppError;
 use crate::api::{Actor, AppState};
@@ -225,12 +225,6 @@ pub async fn submit(
             .await;
     }
     Ok(with_cookie(see_other(&next), s.web.cookie(Some(&value))))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 pub async fn logout(

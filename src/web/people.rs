@@ -336,15 +336,7 @@ pub async fn create(
     match crate::api::contacts::create_as(&staff.actor, &s, input).await {
         Ok(c) => Ok(super::session::see_other(&format!("/people/{}", c.id))),
         Err(e) if e.status.is_client_error() && e.status != axum::http::StatusCode::FORBIDDEN => {
-            let details = e
-                .details
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|d| d.get("message").and_then(|m| m.as_str()).map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let details = e.field_messages();
             person_form_page(
                 &staff,
                 &org,

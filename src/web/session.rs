@@ -124,6 +124,13 @@ impl Staff {
     }
 }
 
+/// A form that carries nothing but the session's CSRF token (log out, resume, revoke, ...).
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(rename = "_csrf", default)]
+    pub csrf: String,
+}
+
 /// What a page answers when it cannot show what was asked.
 #[derive(Debug)]
 pub enum PageError {
@@ -186,18 +193,11 @@ impl IntoResponse for PageError {
                     s if s.is_client_error() => "Yêu cầu chưa hợp lệ",
                     _ => "Lỗi hệ thống",
                 };
-                let mut details: Vec<String> = Vec::new();
+                let mut details = e.field_messages();
+                // Other facts the error names; the store's English `reason` stays out of the page.
                 if let Some(map) = e.details.as_object() {
-                    for (k, v) in map {
-                        if k != "reason" {
-                            details.push(format!("{k}: {}", v.as_str().unwrap_or(&v.to_string())));
-                        }
-                    }
-                } else if let Some(list) = e.details.as_array() {
-                    for v in list {
-                        let field = v.get("field").and_then(|f| f.as_str()).unwrap_or("");
-                        let msg = v.get("message").and_then(|f| f.as_str()).unwrap_or("");
-                        details.push(format!("{field}: {msg}"));
+                    for (k, v) in map.iter().filter(|(k, _)| *k != "reason") {
+                        details.push(format!("{k}: {}", v.as_str().unwrap_or(&v.to_string())));
                     }
                 }
                 let body = super::view::render(

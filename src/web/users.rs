@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::login::{WebForm, weak_password};
-use super::session::{PageError, Staff, see_other};
+use super::session::{CsrfOnly, PageError, Staff, see_other};
 use super::{base, labels, view};
 use crate::api::AppState;
 use crate::api::auth::ADMIN;
@@ -37,10 +37,15 @@ async fn org_name(s: &AppState, id: Option<i64>) -> Result<String, PageError> {
 pub async fn list(State(s): State<AppState>, staff: Staff) -> Result<Html<String>, PageError> {
     staff.actor.require(ADMIN)?;
     let mut users = Vec::new();
+    // Many users share a node: each node's name is read once.
+    let mut names: std::collections::HashMap<Option<i64>, String> = Default::default();
     for u in s.store.list_users(&staff.actor.0.org_path).await? {
+        if let std::collections::hash_map::Entry::Vacant(v) = names.entry(u.org_id) {
+            v.insert(org_name(&s, u.org_id).await?);
+        }
         users.push(minijinja::context! {
             id => u.id, username => u.username, full_name => u.full_name, roles => roles_vi(&u),
-            org => org_name(&s, u.org_id).await?, disabled => u.disabled,
+            org => names.get(&u.org_id), disabled => u.disabled,
         });
     }
     let ctx = base(&staff, "Người dùng");
@@ -147,12 +152,6 @@ pub async fn set_password(
         )
         .await;
     Ok(see_other(&format!("/users/{id}?done=password")))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
 }
 
 pub async fn end_sessions(

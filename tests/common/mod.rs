@@ -545,3 +545,25 @@ pub fn settled(p: &Value) -> bool {
         .iter()
         .any(|s| p["progress"]["by_state"][s].as_i64().unwrap_or(0) > 0)
 }
+
+/// The password of the users `web_user` makes, for the page tests.
+pub const WEB_PASSWORD: &str = "mật khẩu thử 2026";
+
+/// A user with the password `WEB_PASSWORD` at `org`, for the page tests; returns their id.
+pub async fn web_user(
+    app: &TestApp,
+    org: Option<i64>,
+    username: &str,
+    roles: &[loa::domain::access::UserRole],
+) -> i64 {
+    let p = loa::approval::tool_user(app.state.store.as_ref(), org, username, username, roles)
+        .await
+        .unwrap();
+    let hash = loa::auth::hash_password(WEB_PASSWORD).unwrap();
+    app.state
+        .store
+        .set_password(p.user_id, &hash)
+        .await
+        .unwrap();
+    p.user_id
+}
